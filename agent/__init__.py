@@ -1,0 +1,3 @@
+"""dweb-agent: a monitoring agent for the decentralized web."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,108 @@
+"""Settings from config/agent.toml, overridden by DWEB_AGENT_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "DWEB_AGENT_"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "agent.toml"
+
+
+class ConfigError(Exception):
+    """The configuration file or an override could not be used."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentSettings(_Section):
+    data_dir: Path = Path("~/.local/share/dweb-agent")
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(default=9464, ge=0, le=65535)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+
+class GatewaySettings(_Section):
+    urls: list[str] = Field(default_factory=list)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    max_retry_after_s: float = Field(default=30.0, ge=0)
+
+
+class LimitSettings(_Section):
+    max_block_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    max_item_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    max_scan_bytes: int = Field(default=10 * 1024**3, gt=0)
+    max_items: int = Field(default=100_000, gt=0)
+    max_dag_depth: int = Field(default=256, gt=0)
+    max_buffered_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+
+class ScanSettings(_Section):
+    sniff_bytes: int = Field(default=4096, ge=64)
+
+
+class Settings(_Section):
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    gateways: GatewaySettings = Field(default_factory=GatewaySettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    scan: ScanSettings = Field(default_factory=ScanSettings)
+
+
+def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Apply DWEB_AGENT_<SECTION>_<KEY> variables onto the parsed TOML.
+
+    List-valued keys take a comma-separated string. Unknown names are an error,
+    so a typo in a deployment never silently keeps the default."""
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    sections = Settings.model_fields
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section = next((s for s in sections if rest.startswith(s + "_")), None)
+        if section is None:
+            raise ConfigError(f"{name}: no configuration section matches")
+        key = rest[len(section) + 1:]
+        model = sections[section].annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        field = model.model_fields.get(key)
+        if field is None:
+            raise ConfigError(f"{name}: [{section}] has no key {key!r}")
+        parsed: Any = value
+        if getattr(field.annotation, "__origin__", None) is list:
+            parsed = [part.strip() for part in value.split(",") if part.strip()]
+        merged.setdefault(section, {})[key] = parsed
+    return merged
+
+
+def load_settings(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read settings; `path` defaults to $DWEB_AGENT_CONFIG, then config/agent.toml."""
+    env = os.environ if environ is None else environ
+    if path is None:
+        path = Path(env[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in env else DEFAULT_CONFIG_PATH
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    elif path != DEFAULT_CONFIG_PATH:
+        raise ConfigError(f"{path}: no such configuration file")
+    try:
+        return Settings.model_validate(_env_overrides(raw, env))
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
