@@ -1,0 +1,1 @@
+"""Content addressing and verified retrieval. Knows nothing of lists or alerts."""

@@ -1,0 +1,162 @@
+"""Where blocks come from: the interfaces the DAG walker reads through.
+
+A *session* serves one entity (a file, a directory with its HAMT shards, a
+document): it is opened on the entity's root CID and then asked for the blocks
+below it, in the depth-first order a walker needs them. Sessions let a CAR
+response be consumed as a stream and let one failing item fail alone."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from agent.ipfs.cid import CID, block_key
+
+
+@dataclass
+class Provenance:
+    """Which gateways served an entity's blocks and which were caught lying."""
+
+    served_by: list[str] = field(default_factory=list)
+    lied: list[str] = field(default_factory=list)
+    blocked_at: dict[str, int] = field(default_factory=dict)
+
+    def served(self, source: str) -> None:
+        if source not in self.served_by:
+            self.served_by.append(source)
+
+    def merge(self, other: Provenance) -> None:
+        for url in other.served_by:
+            self.served(url)
+        for url in other.lied:
+            if url not in self.lied:
+                self.lied.append(url)
+        self.blocked_at.update(other.blocked_at)
+
+
+class BlockSession(Protocol):
+    provenance: Provenance
+
+    async def get(self, cid: CID) -> bytes:
+        """A verified block below this session's root."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class BlockSource(Protocol):
+    async def open(self, cid: CID) -> tuple[bytes, BlockSession]:
+        """Start a session on an entity; returns its verified root block."""
+        ...
+
+
+class BlockStash:
+    """Blocks that arrived before they were asked for.
+
+    Kept in memory up to `max_memory` bytes, then appended to an anonymous
+    temporary file, so a gateway sending blocks in an unexpected order costs
+    disk, never unbounded memory."""
+
+    def __init__(self, max_memory: int) -> None:
+        self._max_memory = max_memory
+        self._memory: dict[bytes, bytes] = {}
+        self._memory_bytes = 0
+        self._spill: tempfile.SpooledTemporaryFile[bytes] | None = None
+        self._on_disk: dict[bytes, tuple[int, int]] = {}
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._memory or key in self._on_disk
+
+    def __len__(self) -> int:
+        return len(self._memory) + len(self._on_disk)
+
+    def put(self, key: bytes, data: bytes) -> None:
+        if key in self:
+            return
+        if self._memory_bytes + len(data) <= self._max_memory:
+            self._memory[key] = data
+            self._memory_bytes += len(data)
+            return
+        if self._spill is None:
+            self._spill = tempfile.SpooledTemporaryFile(max_size=0)
+        self._spill.seek(0, os.SEEK_END)
+        offset = self._spill.tell()
+        self._spill.write(data)
+        self._on_disk[key] = (offset, len(data))
+
+    def pop(self, key: bytes) -> bytes | None:
+        data = self._memory.pop(key, None)
+        if data is not None:
+            self._memory_bytes -= len(data)
+            return data
+        where = self._on_disk.pop(key, None)
+        if where is None or self._spill is None:
+            return None
+        self._spill.seek(where[0])
+        return self._spill.read(where[1])
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+        self._memory.clear()
+        self._on_disk.clear()
+        self._memory_bytes = 0
+
+
+class RecentBlocks:
+    """A small byte-bounded LRU of blocks already handed out, for DAGs that
+    reference the same block twice (a file of repeated chunks)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max = max_bytes
+        self._items: OrderedDict[bytes, bytes] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        data = self._items.get(key)
+        if data is not None:
+            self._items.move_to_end(key)
+        return data
+
+    def put(self, key: bytes, data: bytes) -> None:
+        if len(data) > self._max or key in self._items:
+            return
+        self._items[key] = data
+        self._bytes += len(data)
+        while self._bytes > self._max:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= len(old)
+
+
+@dataclass
+class MemoryBlockSource:
+    """Blocks held in a dict: for local CAR files and tests. Blocks are verified on insertion."""
+
+    blocks: dict[bytes, bytes]
+    label: str = "memory"
+
+    async def open(self, cid: CID) -> tuple[bytes, BlockSession]:
+        session = _MemorySession(self)
+        return await session.get(cid), session
+
+
+class _MemorySession:
+    def __init__(self, source: MemoryBlockSource) -> None:
+        self._source = source
+        self.provenance = Provenance()
+
+    async def get(self, cid: CID) -> bytes:
+        from agent.ipfs.errors import MissingBlock
+
+        data = self._source.blocks.get(block_key(cid))
+        if data is None:
+            raise MissingBlock(str(cid), f"not in {self._source.label}")
+        self.provenance.served(self._source.label)
+        return data
+
+    async def aclose(self) -> None:
+        return None
