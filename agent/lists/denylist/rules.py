@@ -1,0 +1,59 @@
+"""Denylist rules as parsed from a `.deny` file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Mapping
+
+from agent.lists.denylist.paths import BlockedPath
+
+
+class RuleKind(StrEnum):
+    IPFS = "ipfs"  # /ipfs/<cid>[/path]: keyed by the CID's multihash
+    IPNS = "ipns"  # /ipns/<name>[/path]: keyed by multihash or DNS name
+    DOUBLE_HASH = "double-hash"  # //<multihash or legacy hex sha256>
+    PATH = "path"  # /<path>: any content path with this subpath
+
+
+@dataclass(frozen=True, slots=True)
+class DenyRule:
+    """One rule line. `key` is multihash bytes (IPFS, DOUBLE_HASH, IPNS keys)
+    or a lower-case DNS name (IPNS). `allow` marks a `!` exception rule."""
+
+    kind: RuleKind
+    key: bytes | str
+    path: BlockedPath
+    allow: bool
+    raw: str
+    source: str
+    line: int
+    hints: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class DenylistHeader:
+    version: int = 1
+    name: str = ""
+    description: str = ""
+    author: str = ""
+    hints: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class DenyDecision:
+    """The rule that decided: `blocked` is False when an exception (`!`) rule
+    matched last. `matched` says what was hashed or looked up, for the audit."""
+
+    blocked: bool
+    rule: DenyRule
+    matched: str
+
+    @property
+    def source(self) -> str:
+        return self.rule.source
+
+    @property
+    def line(self) -> int:
+        return self.rule.line
