@@ -286,7 +286,7 @@ class GatewayPool:
                     return data
         if provenance.blocked_at and all(url in provenance.blocked_at or "404" in why for url, why in answers.items()):
             raise BlockedContent(str(cid), dict(provenance.blocked_at))
-        detail = "; ".join(f"{url}: {why}" for url, why in answers.items())
+        detail = "; ".join(why if why.startswith(url) else f"{url}: {why}" for url, why in answers.items())
         raise MissingBlock(str(cid), detail)
 
     async def fetch_block(self, cid: CID, provenance: Provenance) -> bytes:

@@ -1,0 +1,147 @@
+"""Match signals against a set of hash lists.
+
+`MatchIndex` is built once from immutable HashLists and never changes, so a
+list update builds a new index and swaps the reference: readers never see a
+half-built index and need no lock."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from agent.lists.index import HammingIndex, NumpyHammingIndex
+from agent.lists.model import HashList, ListEntry
+from agent.signals import EXACT_TYPES, PERCEPTUAL_BITS, Signal, SignalType, VideoFrameHash
+
+IndexFactory = Callable[[int], HammingIndex]
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One list entry matched by one query. `distance` is 0 for exact types,
+    the Hamming distance for perceptual ones, and for vPDQ the percentage of
+    query frames matched (`compared_percent` is the list video's share)."""
+
+    list_name: str
+    entry_id: str
+    entry_value: str
+    signal_type: SignalType
+    distance: float
+    labels: tuple[str, ...]
+    signal: Signal | None
+    source: str = ""
+    line: int | None = None
+    compared_percent: float | None = None
+
+
+def _match(entry: ListEntry, distance: float, signal: Signal | None, compared: float | None = None) -> Match:
+    return Match(
+        list_name=entry.list_name,
+        entry_id=entry.entry_id,
+        entry_value=entry.value,
+        signal_type=entry.signal_type,
+        distance=distance,
+        labels=entry.labels,
+        signal=signal,
+        source=entry.source,
+        line=entry.line,
+        compared_percent=compared,
+    )
+
+
+class MatchIndex:
+    def __init__(
+        self,
+        lists: Iterable[HashList],
+        index_factory: IndexFactory = NumpyHammingIndex,
+    ) -> None:
+        self.lists: tuple[HashList, ...] = tuple(lists)
+        # Entries are addressed by position; each remembers its list's index.
+        self._entries: list[ListEntry] = []
+        self._list_of: list[int] = []
+        self._exact: dict[tuple[SignalType, str], list[int]] = {}
+        self._videos: list[int] = []
+        pending: dict[SignalType, tuple[list[int], list[str]]] = {}
+        for list_pos, hash_list in enumerate(self.lists):
+            for entry in hash_list.live_entries():
+                pos = len(self._entries)
+                self._entries.append(entry)
+                self._list_of.append(list_pos)
+                if entry.signal_type in PERCEPTUAL_BITS:
+                    ids, values = pending.setdefault(entry.signal_type, ([], []))
+                    ids.append(pos)
+                    values.append(entry.value)
+                elif entry.signal_type is SignalType.VPDQ:
+                    self._videos.append(pos)
+                else:
+                    # md5/sha1/sha256, and colorhash (no fixed width, so equality).
+                    self._exact.setdefault((entry.signal_type, entry.value), []).append(pos)
+        self._perceptual: dict[SignalType, HammingIndex] = {}
+        for signal_type, (ids, values) in pending.items():
+            index = index_factory(PERCEPTUAL_BITS[signal_type])
+            index.add(ids, values)
+            self._perceptual[signal_type] = index
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def match(self, signals: Iterable[Signal]) -> list[Match]:
+        """Every (signal, entry) pair within its list's threshold. PDQ queries
+        below a list's minimum quality (or without a quality) never match it."""
+        matches: list[Match] = []
+        by_type: dict[SignalType, list[Signal]] = {}
+        for signal in signals:
+            value = signal.value.strip().lower()
+            if signal.type in PERCEPTUAL_BITS:
+                # A malformed query is a hasher bug; failing loudly beats a
+                # silent miss.
+                if len(value) != PERCEPTUAL_BITS[signal.type] // 4 or not _HEX.fullmatch(value):
+                    raise ValueError(f"malformed {signal.type.value} query value {value[:80]!r}")
+                by_type.setdefault(signal.type, []).append(signal)
+            elif signal.type in EXACT_TYPES or signal.type is SignalType.COLORHASH:
+                for pos in self._exact.get((signal.type, value), ()):
+                    matches.append(_match(self._entries[pos], 0, signal))
+        for signal_type, queries in by_type.items():
+            matches.extend(self._match_perceptual(signal_type, queries))
+        return matches
+
+    def _match_perceptual(self, signal_type: SignalType, queries: Sequence[Signal]) -> list[Match]:
+        index = self._perceptual.get(signal_type)
+        if index is None:
+            return []
+        radius = max(l.distance_for(signal_type) for l in self.lists)
+        found = index.search([q.value.strip().lower() for q in queries], radius)
+        matches: list[Match] = []
+        for query, hits in zip(queries, found):
+            for pos, distance in hits:
+                hash_list = self.lists[self._list_of[pos]]
+                if distance > hash_list.distance_for(signal_type):
+                    continue
+                if signal_type is SignalType.PDQ and (
+                    query.quality is None or query.quality < hash_list.pdq_min_quality
+                ):
+                    continue
+                matches.append(_match(self._entries[pos], distance, query))
+        return matches
+
+    def match_video(self, frames: Sequence[VideoFrameHash]) -> list[Match]:
+        """vPDQ entries whose share of matched query frames reaches the list's
+        threshold (default 80%), using the reference brute-force comparison."""
+        # Imported here so that matching images never loads the video stack.
+        from agent.media.vpdq import match_videos
+
+        matches: list[Match] = []
+        for pos in self._videos:
+            entry = self._entries[pos]
+            hash_list = self.lists[self._list_of[pos]]
+            query_pct, compared_pct = match_videos(
+                list(frames),
+                list(entry.frames),
+                distance=hash_list.pdq_distance,
+                quality=hash_list.pdq_min_quality,
+            )
+            if query_pct >= hash_list.vpdq_match_percent and compared_pct >= hash_list.vpdq_compared_percent:
+                matches.append(_match(entry, query_pct, None, compared_pct))
+        return matches

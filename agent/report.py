@@ -1,0 +1,98 @@
+"""The scan report: what other tools read. Field names here are a public contract."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+
+class ItemStatus(StrEnum):
+    VERIFIED = "verified"  # every byte checked against its CID (or read from local disk)
+    INCOMPLETE = "incomplete"  # some block could not be obtained from any source
+    BLOCKED = "blocked"  # every gateway asked refused it with 410/451
+    ERROR = "error"  # malformed data, a refused path, a lying source with no honest one
+    SKIPPED = "skipped"  # over a configured limit; not examined
+
+
+# Exit codes of `dweb-agent scan` (documented in the README).
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class ItemSource:
+    gateway: str | None = None
+    verified: bool = False
+    gateways: list[str] = field(default_factory=list)
+    lied: list[str] = field(default_factory=list)
+    blocked_at: dict[str, int] = field(default_factory=dict)
+    local: str | None = None
+
+
+@dataclass
+class ItemReport:
+    path: str
+    cid: str | None
+    size: int | None
+    media_type: str | None
+    status: ItemStatus
+    error: str | None = None
+    source: ItemSource = field(default_factory=ItemSource)
+    signals: dict[str, Any] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = "file"
+    codec: str | None = None
+    mode: str | None = None
+    mtime: float | None = None
+    symlink_target: str | None = None
+    duplicate_of: str | None = None
+
+
+@dataclass
+class ScanReport:
+    target: str
+    root: str | None
+    started_at: str
+    finished_at: str | None = None
+    items: list[ItemReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    gateways: list[dict[str, Any]] = field(default_factory=list)
+    lists: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in ItemStatus}
+        for item in self.items:
+            counts[item.status.value] += 1
+        return {
+            "items": len(self.items),
+            **counts,
+            "findings": sum(len(item.findings) for item in self.items),
+            "bytes": sum(item.size or 0 for item in self.items if item.status == ItemStatus.VERIFIED),
+        }
+
+    def exit_code(self) -> int:
+        """1 if anything matched, else 2 if anything could not be verified, else 0.
+
+        Blocked items are a fact about gateways, not a failure of the scan."""
+        if any(item.findings for item in self.items):
+            return EXIT_FINDINGS
+        if self.errors or any(item.status in (ItemStatus.INCOMPLETE, ItemStatus.ERROR, ItemStatus.SKIPPED)
+                              for item in self.items):
+            return EXIT_ERROR
+        return EXIT_CLEAN
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["summary"] = self.summary()
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)

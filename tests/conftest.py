@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Awaitable
+from pathlib import Path
+
+import pytest
+
+from tests.support.gateway import FixtureGateway
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures"
+IPFS_FIXTURES = FIXTURES / "ipfs"
+MEDIA_FIXTURES = FIXTURES / "media"
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.fail(f"shared fixtures not found at {FIXTURES}")
+    return FIXTURES
+
+
+@pytest.fixture
+async def make_gateway() -> AsyncIterator[Callable[..., Awaitable[FixtureGateway]]]:
+    """Start real trustless gateways on 127.0.0.1 loaded with fixture CARs."""
+    started: list[FixtureGateway] = []
+
+    async def factory(*cars: Path, **knobs: object) -> FixtureGateway:
+        gw = FixtureGateway(**knobs)  # type: ignore[arg-type]
+        for car in cars:
+            await gw.load_car(car)
+        await gw.start()
+        started.append(gw)
+        return gw
+
+    yield factory
+    for gw in started:
+        await gw.stop()

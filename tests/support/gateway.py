@@ -1,0 +1,176 @@
+"""A real trustless gateway (aiohttp, 127.0.0.1) serving fixture blocks.
+
+Follows https://specs.ipfs.tech/http-gateways/trustless-gateway/ : raw blocks
+(`?format=raw` / `Accept: application/vnd.ipld.raw`) and CARs
+(`?format=car`, `dag-scope=block|entity|all`, DFS order, `dups=y|n`). A block
+it does not have ends a CAR stream early, as a real gateway's does. Knobs let a
+test make it lie, block, rate-limit or fail, and every request is counted."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from agent.ipfs.car import read_car_file
+from agent.ipfs.cid import CID, block_key, parse_cid
+from agent.ipfs.dag import document_links, decode_document
+from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, DAG_PB, UnixFSType, decode_pbnode, decode_unixfs
+
+_DOC_CODECS = (DAG_CBOR, DAG_JSON, 0x51, 0x0200)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def car_header(roots: list[CID]) -> bytes:
+    import dag_cbor
+
+    header = dag_cbor.encode({"roots": roots, "version": 1})
+    return _varint(len(header)) + header
+
+
+def car_section(cid: CID, data: bytes) -> bytes:
+    raw = bytes(cid)
+    return _varint(len(raw) + len(data)) + raw + data
+
+
+@dataclass
+class FixtureGateway:
+    blocks: dict[bytes, bytes] = field(default_factory=dict)
+    cids: dict[bytes, CID] = field(default_factory=dict)
+    lie_about: set[bytes] = field(default_factory=set)  # serve corrupted bytes for these
+    blocked: dict[bytes, int] = field(default_factory=dict)  # answer 410/451 for these roots
+    rate_limit: dict[bytes, int] = field(default_factory=dict)  # answer 429 this many times first
+    retry_after: str = "0"
+    hide: set[bytes] = field(default_factory=set)  # act as if these blocks were missing
+    honour_dups: bool = True
+    requests: Counter[str] = field(default_factory=Counter)
+    log: list[tuple[str, str, str]] = field(default_factory=list)  # (format, cid, scope)
+    url: str = ""
+    _runner: web.AppRunner | None = None
+
+    def add_blocks(self, blocks: list[tuple[CID, bytes]]) -> None:
+        for cid, data in blocks:
+            self.blocks[block_key(cid)] = data
+            self.cids[block_key(cid)] = cid
+
+    async def load_car(self, path: Path) -> list[CID]:
+        header, blocks = await read_car_file(path)
+        self.add_blocks([(b.cid, b.data) for b in blocks])
+        return list(header.roots)
+
+    def has(self, cid: CID) -> bool:
+        key = block_key(cid)
+        return key in self.blocks and key not in self.hide
+
+    def data_for(self, cid: CID) -> bytes:
+        data = self.blocks[block_key(cid)]
+        if block_key(cid) in self.lie_about:
+            return b"\x00not the real bytes\x00" + data[::-1]
+        return data
+
+    # -- DAG traversal in the order the spec asks for (DFS, links in order) --
+    def _children(self, cid: CID, scope: str, is_root: bool) -> list[CID]:
+        data = self.blocks[block_key(cid)]
+        codec = cid.codec.code
+        if codec == DAG_PB:
+            node = decode_pbnode(data)
+            unixfs = decode_unixfs(node.data) if node.data is not None else None
+            if scope == "all":
+                return [link.cid for link in node.links]
+            if unixfs is None:
+                return []
+            if unixfs.type in (UnixFSType.FILE, UnixFSType.RAW):
+                return [link.cid for link in node.links]
+            if unixfs.type == UnixFSType.HAMT_SHARD:
+                pad = len(format((unixfs.fanout or 256) - 1, "X"))
+                return [link.cid for link in node.links if len(link.name or "") == pad]
+            return []
+        if codec in _DOC_CODECS and scope == "all":
+            return [c for _, c in document_links(decode_document(codec, data))]
+        return []
+
+    def dag_order(self, root: CID, scope: str, dups: bool) -> tuple[list[CID], bool]:
+        """Blocks in DFS order, and whether the DAG was complete."""
+        order: list[CID] = []
+        seen: set[bytes] = set()
+        stack: list[tuple[CID, bool]] = [(root, True)]
+        while stack:
+            cid, is_root = stack.pop()
+            if cid.hashfun.code == 0:
+                continue  # identity: inline, never sent
+            key = block_key(cid)
+            if not self.has(cid):
+                return order, False
+            if key in seen and not dups:
+                continue
+            seen.add(key)
+            order.append(cid)
+            if scope == "block":
+                continue
+            stack.extend((c, False) for c in reversed(self._children(cid, scope, is_root)))
+        return order, True
+
+    # -- HTTP --
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        cid_text = request.match_info["cid"]
+        accept = request.headers.get("Accept", "")
+        fmt = request.query.get("format") or ("car" if "vnd.ipld.car" in accept else "raw" if "vnd.ipld.raw" in accept else "")
+        self.requests[fmt] += 1
+        scope = request.query.get("dag-scope", "all")
+        self.log.append((fmt, cid_text, scope))
+        try:
+            cid = parse_cid(cid_text)
+        except Exception as exc:
+            return web.Response(status=400, text=f"invalid CID: {exc}")
+        key = block_key(cid)
+        if key in self.blocked:
+            return web.Response(status=self.blocked[key], text="blocked by this gateway's denylist")
+        if self.rate_limit.get(key, 0) > 0:
+            self.rate_limit[key] -= 1
+            return web.Response(status=429, headers={"Retry-After": self.retry_after}, text="slow down")
+        if fmt not in ("raw", "car"):
+            return web.Response(status=406, text="this test gateway only answers trustless requests")
+        if not self.has(cid):
+            return web.Response(status=404, text="block not found")
+        if fmt == "raw":
+            return web.Response(body=self.data_for(cid), content_type="application/vnd.ipld.raw")
+        dups = self.honour_dups and "dups=y" in accept
+        order, _complete = self.dag_order(cid, scope, dups)
+        resp = web.StreamResponse(headers={
+            "Content-Type": f"application/vnd.ipld.car; version=1; order=dfs; dups={'y' if dups else 'n'}"})
+        await resp.prepare(request)
+        await resp.write(car_header([cid]))
+        for block_cid in order:
+            await resp.write(car_section(block_cid, self.data_for(block_cid)))
+        # An incomplete DAG simply ends early, as boxo's streaming responses do.
+        await resp.write_eof()
+        return resp
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_get("/ipfs/{cid}", self.handle)
+        app.router.add_get("/ipfs/{cid}/{path:.*}", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
