@@ -1,0 +1,199 @@
+"""A process pool that hashes media without blocking the event loop.
+
+Decoders run in worker processes: they are CPU-bound, they hold the GIL, and
+they are the code most exposed to hostile input. A worker that hangs is
+killed when the per-item timeout expires; a worker that dies takes only its
+own item down. Either way the pool is rebuilt and the agent carries on."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from agent.media.errors import DecodeTimeout, HashingFailed, MediaError, WorkerCrashed
+from agent.media.image import ImageResult
+from agent.media.limits import MediaLimits
+from agent.media.sniff import MediaKind, media_kind
+from agent.media.video import VideoHashes
+from agent.media.worker import hash_image_job, hash_video_job
+from agent.signals import Signal, VideoFrameHash
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaResult:
+    """Perceptual hashing outcome for one item (crypto digests are computed
+    while fetching, see CryptoHasher).
+
+    Images fill `signals` (and `image`); videos fill `video_frames` (vPDQ).
+    Other kinds have nothing to hash perceptually and come back empty."""
+
+    media_type: str
+    kind: MediaKind
+    signals: tuple[Signal, ...] = ()
+    video_frames: tuple[VideoFrameHash, ...] = ()
+    image: ImageResult | None = None
+    video: VideoHashes | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """True when limits cut the video short (its hash covers a prefix)."""
+        return self.video is not None and self.video.truncated
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class MediaHasher:
+    """Async front of a ProcessPoolExecutor for image and video hashing.
+
+    Use as `async with MediaHasher() as hasher: await hasher.signals_for(...)`.
+    At most `workers` items run at once; the timeout counts from the moment an
+    item starts in a worker, so a busy pool does not time items out."""
+
+    def __init__(
+        self,
+        limits: MediaLimits | None = None,
+        *,
+        workers: int | None = None,
+        start_method: str = "forkserver",
+    ) -> None:
+        self.limits = limits or MediaLimits()
+        self.workers = workers or _default_workers()
+        if self.workers < 1:
+            raise ValueError("workers must be >= 1")
+        # fork is unsafe next to asyncio and threads (locks copied mid-use);
+        # forkserver/spawn start clean interpreters.
+        if start_method not in multiprocessing.get_all_start_methods():
+            start_method = "spawn"
+        self._context = multiprocessing.get_context(start_method)
+        self._executor: ProcessPoolExecutor | None = None
+        self._generation = 0
+        self._slots = asyncio.Semaphore(self.workers)
+        self._rebuilds = 0
+
+    @property
+    def rebuilds(self) -> int:
+        """How often the pool was torn down after a timeout or crash."""
+        return self._rebuilds
+
+    async def __aenter__(self) -> MediaHasher:
+        self._ensure_executor()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            # Waiting for workers to exit is blocking: do it off the loop.
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+
+    async def hash_image(self, data: bytes | Path) -> ImageResult:
+        """Perceptual signals of an image given as bytes or as a file path."""
+        return await self.run(hash_image_job, data, self.limits)
+
+    async def hash_video(self, path: Path | bytes) -> list[VideoFrameHash]:
+        """vPDQ frame hashes of a video file (or its bytes)."""
+        return list((await self.run(hash_video_job, path, self.limits)).frames)
+
+    async def signals_for(self, data_or_path: bytes | Path, media_type: str) -> MediaResult:
+        """Hash one item according to its (sniffed) media type."""
+        kind = media_kind(media_type)
+        if kind == "image":
+            image = await self.run(hash_image_job, data_or_path, self.limits)
+            return MediaResult(media_type, kind, signals=image.signals, image=image)
+        if kind == "video":
+            video = await self.run(hash_video_job, data_or_path, self.limits)
+            return MediaResult(media_type, kind, video_frames=video.frames, video=video)
+        return MediaResult(media_type, kind)
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a picklable top-level function in a worker under the pool's
+        timeout and crash policy; MediaErrors raised there propagate as is."""
+        async with self._slots:
+            return await self._run_with_retry(fn, *args, **kwargs)
+
+    async def _run_with_retry(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        timeout = self.limits.timeout_s
+        # A dead worker breaks every item in flight, not only the one that
+        # killed it, so an item hit by a crash is retried once on a fresh pool.
+        # An item that crashes its worker twice is the culprit.
+        for attempt in (1, 2):
+            executor = self._ensure_executor()
+            generation = self._generation
+            try:
+                future: Future[T] = executor.submit(fn, *args, **kwargs)
+                return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            except TimeoutError:
+                self._rebuild(generation)
+                raise DecodeTimeout(
+                    f"hashing took longer than {timeout:g} s; worker killed"
+                ) from None
+            except BrokenProcessPool:
+                self._rebuild(generation)
+                if attempt == 2:
+                    raise WorkerCrashed(
+                        "worker process died while hashing this item (twice); "
+                        "the decoder probably crashed on it"
+                    ) from None
+            except MediaError:
+                raise
+            except Exception as exc:
+                raise HashingFailed(f"{type(exc).__name__}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _ensure_executor(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=self._context
+            )
+        return self._executor
+
+    def _rebuild(self, generation: int) -> None:
+        """Kill the workers of pool `generation` and start a new pool.
+
+        Several items may fail together; only the first one rebuilds."""
+        if generation != self._generation or self._executor is None:
+            return
+        old = self._executor
+        self._executor = None
+        self._generation += 1
+        self._rebuilds += 1
+        _kill_workers(old)
+        self._ensure_executor()
+
+
+def _kill_workers(executor: ProcessPoolExecutor) -> None:
+    # A hung worker never returns, and shutdown() cannot interrupt a running
+    # task, so the processes are killed. Python 3.14 has kill_workers(); on
+    # older versions the process table is the private _processes mapping.
+    kill: Any = getattr(executor, "kill_workers", None)
+    if callable(kill):
+        kill()
+    else:
+        processes: Any = getattr(executor, "_processes", None) or {}
+        for process in list(processes.values()):
+            if process.is_alive():
+                process.kill()
+    executor.shutdown(wait=False, cancel_futures=True)
