@@ -44,25 +44,26 @@ def hex_to_words(hashes: Sequence[str], bits: int) -> Words:
 
 if hasattr(np, "bitwise_count"):  # numpy >= 2.0
 
-    def _popcount(x: Words) -> npt.NDArray[np.uint8]:
-        counts: npt.NDArray[np.uint8] = np.bitwise_count(x)
+    def _popcount(x: Words, out: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        counts: npt.NDArray[np.uint8] = np.bitwise_count(x, out=out)
         return counts
 
 else:  # pragma: no cover - numpy 1.x fallback via a byte lookup table
     _TABLE = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
-    def _popcount(x: Words) -> npt.NDArray[np.uint8]:
+    def _popcount(x: Words, out: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         as_bytes = x.view(np.uint8).reshape(*x.shape, 8)
-        counts: npt.NDArray[np.uint8] = _TABLE[as_bytes].sum(axis=-1, dtype=np.uint8)
+        counts: npt.NDArray[np.uint8] = _TABLE[as_bytes].sum(axis=-1, dtype=np.uint8, out=out)
         return counts
 
 
 class NumpyHammingIndex:
     """Exact, vectorised brute force. Hashes are stored word-major (one
     contiguous array per 64-bit word) so each pass streams memory linearly;
-    work is chunked so temporaries stay near `chunk_bytes` whatever the size."""
+    work is chunked so temporaries stay near `chunk_bytes` whatever the size
+    (2 MiB measured fastest: the working set stays in cache)."""
 
-    def __init__(self, bits: int = 256, chunk_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(self, bits: int = 256, chunk_bytes: int = 2 * 1024 * 1024) -> None:
         if bits <= 0 or bits % 64:
             raise ValueError("bits must be a positive multiple of 64")
         self.bits = bits
@@ -116,8 +117,13 @@ class NumpyHammingIndex:
         return results
 
     def _distances(self, block: Words, start: int, stop: int) -> npt.NDArray[np.uint16]:
-        acc = np.zeros((block.shape[0], stop - start), dtype=np.uint16)
+        shape = (block.shape[0], stop - start)
+        acc = np.zeros(shape, dtype=np.uint16)
+        # Reused buffers: allocating fresh temporaries per word costs as much
+        # as the arithmetic at this size.
+        xor = np.empty(shape, dtype=np.uint64)
+        counts = np.empty(shape, dtype=np.uint8)
         for w in range(self._n_words):
-            column = self._words[w, start:stop]
-            acc += _popcount(np.bitwise_xor(block[:, w, None], column[None, :]))
+            np.bitwise_xor(block[:, w, None], self._words[w, start:stop][None, :], out=xor)
+            acc += _popcount(xor, counts)
         return acc

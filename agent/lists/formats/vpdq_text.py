@@ -44,7 +44,9 @@ def parse_vpdq_file(
             frame = parsed[0]
             normalise_value(SignalType.PDQ, frame.pdq_hex)
         except ValueError as exc:
-            problems.append(ParseProblem(source, number, f"bad vPDQ frame: {exc}"))
+            # The parser numbers lines of the text it was given (always 1 here).
+            reason = str(exc).removeprefix("line 1: ")
+            problems.append(ParseProblem(source, number, f"bad vPDQ frame: {reason}"))
             continue
         frames.append(frame)
     if not frames:
