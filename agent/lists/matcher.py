@@ -111,7 +111,9 @@ class MatchIndex:
         index = self._perceptual.get(signal_type)
         if index is None:
             return []
-        radius = max(l.distance_for(signal_type) for l in self.lists)
+        # One search at the widest list threshold, then each hit is held to its
+        # own list's threshold.
+        radius = max(hl.distance_for(signal_type) for hl in self.lists)
         found = index.search([q.value.strip().lower() for q in queries], radius)
         matches: list[Match] = []
         for query, hits in zip(queries, found):

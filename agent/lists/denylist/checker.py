@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from multiformats import CID
+
 from agent.lists.denylist.multihash import (
     SHA2_256,
     b58_multihash,
@@ -183,6 +185,4 @@ def _ipns_v1_base32(name: str) -> str | None:
     mh = name_multihash(name)
     if mh is None:
         return None
-    from multiformats import CID
-
     return str(CID("base32", 1, "libp2p-key", mh).encode("base32"))

@@ -52,9 +52,7 @@ def _labels(record: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(labels)
 
 
-def _entry(
-    record: object, index: int, list_name: str, source: str
-) -> ListEntry:
+def _entry(record: object, list_name: str, source: str) -> ListEntry:
     """One result record to an entry; raises ValueError with the reason."""
     if not isinstance(record, dict):
         raise ValueError("record is not an object")
@@ -109,7 +107,7 @@ def parse_tcap_page(
     entries: list[ListEntry] = []
     for index, record in enumerate(results):
         try:
-            entries.append(_entry(record, index, list_name, source))
+            entries.append(_entry(record, list_name, source))
         except ValueError as exc:
             record_id = record.get("id") if isinstance(record, dict) else None
             problems.append(ParseProblem(source, None, f"results[{index}] (id={record_id}): {exc}"))
