@@ -61,6 +61,8 @@ class ScanReport:
     target: str
     root: str | None
     started_at: str
+    # The CID a target's path led to (ipfs://root/a/b); None when the target had no path.
+    resolved: str | None = None
     finished_at: str | None = None
     items: list[ItemReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)

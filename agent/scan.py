@@ -20,7 +20,7 @@ import structlog
 from agent.config import Settings
 from agent.ipfs.blocks import BlockSource, Provenance
 from agent.ipfs.carfile import CarFileBlockSource
-from agent.ipfs.cid import CID, block_key
+from agent.ipfs.cid import CID, block_key, cid_text
 from agent.ipfs.dag import DagEntry, DagWalker, EntryKind
 from agent.ipfs.errors import BlockedContent, IpfsError, MissingBlock, TooLarge
 from agent.ipfs.gateway import GatewayPool, RetrievalMode, TrustlessGateway
@@ -136,8 +136,8 @@ class _ScanRun:
         self.limits = scanner.settings.limits
         self.report = report
         self.bytes_fetched = 0
-        self.examined: dict[bytes, ItemReport] = {}
-        self._lock = asyncio.Lock()
+        # One examination per distinct file CID; later paths wait for the first.
+        self.examined: dict[bytes, asyncio.Future[ItemReport]] = {}
 
     def _add(self, item: ItemReport) -> ItemReport:
         self.report.items.append(item)
@@ -190,10 +190,11 @@ class _ScanRun:
 
     async def _scan_dag(self, source: BlockSource, root: CID, path: tuple[str, ...]) -> None:
         walker = DagWalker(source, max_depth=self.limits.max_dag_depth, max_items=self.limits.max_items)
-        self.report.root = self.report.root or str(root)
+        self.report.root = self.report.root or cid_text(root)
         start = root
         if path:
             start = await walker.resolve(root, list(path))
+            self.report.resolved = cid_text(start)
         queue: asyncio.Queue[tuple[int, DagEntry] | None] = asyncio.Queue(maxsize=self.scanner.concurrency)
         results: dict[int, ItemReport] = {}
 
@@ -233,7 +234,7 @@ class _ScanRun:
                 self._add(results[index])
 
     async def _examine(self, walker: DagWalker, entry: DagEntry) -> ItemReport:
-        item = ItemReport(path=entry.path, cid=str(entry.cid), size=entry.size, media_type=None,
+        item = ItemReport(path=entry.path, cid=cid_text(entry.cid), size=entry.size, media_type=None,
                           status=ItemStatus.VERIFIED, kind=entry.kind.value, codec=entry.codec or None,
                           mode=f"{entry.mode:04o}" if entry.mode is not None else None, mtime=entry.mtime)
         provenance = entry.provenance
@@ -261,14 +262,26 @@ class _ScanRun:
 
     async def _examine_file(self, walker: DagWalker, entry: DagEntry, item: ItemReport) -> None:
         key = block_key(entry.cid)
-        async with self._lock:
-            earlier = self.examined.get(key)
-        if earlier is not None and earlier.status == ItemStatus.VERIFIED:
-            # Same CID, same bytes: reuse what was computed, fetch nothing again.
-            item.media_type, item.signals, item.size = earlier.media_type, dict(earlier.signals), earlier.size
-            item.duplicate_of = earlier.path
-            entry.provenance.merge(Provenance(served_by=list(earlier.source.gateways)))
-            return
+        first = self.examined.get(key)
+        if first is not None:
+            earlier = await asyncio.shield(first)
+            if earlier.status == ItemStatus.VERIFIED:
+                # Same CID, same bytes: reuse what was computed, fetch nothing again.
+                item.media_type, item.signals, item.size = earlier.media_type, dict(earlier.signals), earlier.size
+                item.duplicate_of = earlier.path
+                entry.provenance.merge(Provenance(served_by=list(earlier.source.gateways)))
+                return
+        mine: asyncio.Future[ItemReport] = asyncio.get_running_loop().create_future()
+        self.examined[key] = mine
+        try:
+            await self._fetch_file(walker, entry, item)
+        except BaseException:
+            item.status = ItemStatus.ERROR  # provisional, so waiters refetch rather than reuse
+            raise
+        finally:
+            mine.set_result(item)
+
+    async def _fetch_file(self, walker: DagWalker, entry: DagEntry, item: ItemReport) -> None:
         budget = self.limits.max_scan_bytes - self.bytes_fetched
         if budget <= 0:
             raise TooLarge(f"scan byte budget of {self.limits.max_scan_bytes} bytes is spent; item not fetched")
@@ -282,8 +295,6 @@ class _ScanRun:
             item.media_type = sniff_media_type(bytes(content.head)) if content.size else None
         item.size = content.size
         item.signals = content.signals()
-        async with self._lock:
-            self.examined.setdefault(key, item)
 
     async def _scan_local(self, root: Path) -> None:
         self.report.root = None

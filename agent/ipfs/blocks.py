@@ -130,33 +130,3 @@ class RecentBlocks:
         while self._bytes > self._max:
             _, old = self._items.popitem(last=False)
             self._bytes -= len(old)
-
-
-@dataclass
-class MemoryBlockSource:
-    """Blocks held in a dict: for local CAR files and tests. Blocks are verified on insertion."""
-
-    blocks: dict[bytes, bytes]
-    label: str = "memory"
-
-    async def open(self, cid: CID) -> tuple[bytes, BlockSession]:
-        session = _MemorySession(self)
-        return await session.get(cid), session
-
-
-class _MemorySession:
-    def __init__(self, source: MemoryBlockSource) -> None:
-        self._source = source
-        self.provenance = Provenance()
-
-    async def get(self, cid: CID) -> bytes:
-        from agent.ipfs.errors import MissingBlock
-
-        data = self._source.blocks.get(block_key(cid))
-        if data is None:
-            raise MissingBlock(str(cid), f"not in {self._source.label}")
-        self.provenance.served(self._source.label)
-        return data
-
-    async def aclose(self) -> None:
-        return None

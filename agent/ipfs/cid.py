@@ -11,7 +11,7 @@ from multiformats import CID, multibase, varint
 
 from agent.ipfs.errors import InvalidCid
 
-__all__ = ["CID", "parse_cid", "cid_from_prefix", "block_key", "IDENTITY_MAX_DIGEST"]
+__all__ = ["CID", "parse_cid", "cid_from_prefix", "block_key", "cid_text", "IDENTITY_MAX_DIGEST"]
 
 # Kubo and boxo refuse identity CIDs whose digest exceeds 128 bytes: an inlined
 # "block" that large is a way to smuggle data past block-level checks.
@@ -79,3 +79,8 @@ def cid_from_prefix(data: bytes | memoryview) -> tuple[CID, int]:
 def block_key(cid: CID) -> bytes:
     """The multihash bytes: the identity of a block regardless of CID version or codec."""
     return bytes(cid.digest)
+
+
+def cid_text(cid: CID) -> str:
+    """The canonical spelling: base58btc for CIDv0, base32 for CIDv1 (as Kubo prints them)."""
+    return str(cid) if cid.version == 0 else cid.encode("base32")

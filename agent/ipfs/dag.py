@@ -72,6 +72,32 @@ def join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
 
+def safe_join(parent: str, name: str) -> str:
+    """Join a link name to its directory's path, refusing any name that leaves the root.
+
+    UnixFS names should not contain '/', but real DAGs do (the gateway
+    conformance suite has `../file` inside a subdirectory). Like Kubo's TAR
+    export, a name is resolved against its directory and accepted only if the
+    result stays inside the root."""
+    if name in ("", ".", "..") or "\x00" in name or "\\" in name or name.startswith("/"):
+        raise PathEscape(f"link name {name!r} would leave the directory; not followed")
+    if "/" not in name:
+        return join(parent, name)
+    parts: list[str] = parent.split("/") if parent else []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if len(parts) <= 0:
+                raise PathEscape(f"link name {name!r} under {parent or 'the root'!r} would leave the root; not followed")
+            parts.pop()
+        else:
+            parts.append(part)
+    if not parts:
+        raise PathEscape(f"link name {name!r} resolves to the root itself; not followed")
+    return "/".join(parts)
+
+
 def _pb_file_size(u: UnixFSData) -> int:
     if u.filesize is not None:
         return u.filesize
@@ -123,6 +149,9 @@ class DagWalker:
         self._max_depth = max_depth
         self._max_items = max_items
         self.items_yielded = 0
+        # File roots already seen in this walk: a second path to the same CID is
+        # reported without fetching its root again (directories share files often).
+        self._known_files: dict[bytes, DagEntry] = {}
 
     async def _open(self, cid: CID) -> tuple[bytes, BlockSession | None]:
         inline = inline_block(cid)
@@ -185,10 +214,16 @@ class DagWalker:
         if key in ancestors:
             yield DagEntry(path, cid, EntryKind.ERROR, error=DagCycle(f"link to {cid} leads back to its own ancestor"))
             return
+        known = self._known_files.get(key)
+        if known is not None:
+            yield DagEntry(path, cid, EntryKind.FILE, size=known.size, mode=known.mode, mtime=known.mtime,
+                           codec=known.codec)
+            return
         try:
             block, session = await self._open(cid)
         except IpfsError as exc:
-            yield DagEntry(path, cid, EntryKind.ERROR, codec=cid.codec.name, error=exc)
+            failed = exc.provenance if isinstance(exc.provenance, Provenance) else Provenance()
+            yield DagEntry(path, cid, EntryKind.ERROR, codec=cid.codec.name, error=exc, provenance=failed)
             return
         provenance = session.provenance if session is not None else Provenance()
         keep_session = False
@@ -196,8 +231,10 @@ class DagWalker:
             codec = cid.codec.code
             if codec == RAW:
                 keep_session = True
-                yield DagEntry(path, cid, EntryKind.FILE, size=len(block), codec="raw", provenance=provenance,
-                               root_block=block, session=session)
+                entry = DagEntry(path, cid, EntryKind.FILE, size=len(block), codec="raw", provenance=provenance,
+                                 root_block=block, session=session)
+                self._known_files[key] = entry
+                yield entry
                 return
             if codec in _DOCUMENT_CODECS:
                 async for entry in self._visit_document(cid, block, path, depth, ancestors | {key}, provenance):
@@ -217,8 +254,10 @@ class DagWalker:
             mode = unixfs.mode if unixfs else None
             if unixfs is not None and unixfs.type in (UnixFSType.FILE, UnixFSType.RAW):
                 keep_session = True
-                yield DagEntry(path, cid, EntryKind.FILE, size=_pb_file_size(unixfs), mode=mode, mtime=mtime,
-                               codec="dag-pb", provenance=provenance, root_block=block, session=session)
+                entry = DagEntry(path, cid, EntryKind.FILE, size=_pb_file_size(unixfs), mode=mode, mtime=mtime,
+                                 codec="dag-pb", provenance=provenance, root_block=block, session=session)
+                self._known_files[key] = entry
+                yield entry
                 return
             if unixfs is not None and unixfs.type == UnixFSType.SYMLINK:
                 target = (unixfs.data or b"").decode("utf-8", errors="replace")
@@ -244,11 +283,11 @@ class DagWalker:
                 keep_session = True
             for name, child in links:
                 try:
-                    check_link_name(name)
+                    child_path = safe_join(path, name)
                 except PathEscape as exc:
                     yield DagEntry(join(path, name), child, EntryKind.ERROR, error=exc)
                     continue
-                async for entry in self._visit(child, join(path, name), depth + 1, ancestors | {key}):
+                async for entry in self._visit(child, child_path, depth + 1, ancestors | {key}):
                     yield entry
         finally:
             if not keep_session and session is not None:
@@ -304,13 +343,22 @@ class DagWalker:
         """The file's bytes in order, block by block; never more than `max_bytes`."""
         if entry.size is not None and entry.size > max_bytes:
             raise TooLarge(f"file is {entry.size} bytes; the limit per item is {max_bytes}")
-        block = entry.root_block if entry.root_block is not None else (await self._open(entry.cid))[0]
+        block, session, opened = entry.root_block, entry.session, None
+        if block is None:  # a repeated path: open the file afresh
+            block, opened = await self._open(entry.cid)
+            session = opened
+            if opened is not None:
+                entry.provenance = opened.provenance
         total = 0
-        async for chunk in self._file_chunks(entry.cid, block, entry.session, 0, frozenset()):
-            total += len(chunk)
-            if total > max_bytes:
-                raise TooLarge(f"file exceeds the limit per item of {max_bytes} bytes")
-            yield chunk
+        try:
+            async for chunk in self._file_chunks(entry.cid, block, session, 0, frozenset()):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise TooLarge(f"file exceeds the limit per item of {max_bytes} bytes")
+                yield chunk
+        finally:
+            if opened is not None:
+                await opened.aclose()
         if entry.size is not None and total != entry.size:
             raise DagError(f"file declares {entry.size} bytes but its blocks hold {total}")
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 
 class IpfsError(Exception):
-    """Base of every error raised by agent.ipfs."""
+    """Base of every error raised by agent.ipfs.
+
+    `provenance` (an agent.ipfs.blocks.Provenance) is attached when the error
+    ended a retrieval, so a report can still say which gateways lied or blocked."""
+
+    provenance: object | None = None
 
 
 class InvalidCid(IpfsError):

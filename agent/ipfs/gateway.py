@@ -300,6 +300,10 @@ class GatewayPool:
         session = _CarSession(self, cid) if self.mode == "car" else _RawSession(self)
         try:
             root = await session.get(cid)
+        except IpfsError as exc:
+            exc.provenance = session.provenance
+            await session.aclose()
+            raise
         except BaseException:
             await session.aclose()
             raise
