@@ -132,7 +132,8 @@ def scan(ctx: click.Context, target: str, gateways: tuple[str, ...], fmt: str | 
             with out.open("w", encoding="utf-8") as fh:
                 _table(report, Console(file=fh, width=160))
         else:
-            _table(report, Console())
+            # Off a terminal, never fold CIDs and paths at 80 columns.
+            _table(report, Console() if sys.stdout.isatty() else Console(width=220))
     sys.exit(report.exit_code())
 
 

@@ -75,10 +75,13 @@ def _status_for(exc: BaseException) -> ItemStatus:
 
 
 def _source(provenance: Provenance, status: ItemStatus) -> ItemSource:
+    remote = [s for s in provenance.served_by if not s.startswith("car:")]
+    local = next((s[len("car:"):] for s in provenance.served_by if s.startswith("car:")), None)
     return ItemSource(
-        gateway=provenance.served_by[0] if provenance.served_by else None,
+        gateway=remote[0] if remote else None,
+        local=local,
         verified=status == ItemStatus.VERIFIED,
-        gateways=list(provenance.served_by),
+        gateways=remote,
         lied=list(provenance.lied),
         blocked_at=dict(provenance.blocked_at),
     )

@@ -12,7 +12,7 @@ import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import dag_cbor
 
@@ -231,3 +231,23 @@ async def read_car_file(path: Path, *, max_block_bytes: int = 2 * 1024 * 1024) -
         reader = CarReader(FileByteStream(fh), max_block_bytes=max_block_bytes, source=str(path))
         header = await reader.read_header()
         return header, [block async for block in reader]
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def encode_car_header(roots: list[CID]) -> bytes:
+    header = dag_cbor.encode({"roots": list[Any](roots), "version": 1})
+    return _uvarint(len(header)) + header
+
+
+def encode_car_section(cid: CID, data: bytes) -> bytes:
+    raw = bytes(cid)
+    return _uvarint(len(raw) + len(data)) + raw + data

@@ -259,3 +259,50 @@ def decode_unixfs(data: bytes | memoryview) -> UnixFSData:
     except ValueError:
         raise DagError(f"UnixFS data: unknown Type {type_}") from None
     return UnixFSData(kind, payload, filesize, tuple(blocksizes), hash_type, fanout, mode, mtime)
+
+
+# --- encoding: for building DAGs (benchmarks, tests, tools) --------------------
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field_bytes(no: int, data: bytes) -> bytes:
+    return _uvarint(no << 3 | 2) + _uvarint(len(data)) + data
+
+
+def _field_varint(no: int, value: int) -> bytes:
+    return _uvarint(no << 3) + _uvarint(value)
+
+
+def encode_unixfs(type_: UnixFSType | int, data: bytes | None = None, filesize: int | None = None,
+                  blocksizes: list[int] | None = None, hash_type: int | None = None,
+                  fanout: int | None = None) -> bytes:
+    out = _field_varint(1, int(type_))
+    if data is not None:
+        out += _field_bytes(2, data)
+    if filesize is not None:
+        out += _field_varint(3, filesize)
+    for size in blocksizes or []:
+        out += _field_varint(4, size)
+    if hash_type is not None:
+        out += _field_varint(5, hash_type)
+    if fanout is not None:
+        out += _field_varint(6, fanout)
+    return out
+
+
+def encode_pbnode(links: list[tuple[CID, str, int]], data: bytes | None) -> bytes:
+    """Links are (cid, name, tsize); written in the given order, then Data (the canonical form)."""
+    out = b""
+    for cid, name, tsize in links:
+        out += _field_bytes(2, _field_bytes(1, bytes(cid)) + _field_bytes(2, name.encode()) + _field_varint(3, tsize))
+    if data is not None:
+        out += _field_bytes(1, data)
+    return out

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agent.ipfs.car import read_car_file
+from agent.ipfs.car import encode_car_header, encode_car_section, read_car_file
 from agent.ipfs.cid import CID, block_key, parse_cid
 from agent.ipfs.dag import document_links, decode_document
 from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, DAG_PB, UnixFSType, decode_pbnode, decode_unixfs
@@ -22,28 +22,8 @@ from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, DAG_PB, UnixFSType, decode_pbno
 _DOC_CODECS = (DAG_CBOR, DAG_JSON, 0x51, 0x0200)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def car_header(roots: list[CID]) -> bytes:
-    import dag_cbor
-
-    header = dag_cbor.encode({"roots": roots, "version": 1})
-    return _varint(len(header)) + header
-
-
-def car_section(cid: CID, data: bytes) -> bytes:
-    raw = bytes(cid)
-    return _varint(len(raw) + len(data)) + raw + data
+car_header = encode_car_header
+car_section = encode_car_section
 
 
 @dataclass

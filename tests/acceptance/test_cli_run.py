@@ -1,0 +1,48 @@
+"""`dweb-agent run` with the shipped config: starts with no setup, logs JSON, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+from pathlib import Path
+
+import aiohttp
+
+from tests.support.cli import dweb_agent_command
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_run_starts_with_the_default_config_serves_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "DWEB_AGENT_AGENT_DATA_DIR": str(tmp_path / "data"),
+           "DWEB_AGENT_AGENT_HEALTH_PORT": str(port)}
+    proc = await asyncio.create_subprocess_exec(*dweb_agent_command(), "run", env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    try:
+        line = await asyncio.wait_for(proc.stderr.readline(), 60)
+        started = json.loads(line)  # JSON, because stderr is not a terminal
+        assert started["event"] == "agent.started" and started["level"] == "info"
+        assert (tmp_path / "data").is_dir()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                assert resp.status == 200 and (await resp.json())["status"] == "ok"
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                assert "dweb_agent_up 1.0" in await resp.text()
+        proc.send_signal(signal.SIGTERM)
+        rest = (await asyncio.wait_for(proc.stderr.read(), 60)).decode()
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+        events = [json.loads(x)["event"] for x in rest.splitlines() if x.strip()]
+        assert events[-2:] == ["agent.stopping", "agent.stopped"]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -1,0 +1,36 @@
+"""Run the installed `dweb-agent` command as a user would, without blocking the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def dweb_agent_command() -> list[str]:
+    script = Path(sys.executable).parent / "dweb-agent"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("dweb-agent")
+    return [found] if found else [sys.executable, "-m", "agent"]
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
+    full_env = {**os.environ, **(env or {})}
+    proc = await asyncio.create_subprocess_exec(
+        *dweb_agent_command(), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=full_env,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())
