@@ -3,11 +3,13 @@
 Decoders run in worker processes: they are CPU-bound, they hold the GIL, and
 they are the code most exposed to hostile input. A worker that hangs is
 killed when the per-item timeout expires; a worker that dies takes only its
-own item down. Either way the pool is rebuilt and the agent carries on."""
+own item down (others caught in the crash are retried alone). Either way the
+pool is rebuilt and the agent carries on."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -85,6 +87,14 @@ class MediaHasher:
         self._generation = 0
         self._slots = asyncio.Semaphore(self.workers)
         self._rebuilds = 0
+        # Crash isolation (see run): _open is cleared while one item is
+        # retried alone; _idle is set when no item is in a worker.
+        self._isolation = asyncio.Lock()
+        self._open = asyncio.Event()
+        self._open.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._in_flight = 0
 
     @property
     def rebuilds(self) -> int:
@@ -131,37 +141,56 @@ class MediaHasher:
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a picklable top-level function in a worker under the pool's
         timeout and crash policy; MediaErrors raised there propagate as is."""
+        call = functools.partial(fn, *args, **kwargs)
         async with self._slots:
-            return await self._run_with_retry(fn, *args, **kwargs)
-
-    async def _run_with_retry(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        timeout = self.limits.timeout_s
-        # A dead worker breaks every item in flight, not only the one that
-        # killed it, so an item hit by a crash is retried once on a fresh pool.
-        # An item that crashes its worker twice is the culprit.
-        for attempt in (1, 2):
-            executor = self._ensure_executor()
-            generation = self._generation
             try:
-                future: Future[T] = executor.submit(fn, *args, **kwargs)
-                return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
-            except TimeoutError:
-                self._rebuild(generation)
-                raise DecodeTimeout(
-                    f"hashing took longer than {timeout:g} s; worker killed"
-                ) from None
+                return await self._attempt(call, gated=True)
             except BrokenProcessPool:
-                self._rebuild(generation)
-                if attempt == 2:
+                pass
+        # A dead worker (or one killed after a timeout) breaks every item in
+        # flight, not only its own. So an item hit by a broken pool is retried
+        # once, alone: nothing else runs meanwhile, and if the pool breaks
+        # again this item is the one that crashed it.
+        async with self._isolation:
+            self._open.clear()
+            try:
+                await self._idle.wait()
+                try:
+                    return await self._attempt(call, gated=False)
+                except BrokenProcessPool:
                     raise WorkerCrashed(
-                        "worker process died while hashing this item (twice); "
-                        "the decoder probably crashed on it"
+                        "worker process died while hashing this item, also when run "
+                        "alone: the decoder probably crashed on it"
                     ) from None
-            except MediaError:
-                raise
-            except Exception as exc:
-                raise HashingFailed(f"{type(exc).__name__}: {exc}") from exc
-        raise AssertionError("unreachable")
+            finally:
+                self._open.set()
+
+    async def _attempt(self, call: Callable[[], T], *, gated: bool) -> T:
+        if gated:
+            await self._open.wait()
+        executor = self._ensure_executor()
+        generation = self._generation
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            future: Future[T] = executor.submit(call)
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.limits.timeout_s)
+        except TimeoutError:
+            self._rebuild(generation)
+            raise DecodeTimeout(
+                f"hashing took longer than {self.limits.timeout_s:g} s; worker killed"
+            ) from None
+        except BrokenProcessPool:
+            self._rebuild(generation)
+            raise
+        except MediaError:
+            raise
+        except Exception as exc:
+            raise HashingFailed(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
 
     def _ensure_executor(self) -> ProcessPoolExecutor:
         if self._executor is None:
