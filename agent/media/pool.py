@@ -115,9 +115,14 @@ class MediaHasher:
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
-        if executor is not None:
-            # Waiting for workers to exit is blocking: do it off the loop.
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        if executor is None:
+            return
+        if self._in_flight:
+            # Items still running (e.g. their callers were cancelled) may be
+            # hung; waiting for them could take forever.
+            _kill_workers(executor)
+        # Waiting for workers to exit is blocking: do it off the loop.
+        await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
 
     async def hash_image(self, data: bytes | Path) -> ImageResult:
         """Perceptual signals of an image given as bytes or as a file path."""
