@@ -16,7 +16,7 @@ from typing import Any
 import dag_cbor
 
 from agent.ipfs.blocks import BlockSession, BlockSource, Provenance
-from agent.ipfs.cid import CID, IDENTITY_CODE, block_key, parse_cid
+from agent.ipfs.cid import CID, IDENTITY_CODE, block_key, parse_cid, split_multihash
 from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, DAG_PB, RAW, PBNode, UnixFSData, UnixFSType, decode_pbnode, decode_unixfs
 from agent.ipfs.errors import DagCycle, DagError, InvalidCid, IpfsError, PathEscape, TooLarge
 
@@ -60,7 +60,8 @@ class DagEntry:
 
 def inline_block(cid: CID) -> bytes | None:
     """An identity CID carries its block; nothing to fetch or verify."""
-    return bytes(cid.raw_digest) if cid.hashfun.code == IDENTITY_CODE else None
+    code, digest = split_multihash(cid)
+    return digest if code == IDENTITY_CODE else None
 
 
 def check_link_name(name: str) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import blake3
 
-from agent.ipfs.cid import CID, IDENTITY_CODE
+from agent.ipfs.cid import CID, IDENTITY_CODE, split_multihash
 from agent.ipfs.errors import BlockMismatch, UnsupportedHash
 
 _HASHERS: dict[int, Callable[[bytes | memoryview], bytes]] = {
@@ -30,14 +30,13 @@ def supported(code: int) -> bool:
 
 def verify_block(cid: CID, data: bytes | memoryview, source: str | None = None) -> None:
     """Raise BlockMismatch unless `data` is exactly the content `cid` names."""
-    code = cid.hashfun.code
-    expected = bytes(cid.raw_digest)
+    code, expected = split_multihash(cid)
     if code == IDENTITY_CODE:
         ok = bytes(data) == expected
     else:
         hasher = _HASHERS.get(code)
         if hasher is None:
-            raise UnsupportedHash(f"{cid}: hash function {cid.hashfun.name} (0x{code:x}) cannot be verified")
+            raise UnsupportedHash(f"{cid}: hash function 0x{code:x} cannot be verified")
         digest = hasher(data)
         # Multihash allows truncated digests; a longer-than-full digest is malformed.
         ok = len(expected) <= len(digest) and digest[: len(expected)] == expected
