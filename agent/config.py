@@ -11,7 +11,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "DWEB_AGENT_"
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "agent.toml"
+# The shipped defaults travel inside the package (an installed wheel has no
+# config/ folder); tests keep this copy identical to config/agent.toml.
+PACKAGED_CONFIG_PATH = Path(__file__).resolve().parent / "defaults" / "agent.toml"
+LOCAL_CONFIG_PATH = Path("config") / "agent.toml"
 
 
 class ConfigError(Exception):
@@ -87,21 +90,28 @@ def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str,
     return merged
 
 
+def config_path(path: Path | None, environ: Mapping[str, str]) -> Path:
+    """--config, else $DWEB_AGENT_CONFIG, else ./config/agent.toml, else the packaged defaults."""
+    if path is not None:
+        return path
+    if ENV_PREFIX + "CONFIG" in environ:
+        return Path(environ[ENV_PREFIX + "CONFIG"])
+    if LOCAL_CONFIG_PATH.is_file():
+        return LOCAL_CONFIG_PATH
+    return PACKAGED_CONFIG_PATH
+
+
 def load_settings(
     path: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Read settings; `path` defaults to $DWEB_AGENT_CONFIG, then config/agent.toml."""
     env = os.environ if environ is None else environ
-    if path is None:
-        path = Path(env[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in env else DEFAULT_CONFIG_PATH
-    raw: dict[str, Any] = {}
-    if path.exists():
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
-    elif path != DEFAULT_CONFIG_PATH:
+    path = config_path(path, env)
+    if not path.is_file():
         raise ConfigError(f"{path}: no such configuration file")
+    try:
+        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     try:
         return Settings.model_validate(_env_overrides(raw, env))
     except ValidationError as exc:
