@@ -13,6 +13,11 @@ IPFS_FIXTURES = FIXTURES / "ipfs"
 MEDIA_FIXTURES = FIXTURES / "media"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if not FIXTURES.is_dir():
+        pytest.exit(f"the shared fixtures are not at {FIXTURES}: clone the repo beside shared/", returncode=2)
+
+
 @pytest.fixture
 def fixtures() -> Path:
     if not FIXTURES.is_dir():
