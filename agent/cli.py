@@ -5,6 +5,7 @@ Exit codes of `scan`: 0 clean, 1 findings, 2 error (including bad arguments)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from rich.table import Table
 from agent import __version__
 from agent.config import ConfigError, Settings, load_settings
 from agent.observability import configure_logging, new_registry
+from agent.media.vpdq import format_vpdq
 from agent.report import EXIT_ERROR, ItemReport, ScanReport
 
 
@@ -74,6 +76,27 @@ def _table(report: ScanReport, console: Console) -> None:
                   f"{s['blocked']} blocked, {s['error']} errors, {s['skipped']} skipped; {s['findings']} findings")
 
 
+async def _load_catalog(sources: list[str], max_bytes: int) -> Any:
+    import aiohttp
+
+    from agent.lists.catalog import ListCatalog, load_catalog
+
+    if not sources:
+        return ListCatalog.empty()
+    # List URLs are the operator's own choice (CLI or config), so they are not
+    # subject to the SSRF guard that protects webhook and API-supplied URLs.
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+        return await load_catalog(sources, http=http, max_bytes=max_bytes)
+
+
+def _report_list_problems(catalog: Any, shown: int = 10) -> None:
+    for problem in catalog.problems[:shown]:
+        where = f"{problem.source}:{problem.line}" if problem.line else problem.source
+        click.echo(f"warning: {where}: {problem.message} (line skipped)", err=True)
+    if len(catalog.problems) > shown:
+        click.echo(f"warning: {len(catalog.problems) - shown} more list problems not shown", err=True)
+
+
 @main.command()
 @click.argument("target")
 @click.option("--gateway", "gateways", multiple=True, metavar="URL",
@@ -84,10 +107,13 @@ def _table(report: ScanReport, console: Console) -> None:
 @click.option("--mode", type=click.Choice(["car", "raw"]), default="car", show_default=True,
               help="Retrieve whole entities as CAR streams, or block by block.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Items fetched at once.")
+@click.option("--list", "lists", multiple=True, metavar="PATH|URL",
+              help="Hash list or denylist to match against (repeatable; adds to [lists] sources).")
+@click.option("--no-media", is_flag=True, help="Skip perceptual hashing of images and videos.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 @click.pass_context
 def scan(ctx: click.Context, target: str, gateways: tuple[str, ...], fmt: str | None, out: Path | None, mode: str,
-         concurrency: int, config: Path | None) -> None:
+         concurrency: int, lists: tuple[str, ...], no_media: bool, config: Path | None) -> None:
     """Scan TARGET once and report every file under it.
 
     TARGET is ipfs://CID[/path], /ipfs/CID[/path], a bare CID, a path or
@@ -95,6 +121,7 @@ def scan(ctx: click.Context, target: str, gateways: tuple[str, ...], fmt: str | 
 
     Exit status: 0 every item verified and nothing matched; 1 something matched
     a list; 2 some item could not be verified, or the scan failed."""
+    from agent.lists.catalog import ListLoadError
     from agent.scan import Scanner
 
     configure_logging(ctx.obj["log_level"])
@@ -113,8 +140,15 @@ def scan(ctx: click.Context, target: str, gateways: tuple[str, ...], fmt: str | 
         if progress is not None:
             progress.update(task, advance=1, description=f"{item.path or target}"[:60])
 
+    sources = [*settings.lists.sources, *lists]
+    try:
+        catalog = asyncio.run(_load_catalog(sources, settings.lists.max_list_bytes))
+    except ListLoadError as exc:
+        click.echo(f"error: list {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    _report_list_problems(catalog)
     scanner = Scanner(settings, gateways=list(gateways), mode=mode,  # type: ignore[arg-type]
-                      concurrency=concurrency, on_item=on_item)
+                      concurrency=concurrency, on_item=on_item, catalog=catalog, hash_media=not no_media)
     if progress is not None:
         with progress:
             report = asyncio.run(scanner.scan(target))
@@ -135,6 +169,48 @@ def scan(ctx: click.Context, target: str, gateways: tuple[str, ...], fmt: str | 
             # Off a terminal, never fold CIDs and paths at 80 columns.
             _table(report, Console() if sys.stdout.isatty() else Console(width=220))
     sys.exit(report.exit_code())
+
+
+@main.command(name="hash")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["te", "json", "vpdq"]), default="te", show_default=True,
+              help="te: ThreatExchange plain lines `<type> <value>` (a list file); json: everything; "
+                   "vpdq: per-frame video hashes `frame,quality,pdq_hex,timestamp`.")
+@click.option("--every-frame", is_flag=True, help="vPDQ: hash every video frame (as reference lists do), not one per second.")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
+@click.pass_context
+def hash_files(ctx: click.Context, files: tuple[Path, ...], fmt: str, every_frame: bool, config: Path | None) -> None:
+    """Print the signals of local FILES, to build lists or look them up.
+
+    Exit status: 0 every file hashed; 2 some file could not be hashed."""
+    from agent.hashing import hash_local_files
+
+    configure_logging(ctx.obj["log_level"])
+    settings = _settings(config)
+    if every_frame:
+        settings.media.video_fps_sample = 0
+    results = asyncio.run(hash_local_files(settings, list(files)))
+    failed = False
+    if fmt == "json":
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+    for r in results:
+        if r.error:
+            failed = True
+            click.echo(f"error: {r.path}: {r.error}", err=True)
+        if fmt == "te":
+            click.echo(f"# {r.path} ({r.media_type}, {r.size} bytes)")
+            for sig in r.signals:
+                click.echo(f"{sig.type.value} {sig.value}")
+            if r.video_frames:
+                click.echo(f"# vpdq: {len(r.video_frames)} frames; use --format vpdq to write them as a list file")
+        elif fmt == "vpdq":
+            if r.video_frames:
+                if len(results) > 1:
+                    click.echo(f"# {r.path}")
+                click.echo(format_vpdq(r.video_frames), nl=False)
+            elif not r.error:
+                click.echo(f"note: {r.path}: not a video, no vPDQ frames", err=True)
+    sys.exit(EXIT_ERROR if failed else 0)
 
 
 @main.command()

@@ -54,6 +54,26 @@ class LimitSettings(_Section):
 
 class ScanSettings(_Section):
     sniff_bytes: int = Field(default=4096, ge=64)
+    # Content on a denylist is reported without fetching it, unless this is true.
+    fetch_denylisted: bool = False
+
+
+class ListSettings(_Section):
+    # Files, directories or http(s) URLs of hash lists and denylists, loaded for every scan.
+    sources: list[str] = Field(default_factory=list)
+    max_list_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+
+
+class MediaSettings(_Section):
+    # Worker processes for decoding and perceptual hashing (0: one per usable CPU).
+    workers: int = Field(default=0, ge=0)
+    max_pixels: int = Field(default=50_000_000, gt=0)
+    max_frames: int = Field(default=20_000, gt=0)
+    max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    max_video_seconds: float = Field(default=14_400, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    # vPDQ frames hashed per second of video (0: every frame, as the reference lists do).
+    video_fps_sample: float = Field(default=1.0, ge=0)
 
 
 class Settings(_Section):
@@ -61,6 +81,8 @@ class Settings(_Section):
     gateways: GatewaySettings = Field(default_factory=GatewaySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     scan: ScanSettings = Field(default_factory=ScanSettings)
+    lists: ListSettings = Field(default_factory=ListSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
 
 
 def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:

@@ -68,6 +68,8 @@ class ScanReport:
     errors: list[str] = field(default_factory=list)
     gateways: list[dict[str, Any]] = field(default_factory=list)
     lists: list[dict[str, Any]] = field(default_factory=list)
+    # Findings about the scan's root itself (its CID is on a denylist).
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
         counts = {status.value: 0 for status in ItemStatus}
@@ -76,7 +78,7 @@ class ScanReport:
         return {
             "items": len(self.items),
             **counts,
-            "findings": sum(len(item.findings) for item in self.items),
+            "findings": len(self.findings) + sum(len(item.findings) for item in self.items),
             "bytes": sum(item.size or 0 for item in self.items if item.status == ItemStatus.VERIFIED),
         }
 
@@ -84,7 +86,7 @@ class ScanReport:
         """1 if anything matched, else 2 if anything could not be verified, else 0.
 
         Blocked items are a fact about gateways, not a failure of the scan."""
-        if any(item.findings for item in self.items):
+        if self.findings or any(item.findings for item in self.items):
             return EXIT_FINDINGS
         if self.errors or any(item.status in (ItemStatus.INCOMPLETE, ItemStatus.ERROR, ItemStatus.SKIPPED)
                               for item in self.items):

@@ -5,14 +5,14 @@ Knows no HTTP server and no CLI; both call `Scanner.scan`."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import stat
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 import structlog
@@ -24,8 +24,13 @@ from agent.ipfs.cid import CID, block_key, cid_text
 from agent.ipfs.dag import DagEntry, DagWalker, EntryKind
 from agent.ipfs.errors import BlockedContent, IpfsError, MissingBlock, TooLarge
 from agent.ipfs.gateway import GatewayPool, RetrievalMode, TrustlessGateway
-from agent.media.sniff import sniff_media_type
+from agent.lists.catalog import ListCatalog
+from agent.lists.denylist import DenyDecision
+from agent.lists.matcher import Match
+from agent.media import CryptoHasher, MediaError, MediaHasher, MediaLimits, MediaResult
+from agent.media.sniff import media_kind, sniff_media_type
 from agent.report import ItemReport, ItemSource, ItemStatus, ScanReport, utcnow
+from agent.signals import Signal, SignalType
 from agent.targets import Target, TargetError, TargetKind, parse_target
 
 log = structlog.get_logger(__name__)
@@ -39,29 +44,127 @@ _THREAD_HASH_MIN = 64 * 1024
 
 @dataclass
 class _Content:
-    """Accumulates what the scan needs from a file's bytes as they stream past."""
+    """What the scan keeps of a file's bytes as they stream past: digests, the
+    head for sniffing, and (for images and videos only) a temporary file for
+    the perceptual hashers. Nothing else is stored; the media is deleted after."""
 
     sniff_bytes: int
-    md5: Any = field(default_factory=hashlib.md5)
-    sha256: Any = field(default_factory=hashlib.sha256)
+    retain_limit: int = 0  # keep images/videos up to this many bytes; 0 keeps nothing
+    tmp_dir: Path | None = None
+    crypto: CryptoHasher = field(default_factory=CryptoHasher)
     head: bytearray = field(default_factory=bytearray)
     size: int = 0
-
-    def _update(self, chunk: bytes) -> None:
-        self.md5.update(chunk)
-        self.sha256.update(chunk)
+    media_type: str | None = None
+    path: Path | None = None
+    too_large: bool = False
+    _pending: list[bytes] = field(default_factory=list)
+    _file: IO[bytes] | None = None
 
     async def feed(self, chunk: bytes) -> None:
         if len(self.head) < self.sniff_bytes:
             self.head += chunk[: self.sniff_bytes - len(self.head)]
         self.size += len(chunk)
         if len(chunk) >= _THREAD_HASH_MIN:
-            await asyncio.to_thread(self._update, chunk)
+            await asyncio.to_thread(self.crypto.update, chunk)
         else:
-            self._update(chunk)
+            self.crypto.update(chunk)
+        if self.media_type is None:
+            self._pending.append(chunk)
+            if len(self.head) >= self.sniff_bytes:
+                self._decide()
+        elif self._file is not None:
+            self._keep(chunk)
 
-    def signals(self) -> dict[str, Any]:
-        return {"md5": self.md5.hexdigest(), "sha256": self.sha256.hexdigest()}
+    def _decide(self) -> None:
+        self.media_type = sniff_media_type(bytes(self.head)) if self.size else "inode/x-empty"
+        pending, self._pending = self._pending, []
+        if self.retain_limit and media_kind(self.media_type) in ("image", "video"):
+            handle = tempfile.NamedTemporaryFile(prefix="dweb-agent-", dir=self.tmp_dir, delete=False)
+            self._file, self.path = handle, Path(handle.name)
+            for chunk in pending:
+                self._keep(chunk)
+
+    def _keep(self, chunk: bytes) -> None:
+        assert self._file is not None
+        if self.size > self.retain_limit:
+            self.too_large = True
+            self._drop_file()
+            return
+        self._file.write(chunk)
+
+    def finish(self) -> None:
+        if self.media_type is None:
+            self._decide()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _drop_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            self.path = None
+
+    def discard(self) -> None:
+        self._drop_file()
+
+    def signals(self) -> list[Signal]:
+        return self.crypto.signals()
+
+
+def signals_view(signals: list[Signal], media: MediaResult | None) -> dict[str, Any]:
+    """The report's `signals` object: the first value of each type by name,
+    PDQ quality beside it, further values (stored orientation, animation
+    frames) under `more`, and a vPDQ summary for videos."""
+    view: dict[str, Any] = {}
+    more: list[dict[str, Any]] = []
+    for sig in signals:
+        if sig.type.value not in view:
+            view[sig.type.value] = sig.value
+            if sig.type is SignalType.PDQ:
+                view["pdq_quality"] = sig.quality
+        elif sig.value != view[sig.type.value]:
+            more.append({"type": sig.type.value, "value": sig.value, "quality": sig.quality})
+    if more:
+        view["more"] = more
+    if media is not None and media.video is not None:
+        view["vpdq"] = {"frames": len(media.video.frames), "frame_rate": round(media.video.frame_rate, 3),
+                        "truncated": media.video.truncated}
+    return view
+
+
+def finding_view(match: Match) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "list": match.list_name,
+        "entry": match.entry_value,
+        "entry_id": match.entry_id,
+        "signal_type": match.signal_type.value,
+        "distance": match.distance,
+        "labels": list(match.labels),
+        "query": match.signal.value if match.signal is not None else None,
+        "list_source": match.source or None,
+        "list_line": match.line,
+    }
+    if match.compared_percent is not None:
+        found["compared_percent"] = match.compared_percent
+    return found
+
+
+def deny_finding(decision: DenyDecision, signal_type: str) -> dict[str, Any]:
+    rule = decision.rule
+    return {
+        "list": Path(rule.source).stem or rule.source,
+        "entry": rule.raw,
+        "entry_id": f"{rule.source}:{rule.line}",
+        "signal_type": signal_type,
+        "distance": 0,
+        "labels": [f"{k}={v}" for k, v in sorted(rule.hints.items())],
+        "query": decision.matched,
+        "list_source": rule.source,
+        "list_line": rule.line,
+    }
 
 
 def _status_for(exc: BaseException) -> ItemStatus:
@@ -107,21 +210,39 @@ class Scanner:
         concurrency: int = 4,
         http: aiohttp.ClientSession | None = None,
         on_item: ItemCallback | None = None,
+        catalog: ListCatalog | None = None,
+        media: MediaHasher | None = None,
+        hash_media: bool = True,
     ) -> None:
         self.settings = settings
         self.gateways = list(gateways) if gateways else []
         self.mode: RetrievalMode = mode
         self.concurrency = max(1, concurrency)
+        self.catalog = catalog or ListCatalog.empty()
         self._http = http
         self._on_item = on_item
+        self._media = media
+        self._hash_media = hash_media
+
+    def media_limits(self) -> MediaLimits:
+        m = self.settings.media
+        return MediaLimits(max_pixels=m.max_pixels, max_frames=m.max_frames, max_bytes=m.max_bytes,
+                           max_video_seconds=m.max_video_seconds, timeout_s=m.timeout_s,
+                           video_fps_sample=m.video_fps_sample)
 
     async def scan(self, target: str | Target) -> ScanReport:
         report = ScanReport(target=str(target if isinstance(target, str) else target.text), root=None,
                             started_at=utcnow())
-        run = _ScanRun(self, report)
+        report.lists = [dict(vars(summary)) for summary in self.catalog.summaries]
         try:
-            parsed = parse_target(target) if isinstance(target, str) else target
-            await run.execute(parsed)
+            async with AsyncExitStack() as stack:
+                media = self._media
+                if media is None and self._hash_media:
+                    workers = self.settings.media.workers or None
+                    media = await stack.enter_async_context(MediaHasher(self.media_limits(), workers=workers))
+                run = _ScanRun(self, report, media)
+                parsed = parse_target(target) if isinstance(target, str) else target
+                await run.execute(parsed)
         except (TargetError, IpfsError) as exc:
             report.errors.append(str(exc))
         finally:
@@ -133,8 +254,11 @@ class Scanner:
 class _ScanRun:
     """The state of one scan: byte budget, items already examined, the report."""
 
-    def __init__(self, scanner: Scanner, report: ScanReport) -> None:
+    def __init__(self, scanner: Scanner, report: ScanReport, media: MediaHasher | None) -> None:
         self.scanner = scanner
+        self.media = media
+        self.catalog = scanner.catalog
+        self.tmp_dir: Path | None = None
         self.settings = scanner.settings
         self.limits = scanner.settings.limits
         self.report = report
@@ -192,8 +316,12 @@ class _ScanRun:
                 ]
 
     async def _scan_dag(self, source: BlockSource, root: CID, path: tuple[str, ...]) -> None:
-        walker = DagWalker(source, max_depth=self.limits.max_dag_depth, max_items=self.limits.max_items)
+        walker = DagWalker(source, max_depth=self.limits.max_dag_depth, max_items=self.limits.max_items,
+                           withhold=None if self.settings.scan.fetch_denylisted else self._withhold)
         self.report.root = self.report.root or cid_text(root)
+        decision = self.catalog.denylist.check_cid(cid_text(root))
+        if decision is not None and decision.blocked:
+            self.report.findings.append(deny_finding(decision, "cid"))
         start = root
         if path:
             start = await walker.resolve(root, list(path))
@@ -244,15 +372,24 @@ class _ScanRun:
         try:
             if entry.kind == EntryKind.ERROR:
                 assert entry.error is not None
+                item.findings = self._denied(item)
                 raise entry.error
+            if entry.kind == EntryKind.WITHHELD:
+                item.findings = self._denied(item)
+                raise TooLarge(f"on a denylist ({item.findings[0]['entry']}): not fetched; "
+                               "set scan.fetch_denylisted = true to fetch it anyway")
             if entry.kind == EntryKind.SYMLINK:
+                item.findings = self._denied(item)
                 item.media_type = "inode/symlink"
                 item.symlink_target = entry.symlink_target
             elif entry.kind == EntryKind.DOCUMENT:
                 item.media_type = _DOCUMENT_TYPES.get(entry.codec, "application/octet-stream")
+                item.findings = self._denied(item)
                 content = _Content(self.settings.scan.sniff_bytes)
                 await content.feed(entry.root_block or b"")
-                item.signals = content.signals()
+                content.finish()
+                item.signals = signals_view(content.signals(), None)
+                item.findings.extend(finding_view(m) for m in self.catalog.index.match(content.signals()))
                 if entry.error is not None:
                     raise entry.error
             else:
@@ -271,6 +408,8 @@ class _ScanRun:
             if earlier.status == ItemStatus.VERIFIED:
                 # Same CID, same bytes: reuse what was computed, fetch nothing again.
                 item.media_type, item.signals, item.size = earlier.media_type, dict(earlier.signals), earlier.size
+                item.findings = [f for f in earlier.findings if f["signal_type"] != "path"] + [
+                    f for f in self._denied(item) if f["signal_type"] == "path"]
                 item.duplicate_of = earlier.path
                 entry.provenance.merge(Provenance(served_by=list(earlier.source.gateways)))
                 return
@@ -284,20 +423,73 @@ class _ScanRun:
         finally:
             mine.set_result(item)
 
+    def _withhold(self, cid: CID, path: str) -> bool:
+        probe = ItemReport(path=path, cid=cid_text(cid), size=None, media_type=None, status=ItemStatus.SKIPPED)
+        return bool(self._denied(probe))
+
+    def _denied(self, item: ItemReport) -> list[dict[str, Any]]:
+        """Denylist findings for an item's CID and its path under the root: known before any fetch."""
+        denylist = self.catalog.denylist
+        if item.cid is None or not denylist.rules:
+            return []
+        found = []
+        decision = denylist.check_cid(item.cid)
+        if decision is not None and decision.blocked:
+            found.append(deny_finding(decision, "cid"))
+        if self.report.root is not None and item.path:
+            decision = denylist.check_path(self.report.root, item.path)
+            if decision is not None and decision.blocked and decision.rule.raw not in {f["entry"] for f in found}:
+                found.append(deny_finding(decision, "path"))
+        return found
+
+    def _new_content(self) -> _Content:
+        retain = self.scanner.settings.media.max_bytes if self.media is not None else 0
+        return _Content(self.settings.scan.sniff_bytes, retain_limit=retain, tmp_dir=self.tmp_dir)
+
     async def _fetch_file(self, walker: DagWalker, entry: DagEntry, item: ItemReport) -> None:
+        item.findings = self._denied(item)
         budget = self.limits.max_scan_bytes - self.bytes_fetched
         if budget <= 0:
             raise TooLarge(f"scan byte budget of {self.limits.max_scan_bytes} bytes is spent; item not fetched")
-        content = _Content(self.settings.scan.sniff_bytes)
+        content = self._new_content()
         limit = min(self.limits.max_item_bytes, budget)
         try:
-            async for chunk in walker.read_file(entry, max_bytes=limit):
-                self.bytes_fetched += len(chunk)
-                await content.feed(chunk)
+            try:
+                async for chunk in walker.read_file(entry, max_bytes=limit):
+                    self.bytes_fetched += len(chunk)
+                    await content.feed(chunk)
+            finally:
+                content.finish()
+                item.media_type = content.media_type if content.size else None
+            await self._analyse(item, content)
         finally:
-            item.media_type = sniff_media_type(bytes(content.head)) if content.size else None
+            content.discard()
+
+    async def _analyse(self, item: ItemReport, content: _Content) -> None:
+        """Digests, perceptual hashes and list matches of fully read content."""
         item.size = content.size
-        item.signals = content.signals()
+        item.media_type = content.media_type
+        signals = content.signals()
+        media: MediaResult | None = None
+        media_error: MediaError | None = None
+        if content.too_large:
+            media_error = MediaError(f"{content.size} bytes is over media.max_bytes "
+                                     f"({self.settings.media.max_bytes}); not hashed perceptually")
+        elif content.path is not None and self.media is not None and content.media_type is not None:
+            try:
+                media = await self.media.signals_for(content.path, content.media_type)
+                signals.extend(media.signals)
+            except MediaError as exc:
+                media_error = exc
+        item.signals = signals_view(signals, media)
+        matches = self.catalog.index.match(signals)
+        if media is not None and media.video_frames:
+            matches.extend(self.catalog.index.match_video(media.video_frames))
+        item.findings.extend(finding_view(m) for m in matches)
+        if media_error is not None:
+            # Digests and their matches stand; the perceptual part could not be done.
+            item.status = ItemStatus.ERROR
+            item.error = f"{item.media_type}: {media_error}"
 
     async def _scan_local(self, root: Path) -> None:
         self.report.root = None
@@ -313,11 +505,14 @@ class _ScanRun:
                 elif info.st_size > self.limits.max_item_bytes:
                     raise TooLarge(f"file is {info.st_size} bytes; the limit per item is {self.limits.max_item_bytes}")
                 else:
-                    content = _Content(self.settings.scan.sniff_bytes)
-                    async for chunk in _read_local(path):
-                        await content.feed(chunk)
-                    item.size, item.signals = content.size, content.signals()
-                    item.media_type = sniff_media_type(bytes(content.head)) if content.size else None
+                    content = self._new_content()
+                    try:
+                        async for chunk in _read_local(path):
+                            await content.feed(chunk)
+                        content.finish()
+                        await self._analyse(item, content)
+                    finally:
+                        content.discard()
             except (IpfsError, OSError) as exc:
                 item.status, item.error = _status_for(exc), str(exc)
                 item.source.verified = False

@@ -8,7 +8,7 @@ depth, item count and bytes are bounded."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -28,6 +28,7 @@ _MAX_DOCUMENT_LINKS = 10_000
 
 
 class EntryKind(StrEnum):
+    WITHHELD = "withheld"  # the caller's policy said not to fetch it (a denylisted CID or path)
     FILE = "file"
     SYMLINK = "symlink"
     DOCUMENT = "document"
@@ -145,8 +146,11 @@ def document_links(node: Any, prefix: str = "") -> Iterator[tuple[str, CID]]:
 
 
 class DagWalker:
-    def __init__(self, source: BlockSource, *, max_depth: int = 256, max_items: int = 100_000) -> None:
+    def __init__(self, source: BlockSource, *, max_depth: int = 256, max_items: int = 100_000,
+                 withhold: Callable[[CID, str], bool] | None = None) -> None:
         self._source = source
+        # Asked before any link is followed; True means report it, fetch nothing below it.
+        self._withhold = withhold
         self._max_depth = max_depth
         self._max_items = max_items
         self.items_yielded = 0
@@ -214,6 +218,9 @@ class DagWalker:
             return
         if key in ancestors:
             yield DagEntry(path, cid, EntryKind.ERROR, error=DagCycle(f"link to {cid} leads back to its own ancestor"))
+            return
+        if self._withhold is not None and self._withhold(cid, path):
+            yield DagEntry(path, cid, EntryKind.WITHHELD, codec=cid.codec.name)
             return
         known = self._known_files.get(key)
         if known is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from agent.media.image import ImageResult, image_signals
 from agent.media.limits import MediaLimits
 from agent.media.pdq import hamming_hex, pdq_of_rgb
 from agent.signals import SignalType
+from tests.support.media import bomb_png as _bomb_png
 
 MEDIA = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "media"
 PDQ = MEDIA / "pdq"
@@ -224,25 +224,6 @@ def test_random_bytes_are_corrupt_whatever_they_were_labelled() -> None:
     # A PNG signature followed by garbage gets past sniffing but not decoding.
     with pytest.raises(CorruptMedia):
         image_signals(b"\x89PNG\r\n\x1a\n" + noise)
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def _bomb_png(side: int) -> bytes:
-    """A valid 1-bit greyscale PNG of side x side zeros, compressed row by row
-    so that neither the test nor the file ever holds the pixels."""
-    row = bytes(1 + (side + 7) // 8)  # filter byte + packed bits
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", idat)
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:

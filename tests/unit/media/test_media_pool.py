@@ -3,6 +3,8 @@ bad items, hung workers and crashed workers."""
 
 from __future__ import annotations
 
+from tests.support.media import bomb_png
+
 import asyncio
 import os
 import time
@@ -92,11 +94,9 @@ async def test_bad_items_fail_alone_and_the_pool_carries_on(
 
 
 async def test_decompression_bomb_through_the_pool() -> None:
-    from test_media_image import _bomb_png
-
     async with MediaHasher(workers=1) as hasher:
         with pytest.raises(MediaTooLarge, match="PNG declares 30000x30000 = 900000000 pixels"):
-            await hasher.hash_image(_bomb_png(30_000))
+            await hasher.hash_image(bomb_png(30_000))
         assert (await hasher.hash_image(PHOTO)).pdq.value == ORIGINAL_PDQ
 
 

@@ -1,0 +1,95 @@
+"""Every list a scan matches against, loaded from files, directories and URLs.
+
+Immutable once built: reloading builds a new catalog and the caller swaps the
+reference, so matching never sees a half-applied update."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from agent.lists.denylist import Denylist
+from agent.lists.fetch import ListTooLarge, fetch_list
+from agent.lists.limits import DEFAULT_LIMITS, ParseLimits
+from agent.lists.load import LoadResult, load_list, parse_list_bytes
+from agent.lists.matcher import MatchIndex
+from agent.lists.model import HashList, ParseProblem
+
+
+class ListLoadError(Exception):
+    """A list source could not be read at all (missing file, failed download)."""
+
+
+@dataclass(frozen=True)
+class ListSummary:
+    name: str
+    source: str
+    entries: int
+    deny_rules: int
+    problems: int
+
+
+@dataclass(frozen=True)
+class ListCatalog:
+    index: MatchIndex
+    denylist: Denylist
+    summaries: tuple[ListSummary, ...] = ()
+    problems: tuple[ParseProblem, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def empty(cls) -> ListCatalog:
+        return cls(MatchIndex([]), Denylist())
+
+    @property
+    def is_empty(self) -> bool:
+        return len(self.index) == 0 and not self.denylist.rules
+
+
+def _name_for(source: str) -> str:
+    if source.startswith(("http://", "https://")):
+        tail = Path(urlsplit(source).path).name
+        return Path(tail).stem or urlsplit(source).netloc
+    path = Path(source)
+    return path.stem if path.is_file() else path.name or str(path)
+
+
+async def load_catalog(
+    sources: Sequence[str],
+    *,
+    http: aiohttp.ClientSession | None = None,
+    max_bytes: int = DEFAULT_LIMITS.max_bytes,
+) -> ListCatalog:
+    """Load every source. A malformed line is a problem, not a failure; a source
+    that cannot be read at all raises ListLoadError naming it."""
+    limits = ParseLimits(max_bytes=max_bytes, max_line_length=DEFAULT_LIMITS.max_line_length,
+                         max_entries=DEFAULT_LIMITS.max_entries)
+    lists: list[HashList] = []
+    denylists: list[Denylist] = []
+    summaries: list[ListSummary] = []
+    problems: list[ParseProblem] = []
+    for source in sources:
+        name = _name_for(source)
+        result: LoadResult
+        if source.startswith(("http://", "https://")):
+            if http is None:
+                raise ListLoadError(f"{source}: a URL list needs an HTTP session")
+            try:
+                data = await fetch_list(source, http, max_bytes)
+            except (aiohttp.ClientError, ListTooLarge, TimeoutError) as exc:
+                raise ListLoadError(f"{source}: {exc}") from exc
+            result = parse_list_bytes(data, source=source, name=name, limits=limits)
+        else:
+            try:
+                result = load_list(Path(source).expanduser(), name=name, limits=limits)
+            except OSError as exc:
+                raise ListLoadError(f"{source}: {exc.strerror or exc}") from exc
+        lists.append(result.list)
+        denylists.append(result.denylist)
+        problems.extend(result.problems)
+        summaries.append(ListSummary(name, source, len(result.list.live_entries()), len(result.denylist.rules),
+                                     len(result.problems)))
+    return ListCatalog(MatchIndex(lists), Denylist.combine(denylists), tuple(summaries), tuple(problems))
