@@ -76,19 +76,6 @@ def _table(report: ScanReport, console: Console) -> None:
                   f"{s['blocked']} blocked, {s['error']} errors, {s['skipped']} skipped; {s['findings']} findings")
 
 
-async def _load_catalog(sources: list[str], max_bytes: int) -> Any:
-    import aiohttp
-
-    from agent.lists.catalog import ListCatalog, load_catalog
-
-    if not sources:
-        return ListCatalog.empty()
-    # List URLs are the operator's own choice (CLI or config), so they are not
-    # subject to the SSRF guard that protects webhook and API-supplied URLs.
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
-        return await load_catalog(sources, http=http, max_bytes=max_bytes)
-
-
 def _report_list_problems(catalog: Any, shown: int = 10) -> None:
     for problem in catalog.problems[:shown]:
         where = f"{problem.source}:{problem.line}" if problem.line else problem.source
@@ -122,7 +109,7 @@ def scan(ctx: click.Context, target: str, gateways: tuple[str, ...], fmt: str | 
     Exit status: 0 every item verified and nothing matched; 1 something matched
     a list; 2 some item could not be verified, or the scan failed."""
     from agent.lists.catalog import ListLoadError
-    from agent.scan import Scanner
+    from agent.scan import Scanner, load_scan_catalog
 
     configure_logging(ctx.obj["log_level"])
     settings = _settings(config)
@@ -140,9 +127,8 @@ def scan(ctx: click.Context, target: str, gateways: tuple[str, ...], fmt: str | 
         if progress is not None:
             progress.update(task, advance=1, description=f"{item.path or target}"[:60])
 
-    sources = [*settings.lists.sources, *lists]
     try:
-        catalog = asyncio.run(_load_catalog(sources, settings.lists.max_list_bytes))
+        catalog = asyncio.run(load_scan_catalog(settings, list(lists)))
     except ListLoadError as exc:
         click.echo(f"error: list {exc}", err=True)
         sys.exit(EXIT_ERROR)

@@ -58,10 +58,24 @@ class ScanSettings(_Section):
     fetch_denylisted: bool = False
 
 
+class ListThresholds(_Section):
+    """Per-list matching thresholds ([lists.thresholds.<list name>]); unset keys keep the defaults."""
+
+    pdq_distance: int | None = Field(default=None, ge=0, le=256)
+    pdq_min_quality: int | None = Field(default=None, ge=0, le=100)
+    phash_distance: int | None = Field(default=None, ge=0, le=64)
+    dhash_distance: int | None = Field(default=None, ge=0, le=64)
+    ahash_distance: int | None = Field(default=None, ge=0, le=64)
+    whash_distance: int | None = Field(default=None, ge=0, le=64)
+    vpdq_match_percent: float | None = Field(default=None, ge=0, le=100)
+    vpdq_compared_percent: float | None = Field(default=None, ge=0, le=100)
+
+
 class ListSettings(_Section):
     # Files, directories or http(s) URLs of hash lists and denylists, loaded for every scan.
     sources: list[str] = Field(default_factory=list)
     max_list_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    thresholds: dict[str, ListThresholds] = Field(default_factory=dict)
 
 
 class MediaSettings(_Section):

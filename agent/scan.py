@@ -24,7 +24,7 @@ from agent.ipfs.cid import CID, block_key, cid_text
 from agent.ipfs.dag import DagEntry, DagWalker, EntryKind
 from agent.ipfs.errors import BlockedContent, IpfsError, MissingBlock, TooLarge
 from agent.ipfs.gateway import GatewayPool, RetrievalMode, TrustlessGateway
-from agent.lists.catalog import ListCatalog
+from agent.lists.catalog import ListCatalog, Thresholds, load_catalog
 from agent.lists.denylist import DenyDecision
 from agent.lists.matcher import Match
 from agent.media import CryptoHasher, MediaError, MediaHasher, MediaLimits, MediaResult
@@ -196,6 +196,29 @@ _DOCUMENT_TYPES = {
     "cbor": "application/cbor",
     "json": "application/json",
 }
+
+
+def list_thresholds(settings: Settings) -> dict[str, Thresholds]:
+    """[lists.thresholds.<name>] from the configuration, in the lists layer's terms."""
+    out: dict[str, Thresholds] = {}
+    for name, t in settings.lists.thresholds.items():
+        image = {SignalType(kind): value for kind in ("phash", "dhash", "ahash", "whash")
+                 if (value := getattr(t, f"{kind}_distance")) is not None}
+        out[name] = Thresholds(t.pdq_distance, t.pdq_min_quality, image, t.vpdq_match_percent,
+                               t.vpdq_compared_percent)
+    return out
+
+
+async def load_scan_catalog(settings: Settings, extra_sources: list[str] | None = None) -> ListCatalog:
+    """The configured lists plus any given for this scan, with their thresholds."""
+    sources = [*settings.lists.sources, *(extra_sources or [])]
+    if not sources:
+        return ListCatalog.empty()
+    # List URLs are the operator's own choice (CLI or config), so they are not
+    # subject to the SSRF guard that protects webhook and API-supplied URLs.
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+        return await load_catalog(sources, http=http, max_bytes=settings.lists.max_list_bytes,
+                                  thresholds=list_thresholds(settings))
 
 
 class Scanner:

@@ -5,8 +5,8 @@ reference, so matching never sees a half-applied update."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,6 +18,7 @@ from agent.lists.limits import DEFAULT_LIMITS, ParseLimits
 from agent.lists.load import LoadResult, load_list, parse_list_bytes
 from agent.lists.matcher import MatchIndex
 from agent.lists.model import HashList, ParseProblem
+from agent.signals import SignalType
 
 
 class ListLoadError(Exception):
@@ -57,11 +58,33 @@ def _name_for(source: str) -> str:
     return path.stem if path.is_file() else path.name or str(path)
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """Overrides for one list; None keeps the list's default."""
+
+    pdq_distance: int | None = None
+    pdq_min_quality: int | None = None
+    imagehash_distance: Mapping[SignalType, int] = field(default_factory=dict)
+    vpdq_match_percent: float | None = None
+    vpdq_compared_percent: float | None = None
+
+    def apply(self, hash_list: HashList) -> HashList:
+        changes: dict[str, object] = {}
+        for name in ("pdq_distance", "pdq_min_quality", "vpdq_match_percent", "vpdq_compared_percent"):
+            value = getattr(self, name)
+            if value is not None:
+                changes[name] = value
+        if self.imagehash_distance:
+            changes["imagehash_distance"] = {**hash_list.imagehash_distance, **self.imagehash_distance}
+        return replace(hash_list, **changes) if changes else hash_list  # type: ignore[arg-type]
+
+
 async def load_catalog(
     sources: Sequence[str],
     *,
     http: aiohttp.ClientSession | None = None,
     max_bytes: int = DEFAULT_LIMITS.max_bytes,
+    thresholds: Mapping[str, Thresholds] | None = None,
 ) -> ListCatalog:
     """Load every source. A malformed line is a problem, not a failure; a source
     that cannot be read at all raises ListLoadError naming it."""
@@ -87,7 +110,10 @@ async def load_catalog(
                 result = load_list(Path(source).expanduser(), name=name, limits=limits)
             except OSError as exc:
                 raise ListLoadError(f"{source}: {exc.strerror or exc}") from exc
-        lists.append(result.list)
+        hash_list = result.list
+        if thresholds and name in thresholds:
+            hash_list = thresholds[name].apply(hash_list)
+        lists.append(hash_list)
         denylists.append(result.denylist)
         problems.extend(result.problems)
         summaries.append(ListSummary(name, source, len(result.list.live_entries()), len(result.denylist.rules),

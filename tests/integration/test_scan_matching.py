@@ -178,3 +178,28 @@ async def test_tcap_list_md5_matches_with_its_labels_and_deleted_entries_do_not(
     assert found["list"] == "tcap" and found["signal_type"] == "md5" and found["distance"] == 0
     assert found["entry_id"] == "tcap:11" and "far-right" in " ".join(found["labels"])
     assert items["x.txt"].findings == []
+
+
+async def test_per_list_thresholds_from_config_change_the_outcome(make_gateway: MakeGateway, tmp_path: Path) -> None:
+    from agent.config import ListSettings, ListThresholds
+    from agent.scan import load_scan_catalog
+
+    tsv = expected_pdq()
+    listing = tmp_path / "strict.txt"
+    listing.write_text(f"pdq {tsv[ORIGINAL][0]}\n")
+    gw = await make_gateway()
+    name = "pdq/bridge-mods/blur-a-lot.jpg"
+    distance = hamming(tsv[name][0], tsv[ORIGINAL][0])
+    assert 0 < distance <= 31
+    root = serve_files(gw, media_files(name))
+
+    async def findings(settings: Settings) -> list[dict[str, object]]:
+        catalog = await load_scan_catalog(settings)
+        report = await Scanner(settings, gateways=[gw.url], catalog=catalog).scan(str(root))
+        return report.items[0].findings
+
+    loose = Settings(lists=ListSettings(sources=[str(listing)]))
+    assert [f["distance"] for f in await findings(loose)] == [distance]
+    strict = Settings(lists=ListSettings(sources=[str(listing)],
+                                         thresholds={"strict": ListThresholds(pdq_distance=distance - 1)}))
+    assert await findings(strict) == []
