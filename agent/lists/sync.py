@@ -1,0 +1,492 @@
+"""Keep the list catalog current: reload changed files, re-fetch changed URLs,
+pull TCAP changes since the last checkpoint.
+
+`ListSyncer.refresh()` returns a new immutable ListCatalog (and what changed);
+the caller swaps its reference, so scans in flight finish on the catalog they
+started with. A source that fails keeps its last good version: matching must
+not stop, and must not silently lose entries, because a download broke.
+
+Persistent state (ETags, checkpoints, content hashes) goes through the small
+SyncStateStore protocol so that this package never imports the store."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+import structlog
+
+from agent.lists.catalog import ListCatalog, ListSummary, Thresholds, _name_for
+from agent.lists.denylist import Denylist
+
+# load.py's accumulator is reused so a directory parses exactly as load_list
+# parses it (TCAP pages applied in name order, denylists combined), but from
+# the bytes we hashed rather than from a second read that could differ.
+from agent.lists.detect import LIST_SUFFIXES, detect_format
+from agent.lists.limits import DEFAULT_LIMITS, ParseLimits
+from agent.lists.load import LoadResult, _Accumulator, _parse_into, parse_list_bytes
+from agent.lists.matcher import MatchIndex
+from agent.lists.model import HashList, ListEntry, ParseProblem
+from agent.lists.tcap_client import ListSyncError, Paging, TcapClient, diff_entries, display_url
+
+__all__ = [
+    "ListSyncError",
+    "ListSyncer",
+    "ListVersionInfo",
+    "MemorySyncStateStore",
+    "SyncResult",
+    "SyncState",
+    "SyncStateStore",
+    "TcapSourceConfig",
+    "content_hash",
+]
+
+log = structlog.get_logger(__name__)
+
+# A file modified this recently may change again within the same mtime tick
+# without changing size, so its (mtime_ns, size) is not trusted on the next
+# refresh: the bytes are hashed instead (git's "racily clean" rule).
+_RACY_NS = 2_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TcapSourceConfig:
+    """One TCAP hash list endpoint. `url` is the list endpoint, e.g.
+    https://app.terrorismanalytics.org/api/hash-list/v2/all (a `tcap+`
+    prefix is accepted and dropped)."""
+
+    name: str
+    url: str
+    token: str = field(repr=False)
+    checkpoint_param: str = "after"
+    auth_scheme: str = "Bearer"
+    paging: Paging = "next"
+    params: tuple[tuple[str, str], ...] = (("order", "asc"),)
+
+    def __post_init__(self) -> None:
+        if self.url.startswith("tcap+"):
+            object.__setattr__(self, "url", self.url[len("tcap+"):])
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    """What must survive a restart for one source. `content_hash` is that of
+    the last version loaded."""
+
+    name: str
+    source: str
+    etag: str | None = None
+    last_modified: str | None = None
+    checkpoint: str | None = None
+    content_hash: str | None = None
+
+
+class SyncStateStore(Protocol):
+    async def get(self, name: str) -> SyncState | None: ...
+
+    async def put(self, state: SyncState) -> None: ...
+
+
+class MemorySyncStateStore:
+    def __init__(self) -> None:
+        self.states: dict[str, SyncState] = {}
+        self.puts = 0
+
+    async def get(self, name: str) -> SyncState | None:
+        return self.states.get(name)
+
+    async def put(self, state: SyncState) -> None:
+        self.states[state.name] = state
+        self.puts += 1
+
+
+@dataclass(frozen=True, slots=True)
+class ListVersionInfo:
+    """The version of one source in the catalog. `error` is set when this
+    refresh failed and the previous version (if any) was kept.
+    `previous_content_hash` is the one the state store held before this
+    process first loaded the source: equal hashes after a restart mean the
+    list did not change while the agent was down."""
+
+    name: str
+    source: str
+    content_hash: str | None
+    entries: int
+    deny_rules: int
+    problems: int
+    changed: bool = False
+    error: str | None = None
+    previous_content_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    catalog: ListCatalog
+    changed: bool
+    added: dict[str, tuple[ListEntry, ...]]
+    removed: dict[str, tuple[str, ...]]
+    versions: list[ListVersionInfo]
+    errors: list[str]
+
+
+def content_hash(hash_list: HashList, denylist: Denylist | None = None) -> str:
+    """sha256 over the canonical *set* of live entries (type, value, sorted
+    labels, vPDQ frames), so reordering or duplicating lines is no change;
+    then the denylist rules in order, since a later rule can override an
+    earlier one."""
+    lines: set[str] = set()
+    for e in hash_list.live_entries():
+        line = f"{e.signal_type.value}\t{e.value}\t{','.join(sorted(e.labels))}"
+        if e.frames:
+            frames = ";".join(f"{f.frame},{f.quality},{f.pdq_hex},{f.timestamp}" for f in e.frames)
+            line += "\t" + hashlib.sha256(frames.encode()).hexdigest()
+        lines.add(line)
+    digest = hashlib.sha256()
+    for line in sorted(lines):
+        digest.update(line.encode("utf-8") + b"\n")
+    if denylist is not None and denylist.rules:
+        digest.update(b"\0deny\n")
+        for rule in denylist.rules:
+            digest.update(f"{'!' if rule.allow else ''}{rule.kind}\t{rule.raw.strip()}\n".encode())
+    return digest.hexdigest()
+
+
+# -- per-source state held in memory -------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """One loaded version of a source."""
+
+    hash_list: HashList
+    denylist: Denylist
+    problems: tuple[ParseProblem, ...]
+    content_hash: str
+    raw_digest: str = ""  # sha256 of the bytes it was parsed from (files, URLs)
+    stamp: tuple[tuple[str, int, int], ...] | None = None  # trusted (name, mtime_ns, size) of files
+    etag: str | None = None
+    last_modified: str | None = None
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What one source's refresh produced: a new version, the old one kept
+    (`version` is the old one, `loaded` False), or an error."""
+
+    version: _Version | None
+    loaded: bool
+    error: str | None = None
+    added: tuple[ListEntry, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    name: str
+    source: str
+    kind: str  # "file", "url", "tcap"
+    tcap: TcapSourceConfig | None = None
+
+
+def _source_name(source: str) -> str:
+    """load_catalog's name for a source, also for a file that does not exist
+    yet: the name keys saved state, so it must not change when it appears."""
+    path = Path(source).expanduser()
+    if source.startswith(("http://", "https://")) or path.exists():
+        return _name_for(source)
+    return path.stem if path.suffix.lower() in LIST_SUFFIXES else path.name or source
+
+
+def _unique_names(sources: Sequence[tuple[str, str, str, TcapSourceConfig | None]]) -> list[_Source]:
+    """Names key the state store; two sources that would share one (lists/a.txt
+    and other/a.txt) get a numeric suffix instead of clobbering each other."""
+    seen: dict[str, int] = {}
+    out: list[_Source] = []
+    for name, source, kind, tcap in sources:
+        count = seen.get(name, 0) + 1
+        seen[name] = count
+        out.append(_Source(name if count == 1 else f"{name}-{count}", source, kind, tcap))
+    return out
+
+
+# -- files and directories (run in a worker thread: reading and parsing big
+#    lists must not stall the event loop) -------------------------------------
+
+def _list_files(root: Path) -> list[Path]:
+    if root.is_dir():
+        return sorted(
+            p for p in root.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in LIST_SUFFIXES
+        )
+    return [root]
+
+
+def _stamp(files: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for path in files:
+        st = path.stat()
+        out.append((path.name, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def _load_files(root: Path, name: str, limits: ParseLimits, previous: _Version | None) -> _Outcome:
+    """Raises OSError or ListSyncError; the caller keeps the previous version."""
+    if not root.exists():
+        raise ListSyncError(f"{root}: not found")
+    files = _list_files(root)
+    stamp = _stamp(files)
+    if previous is not None and previous.stamp == stamp:
+        return _Outcome(previous, loaded=False)
+    started = time.time_ns()
+    blobs: list[tuple[Path, bytes]] = []
+    digest = hashlib.sha256()
+    for path in files:
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            # Loading the rest would silently drop this file's entries.
+            raise ListSyncError(f"{path}: {size} bytes exceeds the limit of {limits.max_bytes}")
+        with path.open("rb") as handle:
+            data = handle.read(limits.max_bytes + 1)
+        if len(data) > limits.max_bytes:
+            raise ListSyncError(f"{path}: more than {limits.max_bytes} bytes")
+        blobs.append((path, data))
+        digest.update(f"{path.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    raw_digest = digest.hexdigest()
+    trusted = stamp if all(mtime < started - _RACY_NS for _, mtime, _ in stamp) else None
+    if previous is not None and previous.raw_digest == raw_digest:
+        # Touched, not changed.
+        return _Outcome(replace(previous, stamp=trusted), loaded=False)
+    acc = _Accumulator(HashList(name))
+    for path, data in blobs:
+        _parse_into(acc, data, source=str(path), fmt=detect_format(path.name, data),
+                    default_type=None, limits=limits)
+    result = acc.result()
+    return _Outcome(_version_of(result, raw_digest, stamp=trusted), loaded=True)
+
+
+def _version_of(
+    result: LoadResult,
+    raw_digest: str,
+    *,
+    stamp: tuple[tuple[str, int, int], ...] | None = None,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> _Version:
+    return _Version(result.list, result.denylist, result.problems, content_hash(result.list, result.denylist),
+                    raw_digest=raw_digest, stamp=stamp, etag=etag, last_modified=last_modified)
+
+
+def _state_of(src: _Source, v: _Version) -> SyncState:
+    return SyncState(src.name, src.source, v.etag, v.last_modified, v.checkpoint, v.content_hash)
+
+
+class ListSyncer:
+    def __init__(
+        self,
+        sources: Sequence[str],
+        tcap: Sequence[TcapSourceConfig] = (),
+        *,
+        http: aiohttp.ClientSession | None = None,
+        state: SyncStateStore,
+        thresholds: Mapping[str, Thresholds] | None = None,
+        max_bytes: int = DEFAULT_LIMITS.max_bytes,
+        tcap_page_limit: int = 10_000,
+    ) -> None:
+        specs: list[tuple[str, str, str, TcapSourceConfig | None]] = []
+        for source in sources:
+            if source.startswith("tcap+"):
+                raise ValueError(f"{display_url(source)}: a TCAP source needs a token; use TcapSourceConfig")
+            kind = "url" if source.startswith(("http://", "https://")) else "file"
+            specs.append((_source_name(source), source, kind, None))
+        for config in tcap:
+            specs.append((config.name, config.url, "tcap", config))
+        self._sources = _unique_names(specs)
+        self._http = http
+        self._state = state
+        self._thresholds = dict(thresholds or {})
+        self._limits = ParseLimits(max_bytes=max_bytes, max_line_length=DEFAULT_LIMITS.max_line_length,
+                                   max_entries=DEFAULT_LIMITS.max_entries)
+        self._tcap_page_limit = tcap_page_limit
+        self._versions: dict[str, _Version] = {}
+        self._previous_hash: dict[str, str | None] = {}
+        self._catalog = ListCatalog.empty()
+        self._refreshed = False
+        self._lock = asyncio.Lock()
+
+    @property
+    def catalog(self) -> ListCatalog:
+        """The catalog of the last refresh (empty before the first)."""
+        return self._catalog
+
+    async def refresh(self) -> SyncResult:
+        """Bring every source up to date and build a new catalog if anything
+        changed. Never raises for a failing source: it keeps its previous
+        version and the error is in `errors`."""
+        async with self._lock:  # two refreshes at once would race on the versions
+            first = not self._refreshed
+            outcomes = await asyncio.gather(*(self._refresh_one(s) for s in self._sources))
+            changed = first
+            added: dict[str, tuple[ListEntry, ...]] = {}
+            removed: dict[str, tuple[str, ...]] = {}
+            versions: list[ListVersionInfo] = []
+            errors: list[str] = []
+            for src, outcome in zip(self._sources, outcomes):
+                if outcome.error is not None:
+                    errors.append(outcome.error)
+                    log.warning("lists.sync_failed", list=src.name, source=display_url(src.source),
+                                error=outcome.error)
+                prev = self._versions.get(src.name)
+                list_changed = outcome.loaded and outcome.version is not None and (
+                    prev is None or prev.content_hash != outcome.version.content_hash
+                    or bool(outcome.added or outcome.removed))
+                if list_changed:
+                    changed = True
+                    if outcome.added:
+                        added[src.name] = outcome.added
+                    if outcome.removed:
+                        removed[src.name] = outcome.removed
+                if outcome.version is not None:
+                    self._versions[src.name] = outcome.version
+                v = self._versions.get(src.name)
+                versions.append(ListVersionInfo(
+                    name=src.name,
+                    source=src.source,
+                    content_hash=v.content_hash if v else None,
+                    entries=len(v.hash_list.live_entries()) if v else 0,
+                    deny_rules=len(v.denylist.rules) if v else 0,
+                    problems=len(v.problems) if v else 0,
+                    changed=list_changed,
+                    error=outcome.error,
+                    previous_content_hash=self._previous_hash.get(src.name),
+                ))
+            if changed:
+                self._catalog = await asyncio.to_thread(self._build_catalog)
+            self._refreshed = True
+            log.info("lists.synced", changed=changed, lists=len(versions), errors=len(errors),
+                     added=sum(map(len, added.values())), removed=sum(map(len, removed.values())))
+            return SyncResult(self._catalog, changed, added, removed, versions, errors)
+
+    def _build_catalog(self) -> ListCatalog:
+        lists: list[HashList] = []
+        denylists: list[Denylist] = []
+        summaries: list[ListSummary] = []
+        problems: list[ParseProblem] = []
+        for src in self._sources:
+            v = self._versions.get(src.name)
+            if v is None:
+                continue
+            hash_list = v.hash_list
+            if src.name in self._thresholds:
+                hash_list = self._thresholds[src.name].apply(hash_list)
+            lists.append(hash_list)
+            denylists.append(v.denylist)
+            problems.extend(v.problems)
+            summaries.append(ListSummary(src.name, src.source, len(v.hash_list.live_entries()),
+                                         len(v.denylist.rules), len(v.problems)))
+        return ListCatalog(MatchIndex(lists), Denylist.combine(denylists), tuple(summaries), tuple(problems))
+
+    async def _refresh_one(self, src: _Source) -> _Outcome:
+        previous = self._versions.get(src.name)
+        if previous is None and src.name not in self._previous_hash:
+            stored = await self._state.get(src.name)
+            self._previous_hash[src.name] = stored.content_hash if stored else None
+        try:
+            if src.kind == "file":
+                outcome = await asyncio.to_thread(
+                    _load_files, Path(src.source).expanduser(), src.name, self._limits, previous)
+            elif src.kind == "url":
+                outcome = await self._refresh_url(src, previous)
+            else:
+                outcome = await self._refresh_tcap(src, previous)
+        except ListSyncError as exc:
+            return _Outcome(previous, loaded=False, error=str(exc))
+        except OSError as exc:
+            return _Outcome(previous, loaded=False, error=f"{src.source}: {exc.strerror or exc}")
+        except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others' updates
+            log.exception("lists.sync_crashed", list=src.name)
+            return _Outcome(previous, loaded=False,
+                            error=f"{display_url(src.source)}: {type(exc).__name__}: {exc}")
+        if outcome.loaded and outcome.version is not None and src.kind != "tcap":
+            old = previous.hash_list.live_entries() if previous else ()
+            added, removed = diff_entries(old, outcome.version.hash_list.live_entries())
+            outcome = replace(outcome, added=added, removed=removed)
+        if outcome.version is not None and outcome.version is not previous:
+            new_state = _state_of(src, outcome.version)
+            if previous is None or new_state != _state_of(src, previous):
+                await self._state.put(new_state)
+        return outcome
+
+    async def _refresh_url(self, src: _Source, previous: _Version | None) -> _Outcome:
+        if self._http is None:
+            raise ListSyncError(f"{display_url(src.source)}: a URL list needs an HTTP session")
+        headers: dict[str, str] = {}
+        # Conditional only when we hold the list in memory: after a restart a
+        # 304 would leave us with nothing to match against.
+        if previous is not None:
+            if previous.etag:
+                headers["If-None-Match"] = previous.etag
+            if previous.last_modified:
+                headers["If-Modified-Since"] = previous.last_modified
+        shown = display_url(src.source)
+        limit = self._limits.max_bytes
+        try:
+            async with self._http.get(src.source, headers=headers) as response:
+                if response.status == 304 and previous is not None:
+                    return _Outcome(previous, loaded=False)
+                if response.status != 200:
+                    raise ListSyncError(f"{shown}: HTTP {response.status}")
+                declared = response.content_length
+                if declared is not None and declared > limit:
+                    raise ListSyncError(f"{shown}: Content-Length {declared} exceeds {limit} bytes")
+                chunks: list[bytes] = []
+                received = 0
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    received += len(chunk)
+                    if received > limit:
+                        raise ListSyncError(f"{shown}: body exceeds {limit} bytes")
+                    chunks.append(chunk)
+                etag = response.headers.get("ETag")
+                last_modified = response.headers.get("Last-Modified")
+        except aiohttp.ClientError as exc:
+            raise ListSyncError(f"{shown}: {type(exc).__name__}: {exc}") from None
+        except TimeoutError:
+            raise ListSyncError(f"{shown}: timed out") from None
+        data = b"".join(chunks)
+        raw_digest = hashlib.sha256(data).hexdigest()
+        if previous is not None and previous.raw_digest == raw_digest:
+            # Same bytes under a new validator: keep the list, remember the validator.
+            return _Outcome(replace(previous, etag=etag, last_modified=last_modified), loaded=False)
+        result = await asyncio.to_thread(
+            parse_list_bytes, data, source=src.source, name=src.name, limits=self._limits)
+        version = _version_of(result, raw_digest, etag=etag, last_modified=last_modified)
+        return _Outcome(version, loaded=True)
+
+    async def _refresh_tcap(self, src: _Source, previous: _Version | None) -> _Outcome:
+        config = src.tcap
+        assert config is not None
+        if self._http is None:
+            raise ListSyncError(f"{display_url(src.source)}: a TCAP list needs an HTTP session")
+        client = TcapClient(
+            config.url, config.token, self._http,
+            page_limit=self._tcap_page_limit, max_page_bytes=self._limits.max_bytes,
+            auth_scheme=config.auth_scheme, checkpoint_param=config.checkpoint_param,
+            params=dict(config.params), paging=config.paging,
+        )
+        # Resume from the checkpoint only with the list it belongs to in memory.
+        base = previous.hash_list if previous is not None else HashList(src.name)
+        checkpoint = previous.checkpoint if previous is not None else None
+        pull = await client.pull(base, checkpoint)
+        if previous is not None and not pull.added and not pull.removed:
+            if pull.checkpoint == previous.checkpoint:
+                return _Outcome(previous, loaded=False)
+            return _Outcome(replace(previous, checkpoint=pull.checkpoint), loaded=False)
+        version = _Version(pull.list, Denylist(), pull.problems, content_hash(pull.list),
+                           checkpoint=pull.checkpoint)
+        return _Outcome(version, loaded=True, added=pull.added, removed=pull.removed)
