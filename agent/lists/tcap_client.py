@@ -81,6 +81,8 @@ def display_url(url: str) -> str:
     credentials, so they never reach messages or logs."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
@@ -256,18 +258,20 @@ class TcapClient:
                                 f"(more than {self._max_retry_after:.0f}s); next refresh will retry"
                             )
                         log.info("tcap.rate_limited", source=self.label, retry_after=delay)
-                        await self._sleep(delay)
-                        continue
-                    if status >= 500:
+                    elif status >= 500:
                         raise ListSyncError(f"{self.label}: server error ({status}); checkpoint kept")
-                    if status != 200:
+                    elif status != 200:
                         raise ListSyncError(f"{self.label}: unexpected status {status} for {shown}")
-                    return await self._read_bounded(response)
+                    else:
+                        return await self._read_bounded(response)
             except aiohttp.ClientError as exc:
                 # Not chained: aiohttp errors carry the request, headers included.
                 raise ListSyncError(self._redact(f"{self.label}: request failed: {type(exc).__name__}: {exc}")) from None
             except TimeoutError:
                 raise ListSyncError(f"{self.label}: request timed out") from None
+            # Only a 429 gets here; wait outside the `async with` so the
+            # connection goes back to the pool meanwhile.
+            await self._sleep(delay)
         raise ListSyncError(f"{self.label}: gave up")  # pragma: no cover - the loop returns or raises
 
     async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp import web
 
 from agent.lists.catalog import Thresholds, load_catalog
@@ -274,7 +275,10 @@ async def test_a_tcap_source_stays_current_and_a_deleted_entry_stops_matching(
 
     tcap_server.fail_500 = True
     new_id = tcap_server.add(md5("e"), "MD5")
-    third = await syncer.refresh()
+    with structlog.testing.capture_logs() as logs:
+        third = await syncer.refresh()
+    assert any(entry["event"] == "lists.sync_failed" for entry in logs)
+    assert tcap_server.token not in repr(logs)
     assert not third.changed and third.catalog is second.catalog
     assert third.errors and "checkpoint kept" in third.errors[0] and tcap_server.token not in third.errors[0]
     assert state.states["tcap"].checkpoint == kept and third.versions[0].entries == 4
