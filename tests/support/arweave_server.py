@@ -260,6 +260,7 @@ class FakeArweave:
     no_digest: set[str] = field(default_factory=set)  # send no digest header at all
     rfc3230: set[str] = field(default_factory=set)  # send `Digest: sha-256=<base64>` instead of X-AR-IO-Digest
     refuse_cursors: bool = False
+    redirect: set[str] = field(default_factory=set)  # answer 302 to a sandbox host for these
     requests: Counter[str] = field(default_factory=Counter)
     queries: list[dict[str, Any]] = field(default_factory=list)  # resolved transactions() arguments
     url: str = ""
@@ -388,6 +389,8 @@ class FakeArweave:
         tx = self.get(request.match_info["txid"])
         if tx is None:
             return web.Response(status=404, text="Not found")
+        if tx.id in self.redirect:
+            raise web.HTTPFound(f"http://sandbox.invalid/raw/{tx.id}")
         headers = {"Content-Type": tx.content_type or "application/octet-stream"}
         digest = b64url(hashlib.sha256(b"not these bytes" + tx.data).digest()) if tx.id in self.lie_digest \
             else tx.digest

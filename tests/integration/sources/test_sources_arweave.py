@@ -12,6 +12,7 @@ import pytest
 from agent.ipfs.errors import TooLarge
 from agent.sources.arweave import (
     ArweaveClient,
+    ArweaveGatewayError,
     ArweaveCursor,
     ArweaveIntegrityError,
     ArweaveNotFound,
@@ -222,3 +223,11 @@ async def test_the_fake_gateway_rejects_fields_outside_the_schema(make_arweave: 
     assert inline == {"transactions": {"pageInfo": {"hasNextPage": False}}}
     with pytest.raises(ValueError):
         await client.query(WATCH, first=101)
+
+
+async def test_fetch_does_not_follow_redirects(make_arweave: MakeArweave, http: aiohttp.ClientSession) -> None:
+    gw = await make_arweave()
+    txid = share(gw, 5, 10)
+    gw.redirect.add(txid)
+    with pytest.raises(ArweaveGatewayError, match="redirected .302. to http://sandbox.invalid/raw/.*not followed"):
+        await ArweaveClient(gw.url, http).fetch(txid, max_bytes=1 << 20)
