@@ -199,6 +199,161 @@ def hash_files(ctx: click.Context, files: tuple[Path, ...], fmt: str, every_fram
     sys.exit(EXIT_ERROR if failed else 0)
 
 
+def _emit(data: Any, fmt: str, table: Table | None) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, default=str))
+    elif table is not None:
+        Console(width=None if sys.stdout.isatty() else 220).print(table)
+
+
+async def _with_store(settings: Settings, body: Any) -> Any:
+    from agent.store import Store
+
+    settings.agent.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await Store.open(settings.agent.database())
+    try:
+        return await body(store)
+    finally:
+        await store.close()
+
+
+def _target_dict(t: Any) -> dict[str, Any]:
+    return {"id": t.id, "url": t.url, "kind": t.kind, "interval_s": t.interval_s, "enabled": t.enabled,
+            "last_poll_at": t.last_poll_at, "last_success_at": t.last_success_at, "last_error": t.last_error,
+            "consecutive_failures": t.consecutive_failures, "next_run_at": t.next_run_at, "state": t.state}
+
+
+@main.group()
+def targets() -> None:
+    """Watch targets of the daemon (stored in its database; a running agent picks changes up)."""
+
+
+@targets.command("add")
+@click.argument("url")
+@click.option("--interval", "interval_s", type=click.IntRange(1), help="Seconds between polls (default from config).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
+def targets_add(url: str, interval_s: int | None, fmt: str, config: Path | None) -> None:
+    """Watch URL: ipfs://CID, ipns://KEY, dnslink://DOMAIN, kubo://HOST:PORT, arweave+https://GW/graphql?TAG=V."""
+    from agent.store import DuplicateTarget
+    from agent.targets import TargetError
+    from agent.watch import classify_target
+
+    settings = _settings(config)
+    try:
+        spec = classify_target(url)
+    except TargetError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+
+    async def body(store: Any) -> Any:
+        return await store.add_target(spec.url, spec.kind.value, interval_s or settings.schedule.default_interval_s)
+
+    try:
+        row = asyncio.run(_with_store(settings, body))
+    except DuplicateTarget:
+        click.echo(f"error: {spec.url} is already watched", err=True)
+        sys.exit(EXIT_ERROR)
+    if fmt == "json":
+        _emit(_target_dict(row), fmt, None)
+    else:
+        click.echo(f"watching {row.url} ({row.kind}, every {row.interval_s} s) as target {row.id}")
+
+
+@targets.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default=None)
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
+def targets_list(fmt: str | None, config: Path | None) -> None:
+    """List watch targets."""
+    settings = _settings(config)
+    rows = asyncio.run(_with_store(settings, lambda store: store.list_targets()))
+    fmt = fmt or ("table" if sys.stdout.isatty() else "json")
+    table = Table()
+    for col in ("id", "url", "kind", "every", "last poll", "last error", "next run"):
+        table.add_column(col, overflow="fold")
+    for t in rows:
+        table.add_row(str(t.id), t.url, t.kind, f"{t.interval_s}s", _when(t.last_poll_at), t.last_error or "",
+                      _when(t.next_run_at))
+    _emit([_target_dict(t) for t in rows], fmt, table)
+
+
+@targets.command("remove")
+@click.argument("target")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
+def targets_remove(target: str, config: Path | None) -> None:
+    """Stop watching TARGET (its id or URL). What was found is kept."""
+    settings = _settings(config)
+    key: int | str = int(target) if target.isdigit() else target
+    if isinstance(key, str):
+        from agent.targets import TargetError
+        from agent.watch import classify_target
+
+        try:
+            key = classify_target(key).url
+        except TargetError:
+            pass
+    removed = asyncio.run(_with_store(settings, lambda store: store.remove_target(key)))
+    if not removed:
+        click.echo(f"error: no target {target}", err=True)
+        sys.exit(EXIT_ERROR)
+    click.echo(f"removed {target}")
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default=None)
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
+def status(fmt: str | None, config: Path | None) -> None:
+    """Targets (last poll, last error, next run), lists (versions, sizes), counts, and whether the agent runs."""
+    import urllib.request
+
+    settings = _settings(config)
+
+    async def body(store: Any) -> dict[str, Any]:
+        return {
+            "targets": [_target_dict(t) for t in await store.list_targets()],
+            "lists": [{"name": v.name, "source": v.source, "entries": v.entries, "deny_rules": v.deny_rules,
+                       "problems": v.problems, "content_hash": v.content_hash, "loaded_at": v.loaded_at}
+                      for v in await store.latest_list_versions()],
+            "items": await store.count_items(),
+            "findings": await store.count_findings(),
+            "database": store.dialect,
+        }
+
+    data = asyncio.run(_with_store(settings, body))
+    health_url = f"http://{settings.agent.health_host}:{settings.agent.health_port}/healthz"
+    try:
+        with urllib.request.urlopen(health_url, timeout=2) as resp:  # noqa: S310 (a local, configured address)
+            data["agent"] = {"running": True, **json.loads(resp.read())}
+    except OSError:
+        data["agent"] = {"running": False, "health": health_url}
+    fmt = fmt or ("table" if sys.stdout.isatty() else "json")
+    if fmt == "json":
+        _emit(data, fmt, None)
+        return
+    console = Console()
+    running = data["agent"]["running"]
+    console.print(f"agent: {'[green]running[/]' if running else '[yellow]not running[/]'} ({health_url}); "
+                  f"database: {data['database']}; {data['items']} items, {data['findings']} findings")
+    table = Table(title="targets")
+    for col in ("id", "url", "kind", "every", "last poll", "failures", "last error", "next run"):
+        table.add_column(col, overflow="fold")
+    for t in data["targets"]:
+        table.add_row(str(t["id"]), t["url"], t["kind"], f"{t['interval_s']}s", _when(t["last_poll_at"]),
+                      str(t["consecutive_failures"]), t["last_error"] or "", _when(t["next_run_at"]))
+    console.print(table)
+    lists = Table(title="lists")
+    for col in ("name", "entries", "deny rules", "problems", "version", "loaded"):
+        lists.add_column(col)
+    for v in data["lists"]:
+        lists.add_row(v["name"], str(v["entries"]), str(v["deny_rules"]), str(v["problems"]),
+                      (v["content_hash"] or "")[:12], _when(v["loaded_at"]))
+    console.print(lists)
+
+
 @main.command()
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 @click.pass_context

@@ -29,6 +29,16 @@ class AgentSettings(_Section):
     data_dir: Path = Path("~/.local/share/dweb-agent")
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=9464, ge=0, le=65535)
+    # Empty: an SQLite file in data_dir. Several agents sharing work use one
+    # PostgreSQL database: "postgresql+asyncpg://user@host/db".
+    database_url: str = ""
+    # Name of this agent in a group sharing a database (default: host name and pid).
+    node_name: str = ""
+    # On SIGTERM/SIGINT, running polls may finish for this long before they are cancelled.
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+
+    def database(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'agent.sqlite3'}"
 
     @field_validator("data_dir")
     @classmethod
@@ -71,11 +81,31 @@ class ListThresholds(_Section):
     vpdq_compared_percent: float | None = Field(default=None, ge=0, le=100)
 
 
+class TcapSettings(_Section):
+    """A Tech Against Terrorism TCAP hash list, pulled with a token and a checkpoint."""
+
+    name: str = "tcap"
+    url: str
+    # The token itself, or (better) the name of an environment variable holding it.
+    token: str = Field(default="", repr=False)
+    token_env: str = ""
+    # The TCAP API takes `Authorization: Bearer <JWT>` and resumes from `after=<checkpoint>`.
+    auth_scheme: str = "Bearer"
+    checkpoint_param: str = "after"
+    # "checkpoint": ask for after=<last checkpoint> page by page (safe if records change
+    # mid-pull, as Meta's client does); "next": follow the API's next links.
+    paging: str = Field(default="checkpoint", pattern="^(checkpoint|next)$")
+
+    def secret(self) -> str:
+        return os.environ.get(self.token_env, "") if self.token_env else self.token
+
+
 class ListSettings(_Section):
     # Files, directories or http(s) URLs of hash lists and denylists, loaded for every scan.
     sources: list[str] = Field(default_factory=list)
     max_list_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     thresholds: dict[str, ListThresholds] = Field(default_factory=dict)
+    tcap: list[TcapSettings] = Field(default_factory=list)
 
 
 class MediaSettings(_Section):
@@ -90,6 +120,36 @@ class MediaSettings(_Section):
     video_fps_sample: float = Field(default=1.0, ge=0)
 
 
+class ScheduleSettings(_Section):
+    default_interval_s: int = Field(default=600, ge=1)
+    # Random delay added to each run, as a fraction of the interval, so that many
+    # targets on one schedule do not hit gateways at the same instant.
+    jitter_fraction: float = Field(default=0.1, ge=0, le=0.5)
+    misfire_grace_s: int = Field(default=60, ge=1)
+    # A failing target is retried after interval * 2^failures, at most this long.
+    max_backoff_s: int = Field(default=6 * 3600, ge=1)
+    lists_interval_s: int = Field(default=300, ge=1)
+    # How often the agent looks for targets added or removed by `dweb-agent targets`.
+    reconcile_interval_s: int = Field(default=15, ge=1)
+
+
+class DnslinkSettings(_Section):
+    # Resolvers for _dnslink TXT records (empty: the system's resolvers).
+    nameservers: list[str] = Field(default_factory=list)
+    port: int = Field(default=53, ge=1, le=65535)
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class ArweaveSettings(_Section):
+    max_pages_per_poll: int = Field(default=10, ge=1)
+    page_size: int = Field(default=100, ge=1, le=1000)
+
+
+class TargetSettings(_Section):
+    url: str
+    interval_s: int | None = Field(default=None, ge=1)
+
+
 class Settings(_Section):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     gateways: GatewaySettings = Field(default_factory=GatewaySettings)
@@ -97,6 +157,11 @@ class Settings(_Section):
     scan: ScanSettings = Field(default_factory=ScanSettings)
     lists: ListSettings = Field(default_factory=ListSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    dnslink: DnslinkSettings = Field(default_factory=DnslinkSettings)
+    arweave: ArweaveSettings = Field(default_factory=ArweaveSettings)
+    # Watch targets declared in the file; more are added with `dweb-agent targets add`.
+    targets: list[TargetSettings] = Field(default_factory=list)
 
 
 def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:

@@ -1,35 +1,415 @@
-"""The long-running agent: wires the health/metrics endpoint and waits for work.
+"""The long-running agent: watches targets on a schedule, keeps lists fresh,
+records what it saw, and serves /healthz and /metrics.
 
-Scheduling of watch targets lives here once targets exist (see the daemon issue);
-today the daemon serves /healthz and /metrics and stops cleanly on SIGTERM/SIGINT."""
+State lives in the store (SQLite by default, PostgreSQL for several agents);
+the APScheduler job store stays in memory and is rebuilt from the targets table
+at start and whenever `dweb-agent targets` changes it."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import signal
+import socket
 import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from agent import __version__
 from agent.config import Settings
+from agent.lists.catalog import ListCatalog
+from agent.lists.matcher import MatchIndex
+from agent.lists.sync import ListSyncer, SyncState, TcapSourceConfig
+from agent.media import MediaHasher
+from agent.report import ItemReport, ScanReport
+from agent.scan import KnownItem, Scanner, finding_view, list_thresholds, signals_from_view
+from agent.signals import VideoFrameHash
+from agent.store import DuplicateTarget, FindingRow, ItemRow, ListStateRow, LocationRow, Store, TargetRow
+from agent.targets import TargetError
+from agent.watch import PollContext, WatchTarget, classify_target, poll
 
 log = structlog.get_logger(__name__)
 
 
-def health_app(registry: CollectorRegistry, started: float) -> web.Application:
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "version": __version__, "uptime_s": round(time.monotonic() - started, 3)})
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
 
-    async def metrics(_request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    return app
+class Metrics:
+    """Prometheus metrics, prefix dweb_agent_; no CIDs or URLs as label values."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.up = Gauge("dweb_agent_up", "1 while the agent runs", registry=registry)
+        self.targets = Gauge("dweb_agent_targets", "Targets being watched", registry=registry)
+        self.polls = Counter("dweb_agent_polls_total", "Target polls", ["kind", "outcome"], registry=registry)
+        self.poll_seconds = Histogram("dweb_agent_poll_seconds", "Duration of one target poll", ["kind"],
+                                      registry=registry, buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800))
+        self.items = Counter("dweb_agent_items_total", "Items examined", ["status"], registry=registry)
+        self.reused = Counter("dweb_agent_items_reused_total", "Items seen before: not fetched again",
+                              registry=registry)
+        self.findings = Counter("dweb_agent_findings_total", "New findings", ["list", "retroactive"],
+                                registry=registry)
+        self.list_entries = Gauge("dweb_agent_list_entries", "Live entries per list", ["list"], registry=registry)
+        self.list_syncs = Counter("dweb_agent_list_syncs_total", "List refreshes", ["outcome"], registry=registry)
+
+
+class StoreHooks:
+    """Makes scans incremental and durable: known CIDs are not fetched again,
+    each item and its findings are written as soon as it is examined."""
+
+    def __init__(self, agent: Agent, target_id: int | None) -> None:
+        self.agent = agent
+        self.target_id = target_id
+
+    async def known(self, key: str) -> KnownItem | None:
+        row = (await self.agent.store.get_items([key])).get(key)
+        if row is None or row.status != "verified":
+            return None
+        return KnownItem(row.key, row.size, row.media_type, dict(row.signals))
+
+    async def record(self, item: ItemReport, key: str | None, report: ScanReport) -> None:
+        key = key or (item.path if item.path.startswith("ar:") else None)
+        if key is None:
+            return
+        self.agent.metrics.items.labels(item.status.value).inc()
+        if item.seen_before:
+            self.agent.metrics.reused.inc()
+        row = ItemRow(key=key, status=item.status.value, cid=item.cid, size=item.size, media_type=item.media_type,
+                      signals=item.signals,
+                      video_frames=tuple(tuple(f) for f in item.video_frames) if item.video_frames else None)  # type: ignore[misc]
+        location = LocationRow(item_key=key, path=item.path, target_id=self.target_id, root_cid=report.root,
+                               gateway=item.source.gateway)
+        findings = [finding_row(key, f) for f in item.findings]
+        new = await self.agent.store.record_item(row, location, findings)
+        self.agent.announce(new, item.path, report.root)
+
+
+def finding_row(key: str, found: dict[str, Any], retroactive: bool = False) -> FindingRow:
+    detail = {k: v for k, v in found.items()
+              if k not in ("list", "entry", "entry_id", "signal_type", "distance", "labels", "query")}
+    return FindingRow(item_key=key, list_name=str(found["list"]), entry_id=str(found["entry_id"]),
+                      entry_value=str(found["entry"]), signal_type=str(found["signal_type"]),
+                      distance=float(found["distance"]), labels=tuple(found.get("labels") or ()),
+                      query=found.get("query"), detail=detail, retroactive=retroactive)
+
+
+class _StateAdapter:
+    """The list syncer's cursors (ETag, TCAP checkpoint) kept in the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def get(self, name: str) -> SyncState | None:
+        row = await self.store.get_list_state(name)
+        if row is None:
+            return None
+        return SyncState(row.name, row.source, row.etag, row.last_modified, row.checkpoint, row.content_hash)
+
+    async def put(self, state: SyncState) -> None:
+        await self.store.put_list_state(ListStateRow(name=state.name, source=state.source, etag=state.etag,
+                                                     last_modified=state.last_modified, checkpoint=state.checkpoint,
+                                                     content_hash=state.content_hash, updated_at=now_utc()))
+
+
+@dataclass
+class PollResult:
+    target_id: int
+    ok: bool
+    note: str
+    error: str | None = None
+
+
+class Agent:
+    """One agent process. `async with Agent(settings, registry) as agent: await agent.serve(stop)`."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None, *,
+                 node: str | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.metrics = Metrics(self.registry)
+        self.node = node or settings.agent.node_name or f"{socket.gethostname()}:{os.getpid()}"
+        self.catalog = ListCatalog.empty()
+        self.started = time.monotonic()
+        self.last_list_sync: datetime | None = None
+        self._stack = AsyncExitStack()
+        self._scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self._targets: dict[int, TargetRow] = {}
+        self.store: Store
+        self.http: aiohttp.ClientSession
+        self.media: MediaHasher
+        self.syncer: ListSyncer
+
+    # -- lifecycle ---------------------------------------------------------
+    async def __aenter__(self) -> Agent:
+        try:
+            await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    async def _open(self) -> None:
+        s = self.settings
+        s.agent.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await Store.open(s.agent.database())
+        self._stack.push_async_callback(self.store.close)
+        interrupted = await self.store.interrupt_running_scans(self.node)
+        if interrupted:
+            log.warning("agent.scans_interrupted_earlier", count=interrupted)
+        self.http = await self._stack.enter_async_context(aiohttp.ClientSession(
+            headers={"User-Agent": f"dweb-agent/{__version__}"}))
+        m = s.media
+        from agent.media import MediaLimits
+
+        self.media = await self._stack.enter_async_context(MediaHasher(
+            MediaLimits(max_pixels=m.max_pixels, max_frames=m.max_frames, max_bytes=m.max_bytes,
+                        max_video_seconds=m.max_video_seconds, timeout_s=m.timeout_s,
+                        video_fps_sample=m.video_fps_sample), workers=m.workers or None))
+        tcap = [TcapSourceConfig(name=t.name, url=t.url, token=t.secret(), checkpoint_param=t.checkpoint_param,
+                                 auth_scheme=t.auth_scheme, paging="next" if t.paging == "next" else "checkpoint")
+                for t in s.lists.tcap]
+        self.syncer = ListSyncer(s.lists.sources, tcap, http=self.http, state=_StateAdapter(self.store),
+                                 thresholds=list_thresholds(s), max_bytes=s.lists.max_list_bytes)
+        for declared in s.targets:
+            await self.add_target(declared.url, declared.interval_s)
+
+    async def add_target(self, url: str, interval_s: int | None = None) -> TargetRow:
+        spec = classify_target(url)
+        try:
+            return await self.store.add_target(spec.url, spec.kind.value,
+                                               interval_s or self.settings.schedule.default_interval_s)
+        except DuplicateTarget:
+            existing = await self.store.get_target(spec.url)
+            assert existing is not None
+            return existing
+
+    async def shutdown(self) -> None:
+        await self.stop_taking_work()
+        await self._stack.aclose()
+
+    # -- scheduling --------------------------------------------------------
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then let running polls finish within the grace period."""
+        await self.refresh_lists()
+        scheduler = self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        sched = self.settings.schedule
+        scheduler.add_job(self._tracked(self.refresh_lists), IntervalTrigger(seconds=sched.lists_interval_s),
+                          id="lists", max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s)
+        scheduler.add_job(self._tracked(self.reconcile), IntervalTrigger(seconds=sched.reconcile_interval_s),
+                          id="reconcile", max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s)
+        scheduler.start()
+        await self.reconcile()
+        self.metrics.up.set(1)
+        try:
+            await stop.wait()
+        finally:
+            self.metrics.up.set(0)
+            await self.stop_taking_work()
+
+    async def stop_taking_work(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        running = {t for t in self._running if not t.done()}
+        if running:
+            log.info("agent.waiting_for_polls", running=len(running), grace_s=self.settings.agent.shutdown_grace_s)
+            _, late = await asyncio.wait(running, timeout=self.settings.agent.shutdown_grace_s)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
+                log.warning("agent.polls_cancelled", count=len(late))
+
+    def _tracked(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            if self._stopping:
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await fn(*args)
+            except Exception:
+                log.exception("agent.job_failed", job=getattr(fn, "__name__", "job"))
+            finally:
+                self._running.discard(task)
+
+        return run
+
+    async def reconcile(self) -> None:
+        """Make the scheduler's jobs match the targets table."""
+        if self._scheduler is None or self._stopping:
+            return
+        targets = {t.id: t for t in await self.store.list_targets(enabled_only=True)}
+        self.metrics.targets.set(len(targets))
+        for target_id in set(self._targets) - set(targets):
+            if self._scheduler.get_job(f"target:{target_id}"):
+                self._scheduler.remove_job(f"target:{target_id}")
+            log.info("target.unscheduled", target_id=target_id)
+        sched = self.settings.schedule
+        for target_id, target in targets.items():
+            old = self._targets.get(target_id)
+            if old is not None and old.interval_s == target.interval_s:
+                continue
+            job_id = f"target:{target_id}"
+            if self._scheduler.get_job(job_id):
+                self._scheduler.remove_job(job_id)
+            first = target.next_run_at if target.next_run_at and target.next_run_at > now_utc() else now_utc()
+            self._scheduler.add_job(
+                self._tracked(self.poll_target, target_id),
+                IntervalTrigger(seconds=target.interval_s, jitter=int(target.interval_s * sched.jitter_fraction) or None),
+                id=job_id, max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s,
+                next_run_time=first)
+            log.info("target.scheduled", target_id=target_id, kind=target.kind, interval_s=target.interval_s,
+                     first_run=first.isoformat())
+        self._targets = targets
+
+    def _backoff(self, target: TargetRow, failures: int) -> datetime:
+        delay = min(target.interval_s * (2 ** max(0, failures - 1)), self.settings.schedule.max_backoff_s)
+        return now_utc() + timedelta(seconds=delay * (1 + random.uniform(0, self.settings.schedule.jitter_fraction)))
+
+    # -- work --------------------------------------------------------------
+    def scanner(self, target_id: int | None) -> Scanner:
+        return Scanner(self.settings, catalog=self.catalog, media=self.media, http=self.http,
+                       hooks=StoreHooks(self, target_id))
+
+    async def poll_target(self, target_id: int, *, scheduled: bool = True) -> PollResult:
+        """One poll. A scheduled poll first claims the target, so that agents sharing a
+        database poll each target once per interval; a manual poll (`scheduled=False`) does not."""
+        target = await self.store.get_target(target_id)
+        if target is None or not target.enabled:
+            return PollResult(target_id, True, "target removed")
+        if scheduled and not await self.store.claim_poll(target_id, self.node,
+                                                         min_gap_s=target.interval_s / 2):
+            return PollResult(target_id, True, "another agent polled this target less than half an interval ago")
+        spec: WatchTarget = classify_target(target.url)
+        started = time.monotonic()
+        scan_id = await self.store.start_scan(target_id, target.url, node=self.node)
+        structlog.contextvars.bind_contextvars(target_id=target_id, scan_id=scan_id)
+        ctx = PollContext(self.settings, self.http, self.scanner)
+        error: str | None = None
+        status = "failed"
+        note = ""
+        state = target.state
+        summary: dict[str, Any] = {}
+        try:
+            outcome = await poll(ctx, target_id, spec, target.state)
+            state, note = outcome.state, outcome.note
+            summary = {"reports": [r.summary() for r in outcome.reports], "note": note}
+            error = outcome.failed
+            status = "ok" if error is None else "failed"
+        except asyncio.CancelledError:
+            status, error = "interrupted", "agent stopped during the poll"
+            raise
+        except (TargetError, Exception) as exc:  # a failing target never stops the others
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            await self.store.finish_scan(scan_id, status, root_cid=state.get("root"), summary=summary, error=error)
+            if status != "interrupted":
+                failures = 0 if error is None else target.consecutive_failures + 1
+                next_run = (now_utc() + timedelta(seconds=target.interval_s)) if error is None \
+                    else self._backoff(target, failures)
+                await self.store.record_poll(target_id, ok=error is None, error=error, next_run_at=next_run,
+                                             state=state)
+                if error is not None and self._scheduler is not None and self._scheduler.get_job(f"target:{target_id}"):
+                    self._scheduler.modify_job(f"target:{target_id}", next_run_time=next_run)
+            self.metrics.polls.labels(spec.kind.value, status).inc()
+            self.metrics.poll_seconds.labels(spec.kind.value).observe(time.monotonic() - started)
+            structlog.contextvars.unbind_contextvars("target_id", "scan_id")
+        if error is None:
+            log.info("target.polled", target_id=target_id, kind=spec.kind.value, note=note)
+        else:
+            log.warning("target.poll_failed", target_id=target_id, kind=spec.kind.value, error=error)
+        return PollResult(target_id, error is None, note, error)
+
+    def announce(self, findings: list[FindingRow], path: str, root: str | None) -> None:
+        for f in findings:
+            self.metrics.findings.labels(f.list_name, str(f.retroactive).lower()).inc()
+            log.warning("finding.created", item=f.item_key, path=path, root=root, list=f.list_name,
+                        entry=f.entry_id, signal_type=f.signal_type, distance=f.distance,
+                        retroactive=f.retroactive)
+
+    async def refresh_lists(self) -> None:
+        result = await self.syncer.refresh()
+        for error in result.errors:
+            log.warning("lists.source_failed", error=error)
+        self.metrics.list_syncs.labels("error" if result.errors else "ok").inc()
+        self.last_list_sync = now_utc()
+        if not result.changed:
+            return
+        self.catalog = result.catalog  # scans already running keep the catalog they started with
+        fresh = set()
+        for v in result.versions:
+            if await self.store.record_list_version(v.name, v.source, v.content_hash or "", v.entries,
+                                                    v.deny_rules, v.problems):
+                fresh.add(v.name)
+        for summary in result.catalog.summaries:
+            self.metrics.list_entries.labels(summary.name).set(summary.entries)
+        added = {name: entries for name, entries in result.added.items() if entries and name in fresh}
+        log.info("lists.updated", lists=[s.name for s in result.catalog.summaries],
+                 new_versions=sorted(fresh), added={k: len(v) for k, v in added.items()})
+        if added:
+            await self.rematch(added)
+
+    async def rematch(self, added: dict[str, Any]) -> int:
+        """Retroactive matching: stored signals against new list entries only, nothing fetched."""
+        lists = [hl.with_entries(added[hl.name]) for hl in self.catalog.index.lists if hl.name in added]
+        index = MatchIndex(lists)
+        if len(index) == 0:
+            return 0
+        created = 0
+        async for batch in self.store.iter_items_with_signals(batch=500):
+            for item in batch:
+                matches = index.match(signals_from_view(item.signals))
+                if item.video_frames:
+                    frames = [VideoFrameHash(int(f[0]), int(f[1]), str(f[2]), float(f[3])) for f in item.video_frames]
+                    matches.extend(index.match_video(frames))
+                if not matches:
+                    continue
+                rows = [finding_row(item.key, finding_view(m), retroactive=True) for m in matches]
+                new = await self.store.add_findings(item.key, rows, retroactive=True)
+                created += len(new)
+                locations = await self.store.locations_of(item.key) if new else []
+                self.announce(new, locations[0].path if locations else "", locations[0].root_cid if locations else None)
+        log.info("lists.rematched", lists=sorted(added), new_findings=created)
+        return created
+
+    # -- health --------------------------------------------------------------
+    def health_app(self) -> web.Application:
+        async def healthz(_request: web.Request) -> web.Response:
+            return web.json_response({
+                "status": "stopping" if self._stopping else "ok", "version": __version__, "node": self.node,
+                "uptime_s": round(time.monotonic() - self.started, 3), "targets": len(self._targets),
+                "lists": [dict(vars(s)) for s in self.catalog.summaries],
+                "last_list_sync": self.last_list_sync.isoformat() if self.last_list_sync else None,
+                "polls_running": len([t for t in self._running if not t.done()]),
+            })
+
+        async def metrics(_request: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/metrics", metrics)
+        return app
 
 
 async def run_daemon(settings: Settings, registry: CollectorRegistry, stop: asyncio.Event | None = None) -> None:
@@ -37,23 +417,25 @@ async def run_daemon(settings: Settings, registry: CollectorRegistry, stop: asyn
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    settings.agent.data_dir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    Gauge("dweb_agent_up", "1 while the agent runs", registry=registry).set(1)
-    Gauge("dweb_agent_targets", "Targets being watched", registry=registry).set(0)
-    runner = web.AppRunner(health_app(registry, started), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.agent.health_host, settings.agent.health_port)
-    await site.start()
-    bound = runner.addresses[0] if runner.addresses else (settings.agent.health_host, settings.agent.health_port)
-    log.info("agent.started", version=__version__, data_dir=str(settings.agent.data_dir),
-             health=f"http://{bound[0]}:{bound[1]}/healthz", targets=0,
-             gateways=len(settings.gateways.urls))
     try:
-        await stop.wait()
-        log.info("agent.stopping")
+        async with Agent(settings, registry) as agent:
+            runner = web.AppRunner(agent.health_app(), access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, settings.agent.health_host, settings.agent.health_port)
+            await site.start()
+            bound = runner.addresses[0] if runner.addresses else (settings.agent.health_host, settings.agent.health_port)
+            targets = await agent.store.list_targets(enabled_only=True)
+            log.info("agent.started", version=__version__, node=agent.node, data_dir=str(settings.agent.data_dir),
+                     database=agent.store.dialect, health=f"http://{bound[0]}:{bound[1]}/healthz",
+                     targets=len(targets), gateways=len(settings.gateways.urls))
+            try:
+                serving = asyncio.create_task(agent.serve(stop))
+                await stop.wait()
+                log.info("agent.stopping")
+                await serving
+            finally:
+                await runner.cleanup()
     finally:
-        await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     log.info("agent.stopped")

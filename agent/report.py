@@ -54,6 +54,10 @@ class ItemReport:
     mtime: float | None = None
     symlink_target: str | None = None
     duplicate_of: str | None = None
+    # True when an earlier scan examined this CID: nothing was fetched, its stored signals are shown.
+    seen_before: bool = False
+    # vPDQ frames, kept for the store (re-matching later); not part of the JSON report.
+    video_frames: list[tuple[int, int, str, float]] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -95,6 +99,8 @@ class ScanReport:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        for item in out["items"]:
+            item.pop("video_frames", None)
         out["summary"] = self.summary()
         return out
 

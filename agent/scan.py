@@ -8,11 +8,11 @@ import asyncio
 import os
 import stat
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import aiohttp
 import structlog
@@ -135,6 +135,22 @@ def signals_view(signals: list[Signal], media: MediaResult | None) -> dict[str, 
     return view
 
 
+def signals_from_view(view: dict[str, Any]) -> list[Signal]:
+    """The inverse of signals_view: what was stored, as signals to match again."""
+    out: list[Signal] = []
+    for kind in SignalType:
+        value = view.get(kind.value)
+        if isinstance(value, str):
+            quality = view.get("pdq_quality") if kind is SignalType.PDQ else None
+            out.append(Signal(kind, value, quality if isinstance(quality, int) else None))
+    for extra in view.get("more", []) or []:
+        try:
+            out.append(Signal(SignalType(extra["type"]), str(extra["value"]), extra.get("quality")))
+        except (KeyError, ValueError, TypeError):
+            continue
+    return out
+
+
 def finding_view(match: Match) -> dict[str, Any]:
     found: dict[str, Any] = {
         "list": match.list_name,
@@ -221,6 +237,28 @@ async def load_scan_catalog(settings: Settings, extra_sources: list[str] | None 
                                   thresholds=list_thresholds(settings))
 
 
+@dataclass(frozen=True)
+class KnownItem:
+    """What an earlier scan stored about a CID."""
+
+    key: str
+    size: int | None
+    media_type: str | None
+    signals: dict[str, Any]
+
+
+class ScanHooks(Protocol):
+    """How a long-running agent makes scans incremental and durable.
+
+    `known` is asked before a CID is fetched (by its multihash, hex); an answer
+    means it is not fetched again. `record` is called as soon as each item is
+    examined, so an interrupted scan loses nothing it had finished."""
+
+    async def known(self, key: str) -> KnownItem | None: ...
+
+    async def record(self, item: ItemReport, key: str | None, report: ScanReport) -> None: ...
+
+
 class Scanner:
     """One-off scans. Create one per scan or reuse; it holds no per-scan state between calls."""
 
@@ -236,6 +274,7 @@ class Scanner:
         catalog: ListCatalog | None = None,
         media: MediaHasher | None = None,
         hash_media: bool = True,
+        hooks: ScanHooks | None = None,
     ) -> None:
         self.settings = settings
         self.gateways = list(gateways) if gateways else []
@@ -246,6 +285,7 @@ class Scanner:
         self._on_item = on_item
         self._media = media
         self._hash_media = hash_media
+        self.hooks = hooks
 
     def media_limits(self) -> MediaLimits:
         m = self.settings.media
@@ -253,9 +293,32 @@ class Scanner:
                            max_video_seconds=m.max_video_seconds, timeout_s=m.timeout_s,
                            video_fps_sample=m.video_fps_sample)
 
-    async def scan(self, target: str | Target) -> ScanReport:
-        report = ScanReport(target=str(target if isinstance(target, str) else target.text), root=None,
-                            started_at=utcnow())
+    async def scan_source(self, source: BlockSource, root: CID, label: str) -> ScanReport:
+        """Scan a DAG from a caller-supplied block source (a Kubo node, a local store)."""
+        return await self._run(label, lambda run: run._scan_dag(source, root, ()))
+
+    async def examine_bytes(self, label: str, path: str, data: bytes, source: ItemSource,
+                            key: str | None = None) -> ScanReport:
+        """Examine content that arrived whole and already checked by its source (an Arweave
+        transaction against its digest): a report with one item."""
+        async def one(run: _ScanRun) -> None:
+            item = ItemReport(path=path, cid=None, size=len(data), media_type=None, status=ItemStatus.VERIFIED,
+                              source=source)
+            content = run._new_content()
+            try:
+                await content.feed(data)
+                content.finish()
+                await run._analyse(item, content)
+            finally:
+                content.discard()
+            if self.hooks is not None:
+                await self.hooks.record(item, key, run.report)
+            run._add(item)
+
+        return await self._run(label, one)
+
+    async def _run(self, label: str, body: Callable[[_ScanRun], Awaitable[None]]) -> ScanReport:
+        report = ScanReport(target=label, root=None, started_at=utcnow())
         report.lists = [dict(vars(summary)) for summary in self.catalog.summaries]
         try:
             async with AsyncExitStack() as stack:
@@ -263,15 +326,21 @@ class Scanner:
                 if media is None and self._hash_media:
                     workers = self.settings.media.workers or None
                     media = await stack.enter_async_context(MediaHasher(self.media_limits(), workers=workers))
-                run = _ScanRun(self, report, media)
-                parsed = parse_target(target) if isinstance(target, str) else target
-                await run.execute(parsed)
+                await body(_ScanRun(self, report, media))
         except (TargetError, IpfsError) as exc:
             report.errors.append(str(exc))
         finally:
             report.finished_at = utcnow()
         log.info("scan.finished", target=report.target, **report.summary())
         return report
+
+    async def scan(self, target: str | Target) -> ScanReport:
+        label = target if isinstance(target, str) else target.text
+
+        async def body(run: _ScanRun) -> None:
+            await run.execute(parse_target(target) if isinstance(target, str) else target)
+
+        return await self._run(str(label), body)
 
 
 class _ScanRun:
@@ -340,7 +409,7 @@ class _ScanRun:
 
     async def _scan_dag(self, source: BlockSource, root: CID, path: tuple[str, ...]) -> None:
         walker = DagWalker(source, max_depth=self.limits.max_dag_depth, max_items=self.limits.max_items,
-                           withhold=None if self.settings.scan.fetch_denylisted else self._withhold)
+                           before_fetch=self._before_fetch)
         self.report.root = self.report.root or cid_text(root)
         decision = self.catalog.denylist.check_cid(cid_text(root))
         if decision is not None and decision.blocked:
@@ -366,9 +435,11 @@ class _ScanRun:
             while (job := await queue.get()) is not None:
                 index, entry = job
                 try:
-                    results[index] = await self._examine(walker, entry)
+                    item = results[index] = await self._examine(walker, entry)
                 finally:
                     await entry.release()
+                if self.scanner.hooks is not None:
+                    await self.scanner.hooks.record(item, block_key(entry.cid).hex(), self.report)
 
         producer = asyncio.create_task(produce())
         consumers = [asyncio.create_task(consume()) for _ in range(self.scanner.concurrency)]
@@ -397,11 +468,13 @@ class _ScanRun:
                 assert entry.error is not None
                 item.findings = self._denied(item)
                 raise entry.error
-            if entry.kind == EntryKind.WITHHELD:
+            if entry.kind == EntryKind.KNOWN:
+                await self._reuse_known(item, entry)
+            elif entry.kind == EntryKind.WITHHELD:
                 item.findings = self._denied(item)
                 raise TooLarge(f"on a denylist ({item.findings[0]['entry']}): not fetched; "
                                "set scan.fetch_denylisted = true to fetch it anyway")
-            if entry.kind == EntryKind.SYMLINK:
+            elif entry.kind == EntryKind.SYMLINK:
                 item.findings = self._denied(item)
                 item.media_type = "inode/symlink"
                 item.symlink_target = entry.symlink_target
@@ -446,9 +519,25 @@ class _ScanRun:
         finally:
             mine.set_result(item)
 
-    def _withhold(self, cid: CID, path: str) -> bool:
-        probe = ItemReport(path=path, cid=cid_text(cid), size=None, media_type=None, status=ItemStatus.SKIPPED)
-        return bool(self._denied(probe))
+    async def _reuse_known(self, item: ItemReport, entry: DagEntry) -> None:
+        hooks = self.scanner.hooks
+        known = await hooks.known(block_key(entry.cid).hex()) if hooks is not None else None
+        if known is None:  # forgotten in between (cannot happen with a durable store); report honestly
+            raise MissingBlock(str(entry.cid), "an earlier scan was said to hold it, but it is gone")
+        item.kind = "file"
+        item.size, item.media_type, item.signals = known.size, known.media_type, dict(known.signals)
+        item.seen_before = True
+        item.findings = self._denied(item)
+
+    async def _before_fetch(self, cid: CID, path: str) -> EntryKind | None:
+        if not self.settings.scan.fetch_denylisted:
+            probe = ItemReport(path=path, cid=cid_text(cid), size=None, media_type=None, status=ItemStatus.SKIPPED)
+            if self._denied(probe):
+                return EntryKind.WITHHELD
+        hooks = self.scanner.hooks
+        if hooks is not None and await hooks.known(block_key(cid).hex()) is not None:
+            return EntryKind.KNOWN
+        return None
 
     def _denied(self, item: ItemReport) -> list[dict[str, Any]]:
         """Denylist findings for an item's CID and its path under the root: known before any fetch."""
@@ -505,6 +594,8 @@ class _ScanRun:
             except MediaError as exc:
                 media_error = exc
         item.signals = signals_view(signals, media)
+        if media is not None and media.video_frames:
+            item.video_frames = [(f.frame, f.quality, f.pdq_hex, f.timestamp) for f in media.video_frames]
         matches = self.catalog.index.match(signals)
         if media is not None and media.video_frames:
             matches.extend(self.catalog.index.match_video(media.video_frames))

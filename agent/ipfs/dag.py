@@ -8,7 +8,7 @@ depth, item count and bytes are bounded."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -29,6 +29,7 @@ _MAX_DOCUMENT_LINKS = 10_000
 
 class EntryKind(StrEnum):
     WITHHELD = "withheld"  # the caller's policy said not to fetch it (a denylisted CID or path)
+    KNOWN = "known"  # the caller examined this CID before (an earlier scan): not fetched again
     FILE = "file"
     SYMLINK = "symlink"
     DOCUMENT = "document"
@@ -147,10 +148,11 @@ def document_links(node: Any, prefix: str = "") -> Iterator[tuple[str, CID]]:
 
 class DagWalker:
     def __init__(self, source: BlockSource, *, max_depth: int = 256, max_items: int = 100_000,
-                 withhold: Callable[[CID, str], bool] | None = None) -> None:
+                 before_fetch: Callable[[CID, str], Awaitable[EntryKind | None]] | None = None) -> None:
         self._source = source
-        # Asked before any link is followed; True means report it, fetch nothing below it.
-        self._withhold = withhold
+        # Asked before any link is followed: WITHHELD or KNOWN means report the
+        # link as such and fetch nothing at or below it; None means go on.
+        self._before_fetch = before_fetch
         self._max_depth = max_depth
         self._max_items = max_items
         self.items_yielded = 0
@@ -219,9 +221,11 @@ class DagWalker:
         if key in ancestors:
             yield DagEntry(path, cid, EntryKind.ERROR, error=DagCycle(f"link to {cid} leads back to its own ancestor"))
             return
-        if self._withhold is not None and self._withhold(cid, path):
-            yield DagEntry(path, cid, EntryKind.WITHHELD, codec=cid.codec.name)
-            return
+        if self._before_fetch is not None:
+            verdict = await self._before_fetch(cid, path)
+            if verdict is not None:
+                yield DagEntry(path, cid, verdict, codec=cid.codec.name)
+                return
         known = self._known_files.get(key)
         if known is not None:
             yield DagEntry(path, cid, EntryKind.FILE, size=known.size, mode=known.mode, mtime=known.mtime,

@@ -41,6 +41,8 @@ class FixtureGateway:
     url: str = ""
     _runner: web.AppRunner | None = None
     _sections: dict[bytes, bytes] = field(default_factory=dict)
+    # Signed IPNS records served at /ipns/<name> (application/vnd.ipfs.ipns-record).
+    ipns_records: dict[str, bytes] = field(default_factory=dict)
 
     def add_blocks(self, blocks: list[tuple[CID, bytes]]) -> None:
         for cid, data in blocks:
@@ -155,8 +157,21 @@ class FixtureGateway:
         await resp.write_eof()
         return resp
 
+    async def handle_ipns(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.requests["ipns"] += 1
+        self.log.append(("ipns", name, ""))
+        if "application/vnd.ipfs.ipns-record" not in request.headers.get("Accept", "") \
+                and request.query.get("format") != "ipns-record":
+            return web.Response(status=406, text="this test gateway only answers trustless requests")
+        record = self.ipns_records.get(name)
+        if record is None:
+            return web.Response(status=404, text="no record for this name")
+        return web.Response(body=record, content_type="application/vnd.ipfs.ipns-record")
+
     async def start(self) -> str:
         app = web.Application()
+        app.router.add_get("/ipns/{name}", self.handle_ipns)
         app.router.add_get("/ipfs/{cid}", self.handle)
         app.router.add_get("/ipfs/{cid}/{path:.*}", self.handle)
         self._runner = web.AppRunner(app, access_log=None)

@@ -1,0 +1,217 @@
+"""The daemon against real loopback peers: a trustless gateway serving IPNS records and
+DAGs, a Kubo RPC server, lists that change. Each test counts what was fetched."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.config import AgentSettings, GatewaySettings, ListSettings, MediaSettings, Settings
+from agent.daemon import Agent
+from agent.ipfs.cid import CID, cid_text, parse_cid
+from agent.ipfs.unixfs_builder import UnixFSBuilder
+from agent.sources.ipns_record import build_ipns_record, ipns_name_for_key
+from tests.conftest import IPFS_FIXTURES, MEDIA_FIXTURES
+from tests.support.gateway import FixtureGateway
+from tests.support.kubo_server import FakeKubo
+from tests.support.media_dag import expected_pdq
+
+MakeGateway = Callable[..., Awaitable[FixtureGateway]]
+DIR_WITH_FILES = IPFS_FIXTURES / "gateway-conformance" / "path_gateway_unixfs" / "dir-with-files.car"
+
+
+def settings_for(tmp_path: Path, *gateways: str, lists: list[str] | None = None) -> Settings:
+    return Settings(agent=AgentSettings(data_dir=tmp_path / "data", health_port=0),
+                    gateways=GatewaySettings(urls=list(gateways), read_timeout_s=5),
+                    media=MediaSettings(workers=1), lists=ListSettings(sources=lists or []))
+
+
+def fetched_cids(gw: FixtureGateway) -> set[str]:
+    """What was fetched, by multihash (the log keeps each CID as the client spelled it)."""
+    return {parse_cid(cid).digest.hex() for fmt, cid, _ in gw.log if fmt in ("car", "raw")}
+
+
+def key(cid: CID) -> str:
+    return bytes(cid.digest).hex()
+
+
+def tree(files: dict[str, bytes]) -> tuple[CID, dict[str, CID], list[tuple[CID, bytes]]]:
+    builder = UnixFSBuilder()
+    file_cids = {name: builder.add_file(data)[0] for name, data in files.items()}
+    root, _ = builder.add_directory({name: (cid, len(files[name])) for name, cid in file_cids.items()})
+    return root, file_cids, builder.blocks
+
+
+class IpnsPublisher:
+    def __init__(self, gw: FixtureGateway) -> None:
+        self.key = Ed25519PrivateKey.generate()
+        self.name = ipns_name_for_key(self.key).text
+        self.gw = gw
+        self.sequence = 0
+
+    def publish(self, root: CID) -> None:
+        self.sequence += 1
+        self.gw.ipns_records[self.name] = build_ipns_record(
+            self.key, f"/ipfs/{root}", self.sequence, datetime.now(timezone.utc) + timedelta(days=1),
+            timedelta(minutes=1))
+
+
+async def test_an_ipns_name_updated_between_polls_is_rescanned_and_only_new_items_are_fetched(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    gw = await make_gateway()
+    first, first_files, blocks = tree({"a.txt": b"alpha\n", "b.txt": b"beta\n"})
+    second, second_files, more = tree({"a.txt": b"alpha\n", "b.txt": b"beta\n", "c.txt": b"gamma\n"})
+    gw.add_blocks(blocks + more)
+    ipns = IpnsPublisher(gw)
+    ipns.publish(first)
+    async with Agent(settings_for(tmp_path, gw.url)) as agent:
+        target = await agent.add_target(f"ipns://{ipns.name}", 60)
+        assert (await agent.poll_target(target.id, scheduled=False)).ok
+        assert {key(first_files["a.txt"]), key(first_files["b.txt"])} <= fetched_cids(gw)
+        assert await agent.store.count_items() == 2
+
+        gw.log.clear()
+        again = await agent.poll_target(target.id, scheduled=False)
+        assert again.ok and "unchanged" in again.note
+        assert fetched_cids(gw) == set(), "an unchanged name fetches nothing"
+
+        ipns.publish(second)
+        gw.log.clear()
+        assert (await agent.poll_target(target.id, scheduled=False)).ok
+        fetched = fetched_cids(gw)
+        assert key(second_files["c.txt"]) in fetched
+        assert not fetched & {key(first_files["a.txt"]), key(first_files["b.txt"])}
+        assert await agent.store.count_items() == 3
+        row = await agent.store.get_target(target.id)
+        assert row is not None and row.state["root"] == str(second) and row.state["sequence"] == 2
+
+
+async def test_a_list_update_finds_an_image_seen_earlier_without_fetching_anything(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    gw = await make_gateway()
+    photo = (MEDIA_FIXTURES / "pdq" / "bridge-mods" / "blur-a-lot.jpg").read_bytes()
+    root, _, blocks = tree({"photo.jpg": photo, "note.txt": b"nothing\n"})
+    gw.add_blocks(blocks)
+    listing = tmp_path / "watchlist.txt"
+    listing.write_text("# nothing yet\n")
+    async with Agent(settings_for(tmp_path, gw.url, lists=[str(listing)])) as agent:
+        await agent.refresh_lists()
+        target = await agent.add_target(f"ipfs://{root}", 60)
+        assert (await agent.poll_target(target.id, scheduled=False)).ok
+        assert await agent.store.count_findings() == 0
+        requests = sum(gw.requests.values())
+
+        original = expected_pdq()["pdq/bridge-mods/aaa-orig.jpg"][0]
+        listing.write_text(f"pdq {original}\n")
+        await agent.refresh_lists()
+
+        findings = await agent.store.list_findings()
+        assert [(f.list_name, f.signal_type, f.entry_value, f.retroactive) for f in findings] == [
+            ("watchlist", "pdq", original, True)]
+        assert 0 < findings[0].distance <= 31
+        assert sum(gw.requests.values()) == requests, "retroactive matching must not fetch"
+        await agent.refresh_lists()  # the same list again: nothing new, nothing duplicated
+        assert await agent.store.count_findings() == 1
+
+
+async def test_a_restarted_agent_fetches_nothing_twice_and_loses_no_finding(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    gw = await make_gateway()
+    photos = {f"{i}.jpg": p.read_bytes() for i, p in enumerate(sorted((MEDIA_FIXTURES / "pdq" / "bridge-mods").iterdir()))}
+    root, file_cids, blocks = tree(photos)
+    gw.add_blocks(blocks)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"pdq {expected_pdq()['pdq/bridge-mods/aaa-orig.jpg'][0]}\n")
+    settings = settings_for(tmp_path, gw.url, lists=[str(listing)])
+
+    # First run: stopped after a few items (the poll is cancelled mid-scan, as a stop past the grace period does).
+    async with Agent(settings) as agent:
+        await agent.refresh_lists()
+        target = await agent.add_target(f"ipfs://{root}", 60)
+        gate = __import__("asyncio").Event()
+        recorded = 0
+        original_record = agent.store.record_item
+
+        async def record_then_maybe_stop(*args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal recorded
+            new = await original_record(*args, **kwargs)
+            recorded += 1
+            if recorded == 4:
+                gate.set()
+            return new
+
+        agent.store.record_item = record_then_maybe_stop  # type: ignore[method-assign]
+        import asyncio
+
+        poll = asyncio.create_task(agent.poll_target(target.id, scheduled=False))
+        await asyncio.wait_for(gate.wait(), 60)
+        poll.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await poll
+        done_before = await agent.store.count_items()
+        findings_before = await agent.store.count_findings()
+    assert 4 <= done_before < len(photos)
+
+    gw.log.clear()
+    async with Agent(settings) as agent:
+        await agent.refresh_lists()
+        assert (await agent.poll_target(target.id, scheduled=False)).ok
+        refetched = fetched_cids(gw) & {key(c) for c in file_cids.values()}
+        assert len(refetched) == len(photos) - done_before, "items recorded before the stop are not fetched again"
+        assert await agent.store.count_items() == len(photos)
+        findings = await agent.store.list_findings(limit=1000)
+        assert len(findings) == len(photos), "every edited copy matches once"
+        assert len({f.item_key for f in findings}) == len(findings) >= findings_before
+        scans = await agent.store.recent_scans(10)
+        assert [s.status for s in scans][-1:] == ["interrupted"] or "interrupted" in [s.status for s in scans]
+
+
+async def test_new_kubo_pins_are_scanned_once(tmp_path: Path) -> None:
+    kubo = FakeKubo()
+    await kubo.load_car(DIR_WITH_FILES, pin=True)
+    await kubo.start()
+    try:
+        async with Agent(settings_for(tmp_path, "http://127.0.0.1:9")) as agent:
+            target = await agent.add_target(f"kubo://{kubo.url.split('://', 1)[1]}", 60)
+            assert (await agent.poll_target(target.id, scheduled=False)).ok
+            assert await agent.store.count_items() == 3  # ascii.txt and ascii-copy.txt are one item
+            block_gets = kubo.requests["block/get"]
+            assert block_gets > 0
+
+            (extra,) = await kubo.load_car(IPFS_FIXTURES / "gateway-conformance" / "path_gateway_unixfs" / "symlink.car",
+                                           pin=True)
+            assert (await agent.poll_target(target.id, scheduled=False)).ok
+            row = await agent.store.get_target(target.id)
+            assert row is not None and cid_text(extra) in row.state["pins_done"]
+            assert await agent.store.count_items() == 5  # + the symlink and the file it names
+            before = kubo.requests["block/get"]
+            assert (await agent.poll_target(target.id, scheduled=False)).ok
+            assert kubo.requests["block/get"] == before, "pins already scanned are not walked again"
+    finally:
+        await kubo.stop()
+
+
+async def test_a_failing_target_backs_off_and_never_stops_the_others(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    gw = await make_gateway(DIR_WITH_FILES)
+    async with Agent(settings_for(tmp_path, gw.url)) as agent:
+        good = await agent.add_target("ipfs://bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy", 60)
+        bad = await agent.add_target("dnslink://no-such-name.invalid", 60)
+        failed = await agent.poll_target(bad.id, scheduled=False)
+        assert not failed.ok and failed.error
+        assert (await agent.poll_target(good.id, scheduled=False)).ok
+        row = await agent.store.get_target(bad.id)
+        assert row is not None and row.consecutive_failures == 1 and row.last_error
+        assert row.next_run_at is not None and row.next_run_at > datetime.now(timezone.utc) + timedelta(seconds=50)
+        await agent.poll_target(bad.id, scheduled=False)
+        row2 = await agent.store.get_target(bad.id)
+        assert row2 is not None and row2.consecutive_failures == 2
+        assert row2.next_run_at is not None and row2.next_run_at > row.next_run_at
