@@ -1,0 +1,598 @@
+"""IPNS records: parse, verify and build them, following the IPNS spec.
+
+Spec: https://specs.ipfs.tech/ipns/ipns-record/ (Record Verification), with
+boxo's `ipns` package as the reference where the spec is silent. A record is
+believed only after every rule below held, checked in the spec's order and
+failing on the first error:
+
+1. the serialized IpnsEntry is at most 10 KiB (checked before parsing);
+2. `signatureV2` and `data` are present and not empty;
+3. the public key comes from `pubKey` (and must hash to the name) or, when
+   absent, from the name's identity multihash;
+4. `data` is a DAG-CBOR map;
+5/6. `signatureV2` verifies over b"ipns-signature:" + data;
+7. when `signatureV1` or `value` is present, every V1 protobuf field equals its
+   copy in `data` (a V1 field is never used otherwise);
+8. ValidityType is 0 (EOL) and the RFC 3339 EOL is not before `now`.
+
+`signatureV1` is never verified: the spec forbids relying on it, so a broken
+V1 signature beside a good V2 signature is a valid record.
+
+Key types: Ed25519, RSA (PKCS#1 v1.5 over SHA-256, 2048-8192 bits, as
+go-libp2p), secp256k1 and ECDSA (P-256/384/521), both DER signatures over
+SHA-256. Keys are serialized as libp2p `PublicKey` protobufs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Literal, Union
+
+import dag_cbor
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from multiformats import CID, multibase
+
+from agent.ipfs.errors import IpfsError
+
+__all__ = [
+    "MAX_RECORD_BYTES",
+    "IPNS_RECORD_TYPE",
+    "IpnsRecord",
+    "IpnsName",
+    "parse_ipns_name",
+    "ipns_name_for_key",
+    "verify_ipns_record",
+    "build_ipns_record",
+    "parse_rfc3339",
+    "format_rfc3339",
+    "IpnsError",
+    "InvalidName",
+    "RecordTooLarge",
+    "MalformedRecord",
+    "SignatureInvalid",
+    "V1Mismatch",
+    "KeyMismatch",
+    "InvalidPublicKey",
+    "UnsupportedKey",
+    "UnsupportedValidity",
+    "RecordExpired",
+    "InvalidValue",
+]
+
+# The spec's size limit: implementations MUST accept records up to 10 KiB and
+# MAY ignore larger ones; anything bigger is a way to waste our memory.
+MAX_RECORD_BYTES = 10 * 1024
+IPNS_RECORD_TYPE = "application/vnd.ipfs.ipns-record"
+SIGNATURE_V2_PREFIX = b"ipns-signature:"
+LIBP2P_KEY_CODEC = 0x72
+_IDENTITY = 0x00
+_SHA2_256 = 0x12
+# go-libp2p inlines a serialized public key in the peer ID (identity multihash)
+# when it is at most this long, and hashes it with sha2-256 otherwise.
+_MAX_INLINE_KEY = 42
+_MAX_IDENTITY_DIGEST = 128
+_RSA_MIN_BITS, _RSA_MAX_BITS = 2048, 8192  # go-libp2p's bounds
+
+KeyType = Literal["RSA", "Ed25519", "Secp256k1", "ECDSA"]
+_KEY_TYPES: dict[int, KeyType] = {0: "RSA", 1: "Ed25519", 2: "Secp256k1", 3: "ECDSA"}
+_KEY_CODES: dict[KeyType, int] = {v: k for k, v in _KEY_TYPES.items()}
+
+PublicKey = Union[ed25519.Ed25519PublicKey, rsa.RSAPublicKey, ec.EllipticCurvePublicKey]
+PrivateKey = Union[ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
+
+
+class IpnsError(IpfsError):
+    """Base of every IPNS failure: the record or name is not believed."""
+
+
+class InvalidName(IpnsError):
+    """The string is not an IPNS name (a libp2p key CID or a peer ID)."""
+
+
+class RecordTooLarge(IpnsError):
+    """The serialized record exceeds the size limit (10 KiB by the spec)."""
+
+
+class MalformedRecord(IpnsError):
+    """The bytes are not a well-formed IpnsEntry, or a mandatory field is missing or mistyped."""
+
+
+class SignatureInvalid(IpnsError):
+    """signatureV2 is missing or does not verify with the name's key."""
+
+
+class V1Mismatch(IpnsError):
+    """A legacy V1 protobuf field differs from its signed copy in `data`."""
+
+
+class KeyMismatch(IpnsError):
+    """The record's embedded public key does not hash to the name."""
+
+
+class InvalidPublicKey(IpnsError):
+    """A public key could not be decoded, or none is available for the name."""
+
+
+class UnsupportedKey(IpnsError):
+    """A key type or curve this verifier does not implement."""
+
+
+class UnsupportedValidity(IpnsError):
+    """ValidityType other than 0 (EOL), or an EOL that is not RFC 3339."""
+
+
+class RecordExpired(IpnsError):
+    """The record's EOL is before `now`."""
+
+    def __init__(self, message: str, validity: datetime) -> None:
+        self.validity = validity
+        super().__init__(message)
+
+
+class InvalidValue(IpnsError):
+    """The signed value is not a UTF-8 /ipfs/ or /ipns/ path."""
+
+
+@dataclass(frozen=True)
+class IpnsName:
+    """An IPNS name: the multihash of a serialized libp2p public key."""
+
+    multihash: bytes
+
+    @property
+    def text(self) -> str:
+        """The canonical spelling: CIDv1, libp2p-key codec, base36 (`k51...` for Ed25519), as Kubo prints it."""
+        return CID("base36", 1, LIBP2P_KEY_CODEC, self.multihash).encode("base36")
+
+    @property
+    def inlined_key(self) -> bytes | None:
+        """The serialized public key when the multihash is `identity` (Ed25519, secp256k1)."""
+        code, digest = _split_multihash(self.multihash)
+        return digest if code == _IDENTITY else None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class IpnsRecord:
+    """What a verified record says. Only ever built from a record that passed every check."""
+
+    value: str  # '/ipfs/<cid>[/path]' or '/ipns/<name>[/path]'
+    sequence: int
+    validity: datetime  # the EOL, UTC (nanoseconds truncated to microseconds)
+    ttl_ns: int
+    key_type: KeyType = "Ed25519"
+    has_v1_fields: bool = False
+
+
+# ---------------------------------------------------------------- names ----
+
+
+def _uvarint(buf: bytes, pos: int, what: str) -> tuple[int, int]:
+    value = 0
+    for shift in range(0, 64, 7):
+        if pos >= len(buf):
+            raise MalformedRecord(f"truncated varint in {what}")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            if value >= 1 << 64:
+                raise MalformedRecord(f"varint over 64 bits in {what}")
+            return value, pos
+    raise MalformedRecord(f"varint longer than 10 bytes in {what}")
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _split_multihash(mh: bytes) -> tuple[int, bytes]:
+    try:
+        code, pos = _uvarint(mh, 0, "multihash")
+        length, pos = _uvarint(mh, pos, "multihash")
+    except MalformedRecord as exc:
+        raise InvalidName(f"malformed multihash: {exc}") from None
+    if len(mh) - pos != length:
+        raise InvalidName(f"multihash declares a {length}-byte digest but carries {len(mh) - pos}")
+    return code, mh[pos:]
+
+
+def _check_name_multihash(mh: bytes, text: str) -> IpnsName:
+    code, digest = _split_multihash(mh)
+    if code == _IDENTITY:
+        if len(digest) > _MAX_IDENTITY_DIGEST:
+            raise InvalidName(f"{text!r}: identity multihash of {len(digest)} bytes is not a key")
+    elif code == _SHA2_256:
+        if len(digest) != 32:
+            raise InvalidName(f"{text!r}: sha2-256 digest of {len(digest)} bytes")
+    else:
+        raise InvalidName(f"{text!r}: multihash 0x{code:x} is neither identity nor sha2-256, so not a libp2p key")
+    return IpnsName(mh)
+
+
+def parse_ipns_name(text: str) -> IpnsName:
+    """Parse `k51...`/`bafz...` (CIDv1 libp2p-key, any multibase) or a base58btc peer ID (`12D3KooW...`, `Qm...`).
+
+    A leading `/ipns/` or `ipns://` is accepted. Follows go-libp2p's peer.Decode:
+    strings starting with `1` or `Qm` are bare base58btc multihashes, anything
+    else must be a CID with the libp2p-key codec."""
+    name = text.strip()
+    for prefix in ("ipns://", "/ipns/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    name = name.rstrip("/")
+    if not name:
+        raise InvalidName("empty IPNS name")
+    if len(name) > 256:
+        raise InvalidName(f"IPNS name of {len(name)} characters is too long")
+    if "/" in name or "." in name:
+        raise InvalidName(f"{text!r} is not an IPNS key name (a domain is resolved through DNSLink)")
+    if name.startswith("1") or name.startswith("Qm"):
+        try:
+            mh = bytes(multibase.get("base58btc").raw_decoder(name))
+        except Exception as exc:  # the decoder raises several types for bad input
+            raise InvalidName(f"{text!r} is not a base58btc peer ID: {exc}") from None
+        return _check_name_multihash(mh, text)
+    try:
+        cid = CID.decode(name)
+    except Exception as exc:  # multiformats raises KeyError/ValueError/its own types
+        raise InvalidName(f"{text!r} is not an IPNS name: {exc}") from None
+    if cid.version != 1 or cid.codec.code != LIBP2P_KEY_CODEC:
+        raise InvalidName(f"{text!r} is a CID with codec {cid.codec.name}, not libp2p-key (0x72): not an IPNS name")
+    return _check_name_multihash(bytes(cid.digest), text)
+
+
+# ----------------------------------------------------------------- keys ----
+
+
+def _marshal_public_key(key_type: KeyType, data: bytes) -> bytes:
+    """libp2p PublicKey protobuf: Type (field 1, varint, always written) + Data (field 2)."""
+    return b"\x08" + _varint_bytes(_KEY_CODES[key_type]) + b"\x12" + _varint_bytes(len(data)) + data
+
+
+def _key_data(key: PublicKey) -> tuple[KeyType, bytes]:
+    """Key type and the canonical `Data` bytes go-libp2p would produce for this key."""
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if isinstance(key.curve, ec.SECP256K1):
+        return "Secp256k1", key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+    return "ECDSA", key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _name_multihash(serialized_key: bytes) -> bytes:
+    if len(serialized_key) <= _MAX_INLINE_KEY:
+        return bytes([_IDENTITY]) + _varint_bytes(len(serialized_key)) + serialized_key
+    return bytes([_SHA2_256, 32]) + hashlib.sha256(serialized_key).digest()
+
+
+def ipns_name_for_key(key: PublicKey | PrivateKey) -> IpnsName:
+    """The IPNS name (peer ID) of a key, derived as go-libp2p's IDFromPublicKey."""
+    public = key if isinstance(key, (ed25519.Ed25519PublicKey, rsa.RSAPublicKey, ec.EllipticCurvePublicKey)) else key.public_key()
+    key_type, data = _key_data(public)
+    return IpnsName(_name_multihash(_marshal_public_key(key_type, data)))
+
+
+def _unmarshal_public_key(serialized: bytes, where: str) -> tuple[KeyType, PublicKey]:
+    try:
+        fields = _read_protobuf(serialized, {1: 0, 2: 2}, "PublicKey")
+    except MalformedRecord as exc:
+        raise InvalidPublicKey(f"{where}: {exc}") from None
+    code, data = fields.get(1), fields.get(2)
+    if not isinstance(code, int) or not isinstance(data, bytes):
+        raise InvalidPublicKey(f"{where}: PublicKey protobuf lacks its Type or Data field")
+    key_type = _KEY_TYPES.get(code)
+    if key_type is None:
+        raise UnsupportedKey(f"{where}: unknown libp2p key type {code}")
+    try:
+        if key_type == "Ed25519":
+            if len(data) != 32:
+                raise InvalidPublicKey(f"{where}: Ed25519 key of {len(data)} bytes, expected 32")
+            return key_type, ed25519.Ed25519PublicKey.from_public_bytes(data)
+        if key_type == "Secp256k1":
+            return key_type, ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), data)
+        loaded = serialization.load_der_public_key(data)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise InvalidPublicKey(f"{where}: {key_type} key does not decode: {exc}") from None
+    if key_type == "RSA":
+        if not isinstance(loaded, rsa.RSAPublicKey):
+            raise InvalidPublicKey(f"{where}: key typed RSA holds a {type(loaded).__name__}")
+        if not _RSA_MIN_BITS <= loaded.key_size <= _RSA_MAX_BITS:
+            raise UnsupportedKey(f"{where}: RSA key of {loaded.key_size} bits (accepted: {_RSA_MIN_BITS}-{_RSA_MAX_BITS})")
+        return key_type, loaded
+    if not isinstance(loaded, ec.EllipticCurvePublicKey):
+        raise InvalidPublicKey(f"{where}: key typed ECDSA holds a {type(loaded).__name__}")
+    if not isinstance(loaded.curve, (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)):
+        raise UnsupportedKey(f"{where}: ECDSA curve {loaded.curve.name} (go-libp2p accepts P-256/384/521)")
+    return key_type, loaded
+
+
+def _verify_signature(key: PublicKey, signature: bytes, message: bytes) -> bool:
+    try:
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, message)
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _sign(key: PrivateKey, message: bytes) -> bytes:
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(message)
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    return key.sign(message, ec.ECDSA(hashes.SHA256()))
+
+
+# ------------------------------------------------------------- protobuf ----
+
+# IpnsEntry field numbers and their wire types (0 varint, 2 length-delimited).
+_ENTRY_FIELDS = {1: 2, 2: 2, 3: 0, 4: 2, 5: 0, 6: 0, 7: 2, 8: 2, 9: 2}
+_FIELD_NAMES = {1: "value", 2: "signatureV1", 3: "validityType", 4: "validity", 5: "sequence", 6: "ttl", 7: "pubKey", 8: "signatureV2", 9: "data"}
+
+
+def _read_protobuf(buf: bytes, known: dict[int, int], what: str) -> dict[int, int | bytes]:
+    """Decode a flat protobuf message. Unknown fields are skipped (forward
+    compatibility); a known field that repeats is refused, because parsers
+    disagree on which copy wins and a record must mean one thing."""
+    fields: dict[int, int | bytes] = {}
+    pos = 0
+    while pos < len(buf):
+        key, pos = _uvarint(buf, pos, what)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise MalformedRecord(f"{what}: field number 0")
+        value: int | bytes
+        if wire == 0:
+            value, pos = _uvarint(buf, pos, what)
+        elif wire == 2:
+            length, pos = _uvarint(buf, pos, what)
+            if length > len(buf) - pos:
+                raise MalformedRecord(f"{what}: field {number} declares {length} bytes, {len(buf) - pos} remain")
+            value, pos = buf[pos:pos + length], pos + length
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            if size > len(buf) - pos:
+                raise MalformedRecord(f"{what}: truncated fixed-width field {number}")
+            value, pos = buf[pos:pos + size], pos + size
+        else:
+            raise MalformedRecord(f"{what}: field {number} uses wire type {wire} (groups are not allowed)")
+        if number not in known:
+            continue
+        if wire != known[number]:
+            raise MalformedRecord(f"{what}: field {number} has wire type {wire}, expected {known[number]}")
+        if number in fields:
+            raise MalformedRecord(f"{what}: field {number} appears twice")
+        fields[number] = value
+    return fields
+
+
+def _encode_entry(fields: dict[int, int | bytes]) -> bytes:
+    """Fields in number order, as Go's protobuf marshaller writes them."""
+    out = bytearray()
+    for number in sorted(fields):
+        value = fields[number]
+        if isinstance(value, int):
+            out += _varint_bytes(number << 3) + _varint_bytes(value)
+        else:
+            out += _varint_bytes(number << 3 | 2) + _varint_bytes(len(value)) + value
+    return bytes(out)
+
+
+# ----------------------------------------------------------------- time ----
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z"
+)
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """RFC 3339 with up to nanosecond precision (Go's RFC3339Nano), as UTC.
+
+    Python keeps microseconds, so extra digits are truncated: an EOL can look
+    up to 999 ns earlier than it is, never later."""
+    match = _RFC3339.match(text)
+    if match is None:
+        raise UnsupportedValidity(f"validity {text!r} is not an RFC 3339 timestamp")
+    year, month, day, hour, minute, second, frac, zone = match.groups()
+    micro = int((frac or "").ljust(6, "0")[:6])
+    try:
+        if zone == "Z":
+            tz = timezone.utc
+        else:
+            sign = 1 if zone[0] == "+" else -1
+            tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+        stamp = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=tz)
+        return stamp.astimezone(timezone.utc)
+    except (ValueError, OverflowError) as exc:
+        raise UnsupportedValidity(f"validity {text!r} is not a real time: {exc}") from None
+
+
+def format_rfc3339(when: datetime) -> str:
+    """Go's time.RFC3339Nano for a UTC time: fraction without trailing zeros."""
+    if when.tzinfo is None:
+        raise ValueError("validity must be timezone-aware")
+    when = when.astimezone(timezone.utc)
+    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    if when.microsecond:
+        text += "." + f"{when.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+# --------------------------------------------------------------- verify ----
+
+
+def _cbor_bytes(data: Mapping[str, object], key: str) -> bytes:
+    value = data.get(key)
+    if not isinstance(value, bytes):
+        raise MalformedRecord(f"data[{key}] is {'missing' if value is None else type(value).__name__}, expected bytes")
+    return value
+
+
+def _cbor_uint(data: Mapping[str, object], key: str) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MalformedRecord(f"data[{key}] is {'missing' if value is None else type(value).__name__}, expected an integer")
+    if not 0 <= value < 1 << 63:  # boxo reads these as int64
+        raise MalformedRecord(f"data[{key}] = {value} is outside 0..2^63-1")
+    return value
+
+
+def _public_key_for(name: IpnsName, pub_key_field: bytes | None) -> tuple[KeyType, PublicKey]:
+    if pub_key_field:
+        key_type, key = _unmarshal_public_key(pub_key_field, "record pubKey")
+        expected = _name_multihash(_marshal_public_key(*_key_data(key)))
+        if expected != name.multihash:
+            raise KeyMismatch(
+                f"the record's {key_type} public key belongs to {IpnsName(expected).text}, not to {name.text}"
+            )
+        return key_type, key
+    inline = name.inlined_key
+    if inline is None:
+        raise InvalidPublicKey(
+            f"{name.text} is a hash of its key (RSA/ECDSA) and the record carries no pubKey: cannot verify"
+        )
+    return _unmarshal_public_key(inline, f"key inlined in {name.text}")
+
+
+def verify_ipns_record(
+    name: str | IpnsName,
+    record: bytes,
+    *,
+    now: datetime | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+) -> IpnsRecord:
+    """Verify a serialized IpnsEntry for `name`; return what it says, or raise an IpnsError subclass.
+
+    `now` (timezone-aware) is the time the EOL is compared with; real time when None."""
+    ipns_name = parse_ipns_name(name) if isinstance(name, str) else name
+    # (1) size, before any parsing.
+    if len(record) > max_record_bytes:
+        raise RecordTooLarge(f"record of {len(record)} bytes exceeds the {max_record_bytes}-byte limit")
+    fields = _read_protobuf(bytes(record), _ENTRY_FIELDS, "IpnsEntry")
+    # (2) V2 signature and data are mandatory.
+    signature_v2 = fields.get(8)
+    data_bytes = fields.get(9)
+    if not isinstance(data_bytes, bytes) or not data_bytes:
+        if fields.get(2):
+            raise SignatureInvalid("V1-only record (no signatureV2/data): V1 signatures are not accepted")
+        raise MalformedRecord("record has no data field")
+    if not isinstance(signature_v2, bytes) or not signature_v2:
+        raise SignatureInvalid("record has no signatureV2")
+    # (3) the key, bound to the name.
+    pub_key_field = fields.get(7)
+    key_type, key = _public_key_for(ipns_name, pub_key_field if isinstance(pub_key_field, bytes) else None)
+    # (4) data is DAG-CBOR (strict: canonical key order, no trailing bytes).
+    try:
+        data = dag_cbor.decode(data_bytes)
+    except Exception as exc:  # dag_cbor raises its own error types per failure
+        raise MalformedRecord(f"data is not valid DAG-CBOR: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedRecord(f"data is a DAG-CBOR {type(data).__name__}, expected a map")
+    # (5, 6) signatureV2 over the prefixed data.
+    if not _verify_signature(key, signature_v2, SIGNATURE_V2_PREFIX + data_bytes):
+        raise SignatureInvalid(f"signatureV2 does not verify with the {key_type} key of {ipns_name.text}")
+    value_bytes = _cbor_bytes(data, "Value")
+    validity_bytes = _cbor_bytes(data, "Validity")
+    validity_type = _cbor_uint(data, "ValidityType")
+    sequence = _cbor_uint(data, "Sequence")
+    ttl = _cbor_uint(data, "TTL")
+    # (7) legacy V1 copies must equal the signed values (a missing field counts as its default, as in boxo).
+    has_v1 = bool(fields.get(2)) or bool(fields.get(1))
+    if has_v1:
+        checks: list[tuple[str, object, object]] = [
+            ("value", fields.get(1, b""), value_bytes),
+            ("validity", fields.get(4, b""), validity_bytes),
+            ("validityType", fields.get(3, 0), validity_type),
+            ("sequence", fields.get(5, 0), sequence),
+            ("ttl", fields.get(6, 0), ttl),
+        ]
+        for field_name, v1, v2 in checks:
+            if v1 != v2:
+                raise V1Mismatch(f"V1 field {field_name} = {v1!r} differs from the signed data ({v2!r})")
+    # (8) validity.
+    if validity_type != 0:
+        raise UnsupportedValidity(f"ValidityType {validity_type} is not supported (only 0, EOL)")
+    try:
+        validity_text = validity_bytes.decode("ascii")
+    except UnicodeDecodeError:
+        raise UnsupportedValidity("validity is not ASCII") from None
+    validity = parse_rfc3339(validity_text)
+    moment = now if now is not None else datetime.now(timezone.utc)
+    if moment.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if moment > validity:
+        raise RecordExpired(f"record for {ipns_name.text} expired at {validity_text} (now {moment.isoformat()})", validity)
+    try:
+        value = value_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidValue("signed value is not UTF-8") from None
+    if not (value.startswith("/ipfs/") or value.startswith("/ipns/")) or len(value) <= 6:
+        raise InvalidValue(f"signed value {value[:100]!r} is not an /ipfs/ or /ipns/ path")
+    return IpnsRecord(value, sequence, validity, ttl, key_type, has_v1)
+
+
+# ---------------------------------------------------------------- build ----
+
+
+def build_ipns_record(
+    private_key: PrivateKey,
+    value: str,
+    sequence: int,
+    validity: datetime,
+    ttl: timedelta,
+    *,
+    v1_compatible: bool = True,
+    embed_public_key: bool | None = None,
+) -> bytes:
+    """Create and sign a serialized IpnsEntry, as boxo's NewRecord does.
+
+    `data` is canonical DAG-CBOR of Value, Validity, ValidityType=0, Sequence
+    and TTL (ns); signatureV2 signs b"ipns-signature:" + data. With
+    `v1_compatible` the legacy V1 copies and signatureV1 (over value +
+    validity + b"0") are added. The public key is embedded when it cannot be
+    inlined in the name (RSA, ECDSA) unless `embed_public_key` says otherwise."""
+    if sequence < 0 or sequence >= 1 << 63:
+        raise ValueError("sequence must be in 0..2^63-1")
+    ttl_ns = (ttl.days * 86_400 + ttl.seconds) * 1_000_000_000 + ttl.microseconds * 1_000
+    if ttl_ns < 0:
+        raise ValueError("ttl must not be negative")
+    value_bytes = value.encode("utf-8")
+    validity_bytes = format_rfc3339(validity).encode("ascii")
+    data = dag_cbor.encode(
+        {"Value": value_bytes, "Validity": validity_bytes, "ValidityType": 0, "Sequence": sequence, "TTL": ttl_ns}
+    )
+    fields: dict[int, int | bytes] = {9: data, 8: _sign(private_key, SIGNATURE_V2_PREFIX + data)}
+    if v1_compatible:
+        fields.update({1: value_bytes, 3: 0, 4: validity_bytes, 5: sequence, 6: ttl_ns})
+        fields[2] = _sign(private_key, value_bytes + validity_bytes + b"0")
+    key_type, key_data = _key_data(private_key.public_key())
+    serialized = _marshal_public_key(key_type, key_data)
+    embed = embed_public_key if embed_public_key is not None else len(serialized) > _MAX_INLINE_KEY
+    if embed:
+        fields[7] = serialized
+    record = _encode_entry(fields)
+    if len(record) > MAX_RECORD_BYTES:
+        raise ValueError(f"record would be {len(record)} bytes, over the {MAX_RECORD_BYTES}-byte limit")
+    return record
