@@ -1,0 +1,127 @@
+"""Plain frozen rows: what the store takes and returns.
+
+Callers never see SQLAlchemy rows, so the store's tables can change (new
+columns, a new dialect) without touching the code that reads these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agent.store.types import utcnow
+
+JSONObject = dict[str, Any]
+# One vPDQ frame as stored: [frame, quality, pdq_hex, timestamp].
+VideoFrame = tuple[int, int, str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRow:
+    id: int
+    url: str
+    kind: str
+    interval_s: int
+    options: JSONObject
+    enabled: bool
+    created_at: datetime
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    consecutive_failures: int
+    next_run_at: datetime | None
+    # Per-source cursors (last root CID, Arweave cursor/height, seen pins...).
+    state: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRow:
+    id: int
+    target_id: int | None
+    target_url: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    root_cid: str | None
+    summary: JSONObject
+    error: str | None
+    node: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    """One piece of content. `key` is the hex multihash for IPFS content (so
+    CIDv0 and v1 of the same bytes are one item) or 'ar:<txid>'."""
+
+    key: str
+    status: str
+    cid: str | None = None
+    size: int | None = None
+    media_type: str | None = None
+    signals: JSONObject = field(default_factory=dict)
+    video_frames: tuple[VideoFrame, ...] | None = None
+    first_seen_at: datetime = field(default_factory=utcnow)
+    last_seen_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class LocationRow:
+    """Where an item was seen: provenance for findings and alerts."""
+
+    item_key: str
+    path: str
+    target_id: int | None = None
+    root_cid: str | None = None
+    gateway: str | None = None
+    first_seen_at: datetime = field(default_factory=utcnow)
+    last_seen_at: datetime = field(default_factory=utcnow)
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRow:
+    """A match of an item against one list entry. (item_key, list_name,
+    entry_id, signal_type) is its identity; `id` is None until stored."""
+
+    item_key: str
+    list_name: str
+    entry_id: str
+    entry_value: str
+    signal_type: str
+    distance: float
+    labels: tuple[str, ...] = ()
+    query: str | None = None
+    detail: JSONObject = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utcnow)
+    retroactive: bool = False
+    id: int | None = None
+
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        return (self.item_key, self.list_name, self.entry_id, self.signal_type)
+
+
+@dataclass(frozen=True, slots=True)
+class ListVersionRow:
+    id: int
+    name: str
+    source: str
+    content_hash: str
+    entries: int
+    deny_rules: int
+    problems: int
+    # Last time this exact content became the list's current content.
+    loaded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ListStateRow:
+    """Sync state of a remote list (HTTP validators, TCAP checkpoint)."""
+
+    name: str
+    source: str
+    etag: str | None = None
+    last_modified: str | None = None
+    checkpoint: str | None = None
+    content_hash: str | None = None
+    updated_at: datetime = field(default_factory=utcnow)

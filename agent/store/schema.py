@@ -1,0 +1,199 @@
+"""The current schema, as SQLAlchemy Core tables.
+
+These objects are what the queries use. The DDL that creates them lives in
+`agent.store.migrations`: a database is only ever changed by a numbered
+migration, never by `create_all` on this metadata.
+
+Portability rules followed here (the same DDL runs on SQLite and PostgreSQL):
+- JSON columns are `sa.JSON` (TEXT on SQLite, json on PostgreSQL); there are
+  no JSON operators in queries, so nothing depends on jsonb.
+- datetimes are `UTCDateTime` (timestamptz / UTC text), always filled in by
+  Python, never by a server default, so every value has the same format.
+- surrogate ids are `BigId` (INTEGER rowid on SQLite, BIGINT identity on PG).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from agent.store.types import BigId, UTCDateTime, json_type
+
+# Constraint names are spelled out so that a later migration can drop or
+# alter one by name on both dialects.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+_EMPTY_JSON_OBJECT = sa.text("'{}'")
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+targets = sa.Table(
+    "targets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("url", sa.Text, nullable=False, unique=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("interval_s", sa.Integer, nullable=False),
+    sa.Column("options", json_type(), nullable=False, server_default=_EMPTY_JSON_OBJECT),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_poll_at", UTCDateTime, nullable=True),
+    sa.Column("last_success_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_run_at", UTCDateTime, nullable=True),
+    # Per-source cursors: last root CID, Arweave cursor/height, seen pins...
+    sa.Column("state", json_type(), nullable=False, server_default=_EMPTY_JSON_OBJECT),
+    sa.Index(None, "next_run_at"),
+)
+
+SCAN_STATUSES = ("running", "ok", "failed", "interrupted")
+
+scans = sa.Table(
+    "scans",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # SET NULL: removing a target keeps its scan history (audit trail);
+    # target_url still says what was scanned.
+    sa.Column(
+        "target_id", sa.Integer, sa.ForeignKey("targets.id", ondelete="SET NULL"), nullable=True
+    ),
+    sa.Column("target_url", sa.Text, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("root_cid", sa.Text, nullable=True),
+    sa.Column("summary", json_type(), nullable=False, server_default=_EMPTY_JSON_OBJECT),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("node", sa.Text, nullable=True),
+    sa.CheckConstraint(
+        "status IN ('running', 'ok', 'failed', 'interrupted')", name="status"
+    ),
+    sa.Index(None, "status"),
+    sa.Index(None, "started_at"),
+    sa.Index(None, "target_id"),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    # Hex of the content's multihash for IPFS (so CIDv0/v1 of the same bytes
+    # are one item), or 'ar:<txid>' for Arweave.
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("cid", sa.Text, nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=True),
+    sa.Column("media_type", sa.Text, nullable=True),
+    sa.Column("status", sa.Text, nullable=False),
+    # The report's signals object.
+    sa.Column("signals", json_type(), nullable=False, server_default=_EMPTY_JSON_OBJECT),
+    # [[frame, quality, pdq_hex, timestamp], ...] kept for vPDQ re-matching.
+    sa.Column("video_frames", json_type(nullable=True), nullable=True),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+)
+
+item_locations = sa.Table(
+    "item_locations",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("item_key", sa.Text, sa.ForeignKey("items.key"), nullable=False),
+    sa.Column(
+        "target_id", sa.Integer, sa.ForeignKey("targets.id", ondelete="CASCADE"), nullable=True
+    ),
+    sa.Column("root_cid", sa.Text, nullable=True),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("gateway", sa.Text, nullable=True),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Index(None, "target_id"),
+)
+
+# UNIQUE(item_key, target_id, root_cid, path) as a plain constraint would not
+# hold: SQL treats NULLs as distinct, so a one-off scan (target_id NULL) or an
+# Arweave item (root_cid NULL) could be recorded at the same place again and
+# again. PostgreSQL 15 has NULLS NOT DISTINCT, SQLite has nothing like it; a
+# unique index over COALESCEd expressions works on both, and ON CONFLICT can
+# name it by repeating the same expressions. Target ids start at 1, so 0 is a
+# safe stand-in for "no target".
+LOCATION_CONFLICT_TARGET = (
+    item_locations.c.item_key,
+    sa.func.coalesce(item_locations.c.target_id, sa.literal_column("0")),
+    sa.func.coalesce(item_locations.c.root_cid, sa.literal_column("''")),
+    item_locations.c.path,
+)
+sa.Index("ux_item_locations_place", *LOCATION_CONFLICT_TARGET, unique=True)
+
+findings = sa.Table(
+    "findings",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("item_key", sa.Text, sa.ForeignKey("items.key"), nullable=False),
+    sa.Column("list_name", sa.Text, nullable=False),
+    sa.Column("entry_id", sa.Text, nullable=False),
+    sa.Column("entry_value", sa.Text, nullable=False),
+    sa.Column("signal_type", sa.Text, nullable=False),
+    sa.Column("distance", sa.Float, nullable=False),
+    sa.Column("labels", json_type(), nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("query", sa.Text, nullable=True),
+    sa.Column("detail", json_type(), nullable=False, server_default=_EMPTY_JSON_OBJECT),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("retroactive", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The finding's identity: recording it again (a re-scan, a retroactive
+    # pass, two nodes racing) must not create a second row or a second alert.
+    sa.UniqueConstraint("item_key", "list_name", "entry_id", "signal_type"),
+    sa.Index(None, "created_at"),
+)
+FINDING_CONFLICT_TARGET = (
+    findings.c.item_key,
+    findings.c.list_name,
+    findings.c.entry_id,
+    findings.c.signal_type,
+)
+
+list_versions = sa.Table(
+    "list_versions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.Text, nullable=False),
+    sa.Column("entries", sa.Integer, nullable=False),
+    sa.Column("deny_rules", sa.Integer, nullable=False),
+    sa.Column("problems", sa.Integer, nullable=False),
+    sa.Column("loaded_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("name", "content_hash"),
+)
+
+list_state = sa.Table(
+    "list_state",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("etag", sa.Text, nullable=True),
+    sa.Column("last_modified", sa.Text, nullable=True),
+    sa.Column("checkpoint", sa.Text, nullable=True),
+    sa.Column("content_hash", sa.Text, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+job_slots = sa.Table(
+    "job_slots",
+    metadata,
+    sa.Column("job", sa.Text, primary_key=True),
+    sa.Column("slot", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("node", sa.Text, nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Index(None, "claimed_at"),
+)

@@ -1,0 +1,164 @@
+"""Items, locations and findings, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from agent.store import FindingRow, ItemRow, LocationRow, Store
+from agent.store.schema import items
+
+PDQ = "f" * 64
+
+
+def _finding(key: str, entry: str = "pdq:" + PDQ, list_name: str = "tcap", **kw: object) -> FindingRow:
+    return FindingRow(
+        item_key=key,
+        list_name=list_name,
+        entry_id=entry,
+        entry_value=PDQ,
+        signal_type="pdq",
+        distance=kw.pop("distance", 4),  # type: ignore[arg-type]
+        labels=("terrorism",),
+        query=PDQ,
+        detail={"quality": 100},
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_recording_the_same_item_and_finding_twice_stores_one_finding(store: Store) -> None:
+    item = ItemRow(key="1220ab", cid="bafyitem", size=1234, media_type="image/jpeg", status="ok",
+                   signals={"pdq": {"hash": PDQ, "quality": 100}})
+    where = LocationRow(item_key="1220ab", path="/pics/a.jpg", root_cid="bafyroot", gateway="https://gw.example")
+
+    first = await store.record_item(item, where, [_finding("1220ab")])
+    second = await store.record_item(item, where, [_finding("1220ab")])
+
+    assert len(first) == 1 and first[0].id is not None
+    assert (first[0].list_name, first[0].distance, first[0].labels, first[0].detail) == (
+        "tcap", 4.0, ("terrorism",), {"quality": 100}
+    )
+    assert second == []
+    assert await store.count_findings() == 1
+    assert await store.count_items() == 1
+    # Same place twice, with target_id NULL (a one-off scan): still one row.
+    assert len(await store.locations_of("1220ab")) == 1
+    assert await store.list_findings() == first
+
+
+async def test_new_findings_are_returned_alongside_known_ones(store: Store) -> None:
+    item = ItemRow(key="k", status="ok", signals={"md5": "00" * 16})
+    await store.record_item(item, None, [_finding("k", "e1")])
+    new = await store.record_item(item, None, [_finding("k", "e1"), _finding("k", "e2"), _finding("k", "e2")])
+    assert [f.entry_id for f in new] == ["e2"]
+    assert await store.count_findings() == 2
+
+    retro = await store.add_findings("k", [_finding("k", "e2"), _finding("k", "e3", list_name="gifct")], retroactive=True)
+    assert [(f.entry_id, f.list_name, f.retroactive) for f in retro] == [("e3", "gifct", True)]
+    assert await store.add_findings("k", [_finding("k", "e3", list_name="gifct")], retroactive=True) == []
+
+    assert [f.entry_id for f in await store.list_findings(list_name="gifct")] == ["e3"]
+    newest_first = await store.list_findings()
+    assert [f.entry_id for f in newest_first] == ["e3", "e2", "e1"]
+    assert await store.list_findings(since=datetime.now(UTC) + timedelta(hours=1)) == []
+    assert len(await store.list_findings(since=newest_first[-1].created_at)) == 3
+    assert len(await store.list_findings(limit=2)) == 2
+
+
+async def test_re_recording_updates_the_item_but_never_erases_its_hashes(store: Store) -> None:
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    t1 = t0 + timedelta(days=1)
+    frames = ((0, 100, PDQ, 0.0), (1, 90, "0" * 64, 1.0))
+    await store.record_item(
+        ItemRow(key="v", cid="bafyv", size=10, media_type="video/mp4", status="ok",
+                signals={"md5": "11" * 16}, video_frames=frames, first_seen_at=t0, last_seen_at=t0),
+        LocationRow(item_key="v", path="/v.mp4", first_seen_at=t0, last_seen_at=t0),
+        [],
+    )
+    # Seen again later, but this time the fetch failed: no size, no hashes.
+    await store.record_item(
+        ItemRow(key="v", status="failed", first_seen_at=t1, last_seen_at=t1),
+        LocationRow(item_key="v", path="/v.mp4", gateway="https://other.example", first_seen_at=t1, last_seen_at=t1),
+        [],
+    )
+    item = (await store.get_items(["v"]))["v"]
+    assert item.status == "failed"
+    assert (item.first_seen_at, item.last_seen_at) == (t0, t1)
+    assert (item.cid, item.size, item.media_type) == ("bafyv", 10, "video/mp4")
+    assert item.signals == {"md5": "11" * 16}
+    assert item.video_frames == frames
+    [loc] = await store.locations_of("v")
+    assert (loc.first_seen_at, loc.last_seen_at, loc.gateway) == (t0, t1, "https://other.example")
+
+    # A replay of an older observation does not move last_seen_at back.
+    await store.record_item(ItemRow(key="v", status="ok", signals={"md5": "22" * 16},
+                                    first_seen_at=t0, last_seen_at=t0), None, [])
+    item = (await store.get_items(["v"]))["v"]
+    assert item.last_seen_at == t1 and item.status == "ok" and item.signals == {"md5": "22" * 16}
+
+
+async def test_locations_are_kept_per_target_root_and_path(store: Store) -> None:
+    target = await store.add_target("ipfs://bafyroot", "ipfs", 60)
+    await store.record_item(ItemRow(key="k", status="ok"), None, [])
+    places = [
+        LocationRow(item_key="k", path="/a", target_id=target.id, root_cid="bafyroot"),
+        LocationRow(item_key="k", path="/a", target_id=None, root_cid="bafyroot"),
+        LocationRow(item_key="k", path="/a", target_id=None, root_cid=None),
+        LocationRow(item_key="k", path="/b", target_id=None, root_cid=None),
+    ]
+    for _ in range(2):
+        for place in places:
+            await store.record_item(ItemRow(key="k", status="ok"), place, [])
+    got = {(loc.target_id, loc.root_cid, loc.path) for loc in await store.locations_of("k")}
+    assert got == {(p.target_id, p.root_cid, p.path) for p in places}
+    assert len(await store.locations_of("k")) == 4
+
+
+async def _bulk_items(store: Store, keys: list[str], signals: dict[str, object]) -> None:
+    """Test data in one statement; record_item per row would spend the test's
+    time on thousands of fsyncs."""
+    now = datetime.now(UTC)
+    rows = [{"key": k, "status": "ok", "signals": signals, "video_frames": None,
+             "first_seen_at": now, "last_seen_at": now} for k in keys]
+    async with store._engine.begin() as conn:
+        await conn.execute(sa.insert(items), rows)
+
+
+async def test_seen_keys_over_five_thousand_keys(store: Store) -> None:
+    stored = {f"1220{i:060x}" for i in range(0, 10_000, 2)}  # 5,000 items
+    await _bulk_items(store, sorted(stored), {})
+    asked = [f"1220{i:060x}" for i in range(5_000)]  # 2,500 of them stored
+
+    assert await store.seen_keys(asked) == stored & set(asked)
+    assert await store.seen_keys(iter(asked + asked)) == stored & set(asked)  # any iterable, duplicates
+    assert await store.seen_keys([]) == set()
+    # Many more keys than one IN (...) may carry on either dialect.
+    many = [f"1220{i:060x}" for i in range(25_000)]
+    assert await store.seen_keys(many) == stored
+    got = await store.get_items(asked[:1_000])
+    assert set(got) == stored & set(asked[:1_000]) and all(i.status == "ok" for i in got.values())
+
+
+async def test_iter_items_with_signals_pages_through_everything_exactly_once(store: Store) -> None:
+    with_signals = [f"k{i:05d}" for i in range(0, 2_500)]
+    without = [f"k{i:05d}x" for i in range(0, 300)]  # no hashes: nothing to re-match
+    await _bulk_items(store, with_signals, {"md5": "00" * 16})
+    await _bulk_items(store, without, {})
+    await store.record_item(ItemRow(key="video", status="ok", video_frames=((0, 90, PDQ, 0.0),)), None, [])
+
+    pages = [page async for page in store.iter_items_with_signals(batch=100)]
+    keys = [item.key for page in pages for item in page]
+    assert len(keys) == len(set(keys)) == 2_501
+    assert set(keys) == set(with_signals) | {"video"}
+    assert keys == sorted(keys)
+    assert all(len(page) == 100 for page in pages[:-1]) and 1 <= len(pages[-1]) <= 100
+    assert await store.count_items() == 2_801
+
+    # Exact multiple of the batch size: no empty trailing page.
+    pages = [page async for page in store.iter_items_with_signals(batch=2_501)]
+    assert [len(p) for p in pages] == [2_501]
+
+
+async def test_iter_items_on_an_empty_store_yields_nothing(store: Store) -> None:
+    assert [page async for page in store.iter_items_with_signals()] == []
