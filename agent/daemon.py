@@ -147,6 +147,8 @@ class Agent:
         self._running: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._targets: dict[int, TargetRow] = {}
+        # Set once lists are loaded and targets scheduled.
+        self.ready = asyncio.Event()
         self.store: Store
         self.http: aiohttp.ClientSession
         self.media: MediaHasher
@@ -216,6 +218,7 @@ class Agent:
         scheduler.start()
         await self.reconcile()
         self.metrics.up.set(1)
+        self.ready.set()
         try:
             await stop.wait()
         finally:
@@ -424,12 +427,18 @@ async def run_daemon(settings: Settings, registry: CollectorRegistry, stop: asyn
             site = web.TCPSite(runner, settings.agent.health_host, settings.agent.health_port)
             await site.start()
             bound = runner.addresses[0] if runner.addresses else (settings.agent.health_host, settings.agent.health_port)
-            targets = await agent.store.list_targets(enabled_only=True)
-            log.info("agent.started", version=__version__, node=agent.node, data_dir=str(settings.agent.data_dir),
-                     database=agent.store.dialect, health=f"http://{bound[0]}:{bound[1]}/healthz",
-                     targets=len(targets), gateways=len(settings.gateways.urls))
             try:
                 serving = asyncio.create_task(agent.serve(stop))
+                ready = asyncio.create_task(agent.ready.wait())
+                await asyncio.wait([serving, ready], return_when=asyncio.FIRST_COMPLETED)
+                ready.cancel()
+                if serving.done():
+                    serving.result()  # serve failed before it was ready: raise its error
+                targets = await agent.store.list_targets(enabled_only=True)
+                log.info("agent.started", version=__version__, node=agent.node,
+                         data_dir=str(settings.agent.data_dir), database=agent.store.dialect,
+                         health=f"http://{bound[0]}:{bound[1]}/healthz", targets=len(targets),
+                         lists=len(agent.catalog.summaries), gateways=len(settings.gateways.urls))
                 await stop.wait()
                 log.info("agent.stopping")
                 await serving

@@ -28,10 +28,13 @@ async def test_run_starts_with_the_default_config_serves_health_and_stops_cleanl
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stderr is not None
     try:
-        line = await asyncio.wait_for(proc.stderr.readline(), 60)
-        started = json.loads(line)  # JSON, because stderr is not a terminal
-        assert started["event"] == "agent.started" and started["level"] == "info"
-        assert (tmp_path / "data").is_dir()
+        started: dict[str, object] = {}
+        while started.get("event") != "agent.started":
+            line = await asyncio.wait_for(proc.stderr.readline(), 60)
+            assert line, "the agent exited before it started"
+            started = json.loads(line)  # every line is JSON, because stderr is not a terminal
+        assert started["level"] == "info" and started["targets"] == 0 and started["database"] == "sqlite"
+        assert (tmp_path / "data" / "agent.sqlite3").is_file(), "the embedded database is created at start"
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
                 assert resp.status == 200 and (await resp.json())["status"] == "ok"

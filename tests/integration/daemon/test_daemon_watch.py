@@ -215,3 +215,100 @@ async def test_a_failing_target_backs_off_and_never_stops_the_others(
         row2 = await agent.store.get_target(bad.id)
         assert row2 is not None and row2.consecutive_failures == 2
         assert row2.next_run_at is not None and row2.next_run_at > row.next_run_at
+
+
+async def test_arweave_transactions_across_two_pages_are_scanned_once_and_new_ones_later(tmp_path: Path) -> None:
+    from agent.config import ArweaveSettings
+    from tests.support.arweave_server import FakeArweave
+
+    arweave = FakeArweave(max_first=2)
+    photos = sorted((MEDIA_FIXTURES / "pdq" / "bridge-mods").iterdir())[:3]
+    for height, photo in enumerate(photos, start=100):
+        arweave.add(photo.read_bytes(), {"Content-Type": "image/jpeg", "App-Name": "test-app"}, height)
+    arweave.add(b"not an image", {"Content-Type": "text/plain", "App-Name": "test-app"}, 104)
+    await arweave.start()
+    try:
+        listing = tmp_path / "list.txt"
+        listing.write_text(f"pdq {expected_pdq()['pdq/bridge-mods/aaa-orig.jpg'][0]}\n")
+        settings = settings_for(tmp_path, "http://127.0.0.1:9", lists=[str(listing)])
+        settings.arweave = ArweaveSettings(page_size=2, max_pages_per_poll=10)
+        async with Agent(settings) as agent:
+            await agent.refresh_lists()
+            target = await agent.add_target(f"arweave+{arweave.url}/graphql?Content-Type=image/jpeg&App-Name=test-app")
+            assert (await agent.poll_target(target.id, scheduled=False)).ok
+            assert arweave.requests["graphql"] >= 2, "three transactions at two per page"
+            assert await agent.store.count_items() == 3
+            assert await agent.store.count_findings() == 3
+            raw = arweave.requests["raw"]
+
+            assert (await agent.poll_target(target.id, scheduled=False)).ok
+            assert arweave.requests["raw"] == raw, "nothing fetched twice"
+
+            late = arweave.add(photos[0].read_bytes()[:20000], {"Content-Type": "image/jpeg", "App-Name": "test-app"},
+                               110)
+            assert (await agent.poll_target(target.id, scheduled=False)).ok
+            assert arweave.requests["raw"] == raw + 1
+            items = await agent.store.get_items([f"ar:{late.id}"])
+            assert items[f"ar:{late.id}"].status == "error"  # a truncated JPEG: its digests are kept, the error said
+    finally:
+        await arweave.stop()
+
+
+async def test_a_dnslink_domain_is_resolved_through_the_configured_resolver(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    from agent.config import DnslinkSettings
+    from tests.support.dns_server import TestDnsServer
+
+    gw = await make_gateway()
+    first, first_files, blocks = tree({"a.txt": b"one\n"})
+    second, second_files, more = tree({"a.txt": b"one\n", "b.txt": b"two\n"})
+    gw.add_blocks(blocks + more)
+    async with TestDnsServer() as dns:
+        dns.set("_dnslink.example.test", f"dnslink=/ipfs/{first}")
+        settings = settings_for(tmp_path, gw.url)
+        settings.dnslink = DnslinkSettings(nameservers=["127.0.0.1"], port=dns.port, timeout_s=2)
+        async with Agent(settings) as agent:
+            target = await agent.add_target("dnslink://example.test", 60)
+            assert (await agent.poll_target(target.id, scheduled=False)).ok
+            dns.set("_dnslink.example.test", f"dnslink=/ipfs/{second}")
+            gw.log.clear()
+            assert (await agent.poll_target(target.id, scheduled=False)).ok
+            assert fetched_cids(gw) & {key(c) for c in second_files.values()} == {key(second_files["b.txt"])}
+            assert dns.queries["_dnslink.example.test"] >= 2
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached before the deadline"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_schedule_polls_targets_added_while_running_and_stops_cleanly(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from agent.config import ScheduleSettings
+
+    gw = await make_gateway(DIR_WITH_FILES)
+    settings = settings_for(tmp_path, gw.url)
+    settings.schedule = ScheduleSettings(reconcile_interval_s=1, lists_interval_s=60, jitter_fraction=0)
+    async with Agent(settings) as agent:
+        stop = asyncio.Event()
+        serving = asyncio.create_task(agent.serve(stop))
+        target = await agent.add_target("ipfs://bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy", 3600)
+
+        async def polled() -> bool:
+            row = await agent.store.get_target(target.id)
+            return row is not None and row.last_success_at is not None
+
+        await _until(polled)
+        assert await agent.store.count_items() == 3
+        stop.set()
+        await asyncio.wait_for(serving, 30)
+        scans = await agent.store.recent_scans(5)
+        assert [s.status for s in scans] == ["ok"]
