@@ -32,7 +32,7 @@ class AgentSettings(_Section):
     # Empty: an SQLite file in data_dir. Several agents sharing work use one
     # PostgreSQL database: "postgresql+asyncpg://user@host/db".
     database_url: str = ""
-    # Name of this agent in a group sharing a database (default: host name and pid).
+    # Name of this agent in a group sharing a database (default: the host name).
     node_name: str = ""
     # On SIGTERM/SIGINT, running polls may finish for this long before they are cancelled.
     shutdown_grace_s: float = Field(default=30.0, ge=0)

@@ -8,7 +8,6 @@ at start and whenever `dweb-agent targets` changes it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import socket
@@ -138,7 +137,9 @@ class Agent:
         self.settings = settings
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.metrics = Metrics(self.registry)
-        self.node = node or settings.agent.node_name or f"{socket.gethostname()}:{os.getpid()}"
+        # Stable across restarts, so that an agent recognises the scans it left
+        # running; two agents on one host sharing a database need distinct node_name.
+        self.node = node or settings.agent.node_name or socket.gethostname()
         self.catalog = ListCatalog.empty()
         self.started = time.monotonic()
         self.last_list_sync: datetime | None = None

@@ -334,7 +334,11 @@ class Store:
         """At startup: mark scans left 'running' by a previous process as
         'interrupted'. With `node`, only that node's scans (other nodes' scans
         may really be running); without, every running scan (single node).
-        Returns how many were marked."""
+        Returns how many were marked.
+
+        The poll claims those scans held (targets.last_poll_at, see claim_poll)
+        are released in the same transaction, so a restarted agent polls the
+        interrupted targets at once instead of waiting out the claim."""
         stmt = (
             sa.update(scans)
             .where(scans.c.status == "running")
@@ -343,12 +347,18 @@ class Store:
                 finished_at=utcnow(),
                 error=sa.func.coalesce(scans.c.error, INTERRUPTED_ERROR),
             )
-            .returning(scans.c.id)
+            .returning(scans.c.id, scans.c.target_id)
         )
         if node is not None:
             stmt = stmt.where(scans.c.node == node)
         async with self._write() as conn:
-            return len((await conn.execute(stmt)).all())
+            rows = (await conn.execute(stmt)).all()
+            target_ids = sorted({row.target_id for row in rows if row.target_id is not None})
+            if target_ids:
+                await conn.execute(
+                    sa.update(targets).where(targets.c.id.in_(target_ids))
+                    .values(last_poll_at=targets.c.last_success_at))
+            return len(rows)
 
     async def get_scan(self, scan_id: int) -> ScanRow | None:
         async with self._read() as conn:

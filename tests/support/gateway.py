@@ -8,6 +8,7 @@ test make it lie, block, rate-limit or fail, and every request is counted."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ class FixtureGateway:
     url: str = ""
     _runner: web.AppRunner | None = None
     _sections: dict[bytes, bytes] = field(default_factory=dict)
+    # After this many CAR requests, hold further ones until `release()` (a stalled gateway).
+    hold_after: int | None = None
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
     # Signed IPNS records served at /ipns/<name> (application/vnd.ipfs.ipns-record).
     ipns_records: dict[str, bytes] = field(default_factory=dict)
 
@@ -141,6 +145,8 @@ class FixtureGateway:
             return web.Response(status=429, headers={"Retry-After": self.retry_after}, text="slow down")
         if fmt not in ("raw", "car"):
             return web.Response(status=406, text="this test gateway only answers trustless requests")
+        if self.hold_after is not None and self.requests["car"] + self.requests["raw"] > self.hold_after:
+            await self._released.wait()
         if not self.has(cid):
             return web.Response(status=404, text="block not found")
         if fmt == "raw":
@@ -182,6 +188,11 @@ class FixtureGateway:
         self.url = f"http://{host}:{port}"
         return self.url
 
+    def release(self) -> None:
+        self.hold_after = None
+        self._released.set()
+
     async def stop(self) -> None:
+        self._released.set()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -128,3 +128,13 @@ async def test_claim_poll_lets_one_agent_poll_a_target_per_gap(
     await store.set_target_enabled(target.id, False)
     assert not await store.claim_poll(target.id, "node-0", min_gap_s=0)
     assert not await store.claim_poll(target.id + 1000, "node-0", min_gap_s=0)
+
+
+async def test_interrupting_a_scan_releases_its_poll_claim_so_a_restart_polls_at_once(store: Store) -> None:
+    t = await store.add_target("ipfs://bafyclaim", "ipfs", 3600)
+    assert await store.claim_poll(t.id, "node-a", min_gap_s=1800)
+    await store.start_scan(t.id, t.url, node="node-a")
+    # The agent dies here: the claim would hold the target for half an hour.
+    assert not await store.claim_poll(t.id, "node-a", min_gap_s=1800)
+    assert await store.interrupt_running_scans(node="node-a") == 1
+    assert await store.claim_poll(t.id, "node-a", min_gap_s=1800), "the restarted agent polls again at once"

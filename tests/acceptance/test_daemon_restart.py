@@ -1,0 +1,123 @@
+"""The agent process killed with SIGKILL in the middle of a scan, then started again:
+nothing already scanned is fetched twice, no finding is lost or duplicated."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from agent.ipfs.cid import parse_cid
+from agent.ipfs.unixfs_builder import UnixFSBuilder
+from agent.store import Store
+from tests.conftest import MEDIA_FIXTURES
+from tests.support.cli import dweb_agent_command
+from tests.support.gateway import FixtureGateway
+from tests.support.media_dag import expected_pdq
+
+MakeGateway = Callable[..., Awaitable[FixtureGateway]]
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], seconds: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached before the deadline"
+        await asyncio.sleep(0.05)
+
+
+async def _spawn(config: Path, log: Path) -> asyncio.subprocess.Process:
+    # Logs go to a file: an unread pipe would fill up and stall the agent.
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            *dweb_agent_command(), "run", "--config", str(config), stdout=asyncio.subprocess.DEVNULL, stderr=sink,
+            env={**os.environ, "DWEB_AGENT_AGENT_NODE_NAME": "agent-under-test"})
+
+
+async def test_sigkill_mid_scan_then_restart_fetches_nothing_twice_and_keeps_every_finding(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    photos = {p.name: p.read_bytes() for p in sorted((MEDIA_FIXTURES / "pdq" / "bridge-mods").iterdir())}
+    builder = UnixFSBuilder()
+    file_keys = {}
+    entries = {}
+    for name, data in photos.items():
+        cid, size = builder.add_file(data)
+        file_keys[bytes(cid.digest).hex()] = name
+        entries[name] = (cid, size)
+    root, _ = builder.add_directory(entries)
+    gw = await make_gateway(hold_after=6)  # the directory and five files, then the gateway stalls
+    gw.add_blocks(builder.blocks)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"pdq {expected_pdq()['pdq/bridge-mods/aaa-orig.jpg'][0]}\n")
+    data_dir = tmp_path / "data"
+    config = tmp_path / "agent.toml"
+    config.write_text(f"""
+[agent]
+data_dir = "{data_dir}"
+health_port = 0
+shutdown_grace_s = 5
+[gateways]
+urls = ["{gw.url}"]
+read_timeout_s = 120
+[lists]
+sources = ["{listing}"]
+[media]
+workers = 1
+[schedule]
+jitter_fraction = 0
+[[targets]]
+url = "ipfs://{root}"
+interval_s = 3600
+""")
+    database = f"sqlite+aiosqlite:///{data_dir / 'agent.sqlite3'}"
+
+    first = await _spawn(config, tmp_path / "first.log")
+    try:
+        async def some_items_recorded() -> bool:
+            if not (data_dir / "agent.sqlite3").exists():
+                return False
+            async with await Store.open(database) as store:
+                return await store.count_items() >= 3
+
+        await _until(some_items_recorded)
+        await _until(lambda: asyncio.sleep(0, gw.requests["car"] > 6))  # the scan is stalled mid-way
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    async with await Store.open(database) as store:
+        before = {key for key in file_keys if key in await store.seen_keys(file_keys)}
+        findings_before = await store.count_findings()
+    assert 3 <= len(before) < len(photos)
+
+    gw.release()
+    gw.log.clear()
+    second_log = tmp_path / "second.log"
+    second = await _spawn(config, second_log)
+    try:
+        async def scan_complete() -> bool:
+            async with await Store.open(database) as store:
+                target = (await store.list_targets())[0]
+                return target.last_success_at is not None
+
+        await _until(scan_complete, 120)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(second.wait(), 60)
+    err = second_log.read_text()
+    assert second.returncode == 0, err[-2000:]
+    events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
+    assert "agent.scans_interrupted_earlier" in events
+
+    refetched = {parse_cid(cid).digest.hex() for fmt, cid, _ in gw.log if fmt in ("car", "raw")}
+    assert not refetched & before, "items recorded before the kill were fetched again"
+    assert set(file_keys) - before <= refetched
+    async with await Store.open(database) as store:
+        assert await store.count_items() == len(photos)
+        findings = await store.list_findings(limit=1000)
+        assert len(findings) == len(photos) >= findings_before
+        assert len({(f.item_key, f.list_name, f.entry_id, f.signal_type) for f in findings}) == len(findings)
+        statuses = [s.status for s in await store.recent_scans(10)]
+        assert statuses.count("interrupted") == 1 and statuses[0] == "ok"
