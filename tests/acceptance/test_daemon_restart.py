@@ -85,7 +85,8 @@ interval_s = 3600
         await _until(some_items_recorded)
         await _until(lambda: asyncio.sleep(0, gw.requests["car"] > 6))  # the scan is stalled mid-way
     finally:
-        first.send_signal(signal.SIGKILL)
+        if first.returncode is None:
+            first.send_signal(signal.SIGKILL)
         await first.wait()
     async with await Store.open(database) as store:
         before = {key for key in file_keys if key in await store.seen_keys(file_keys)}
@@ -104,7 +105,8 @@ interval_s = 3600
 
         await _until(scan_complete, 120)
     finally:
-        second.send_signal(signal.SIGTERM)
+        if second.returncode is None:
+            second.send_signal(signal.SIGTERM)
         await asyncio.wait_for(second.wait(), 60)
     err = second_log.read_text()
     assert second.returncode == 0, err[-2000:]

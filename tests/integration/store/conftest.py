@@ -1,7 +1,7 @@
 """The `store` fixture: every store test runs on SQLite and on PostgreSQL.
 
 SQLite gets a file in the test's tmp dir. PostgreSQL gets a fresh schema per
-test in the database named by DWEB_AGENT_TEST_POSTGRES_URL (dropped after), so
+test in the database named by DWEB_TEST_POSTGRES_URL (dropped after), so
 tests never see each other's rows. If that server cannot be reached the
 PostgreSQL half is skipped with the reason; SQLite always runs."""
 
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from agent.store import Store
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-POSTGRES_URL = os.environ.get("DWEB_AGENT_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+POSTGRES_URL = os.environ.get("DWEB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
 
 
 @dataclass
