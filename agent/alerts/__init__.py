@@ -1,0 +1,1 @@
+"""Alerts: events, subscriptions, signing, delivery, SSRF guard"""
