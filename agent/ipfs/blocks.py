@@ -7,11 +7,13 @@ response be consumed as a stream and let one failing item fail alone."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.ipfs.cid import CID, block_key
 
@@ -130,3 +132,43 @@ class RecentBlocks:
         while self._bytes > self._max:
             _, old = self._items.popitem(last=False)
             self._bytes -= len(old)
+
+
+class PrefetchingSession:
+    """A session fetching block by block through `fetch`, with a bounded window of
+    requests running ahead over the siblings the walker announces (`prefetch`),
+    so that block-at-a-time retrieval (raw gateway requests, Kubo block/get)
+    overlaps its round trips instead of paying them one after another."""
+
+    def __init__(self, fetch: Callable[[CID, Provenance], Coroutine[Any, Any, bytes]], window: int) -> None:
+        self._fetch = fetch
+        self._window = max(0, window)
+        self.provenance = Provenance()
+        self._ahead: dict[bytes, asyncio.Task[bytes]] = {}
+        self._queue: deque[CID] = deque()
+
+    def prefetch(self, cids: list[CID]) -> None:
+        if self._window:
+            self._queue.extend(cids)
+            self._fill()
+
+    def _fill(self) -> None:
+        while self._queue and len(self._ahead) < self._window:
+            cid = self._queue.popleft()
+            key = block_key(cid)
+            if key not in self._ahead:
+                self._ahead[key] = asyncio.create_task(self._fetch(cid, self.provenance))
+
+    async def get(self, cid: CID) -> bytes:
+        task = self._ahead.pop(block_key(cid), None)
+        self._fill()
+        if task is not None:
+            return await task
+        return await self._fetch(cid, self.provenance)
+
+    async def aclose(self) -> None:
+        self._queue.clear()
+        for task in self._ahead.values():
+            task.cancel()
+        await asyncio.gather(*self._ahead.values(), return_exceptions=True)
+        self._ahead.clear()

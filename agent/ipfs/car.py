@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Protocol
 
 import dag_cbor
 
-from agent.ipfs.cid import CID, block_key, cid_from_prefix
+from agent.ipfs.cid import CID, block_key, cid_from_prefix, encode_uvarint
 from agent.ipfs.errors import BlockTooLarge, CarError, InvalidCid
 from agent.ipfs.multihash import verify_block
 
@@ -233,21 +233,11 @@ async def read_car_file(path: Path, *, max_block_bytes: int = 2 * 1024 * 1024) -
         return header, [block async for block in reader]
 
 
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def encode_car_header(roots: list[CID]) -> bytes:
     header = dag_cbor.encode({"roots": list[Any](roots), "version": 1})
-    return _uvarint(len(header)) + header
+    return encode_uvarint(len(header)) + header
 
 
 def encode_car_section(cid: CID, data: bytes) -> bytes:
     raw = bytes(cid)
-    return _uvarint(len(raw) + len(data)) + raw + data
+    return encode_uvarint(len(raw) + len(data)) + raw + data

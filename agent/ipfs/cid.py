@@ -94,6 +94,19 @@ def _hashfun(code: int) -> multihash.Multihash:
     return found
 
 
+def encode_uvarint(value: int) -> bytes:
+    """Unsigned LEB128, as multiformats, CAR and protobuf write lengths and codes."""
+    if value < 0:
+        raise ValueError("varints are unsigned")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def cid_from_prefix(data: bytes | memoryview) -> tuple[CID, int]:
     """Read a binary CID at the start of `data`; return it and its length in bytes.
 

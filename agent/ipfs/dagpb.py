@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from agent.ipfs.cid import CID, cid_from_prefix
+from agent.ipfs.cid import CID, cid_from_prefix, encode_uvarint
 from agent.ipfs.errors import DagError, InvalidCid
 
 DAG_PB = 0x70
@@ -263,22 +263,12 @@ def decode_unixfs(data: bytes | memoryview) -> UnixFSData:
 
 # --- encoding: for building DAGs (benchmarks, tests, tools) --------------------
 
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _field_bytes(no: int, data: bytes) -> bytes:
-    return _uvarint(no << 3 | 2) + _uvarint(len(data)) + data
+    return encode_uvarint(no << 3 | 2) + encode_uvarint(len(data)) + data
 
 
 def _field_varint(no: int, value: int) -> bytes:
-    return _uvarint(no << 3) + _uvarint(value)
+    return encode_uvarint(no << 3) + encode_uvarint(value)
 
 
 def encode_unixfs(type_: UnixFSType | int, data: bytes | None = None, filesize: int | None = None,

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Literal
 
 import aiohttp
 import structlog
 
-from agent.ipfs.blocks import BlockStash, Provenance, RecentBlocks
+from agent.http_headers import parse_retry_after
+from agent.ipfs.blocks import BlockStash, PrefetchingSession, Provenance, RecentBlocks
 from agent.ipfs.car import Block, CarReader
 from agent.ipfs.cid import CID, block_key
 from agent.ipfs.errors import (
@@ -65,18 +64,6 @@ class RateLimited(GatewayError):
     def __init__(self, url: str, retry_after: float | None) -> None:
         self.retry_after = retry_after
         super().__init__(url, f"429 Too Many Requests (Retry-After {retry_after})", 429)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 @dataclass
@@ -295,9 +282,10 @@ class GatewayPool:
 
         return await self._with_failover(cid, provenance, attempt)
 
-    async def open(self, cid: CID) -> tuple[bytes, _CarSession | _RawSession]:
-        session: _CarSession | _RawSession
-        session = _CarSession(self, cid) if self.mode == "car" else _RawSession(self)
+    async def open(self, cid: CID) -> tuple[bytes, _CarSession | PrefetchingSession]:
+        session: _CarSession | PrefetchingSession
+        session = _CarSession(self, cid) if self.mode == "car" else PrefetchingSession(self.fetch_block,
+                                                                                         self.raw_prefetch)
         try:
             root = await session.get(cid)
         except IpfsError as exc:
@@ -308,41 +296,6 @@ class GatewayPool:
             await session.aclose()
             raise
         return root, session
-
-
-class _RawSession:
-    """Block-by-block retrieval with a bounded read-ahead window over announced siblings."""
-
-    def __init__(self, pool: GatewayPool) -> None:
-        self._pool = pool
-        self.provenance = Provenance()
-        self._ahead: dict[bytes, asyncio.Task[bytes]] = {}
-        self._queue: deque[CID] = deque()
-
-    def prefetch(self, cids: list[CID]) -> None:
-        self._queue.extend(cids)
-        self._fill()
-
-    def _fill(self) -> None:
-        while self._queue and len(self._ahead) < self._pool.raw_prefetch:
-            cid = self._queue.popleft()
-            key = block_key(cid)
-            if key not in self._ahead:
-                self._ahead[key] = asyncio.create_task(self._pool.fetch_block(cid, self.provenance))
-
-    async def get(self, cid: CID) -> bytes:
-        task = self._ahead.pop(block_key(cid), None)
-        self._fill()
-        if task is not None:
-            return await task
-        return await self._pool.fetch_block(cid, self.provenance)
-
-    async def aclose(self) -> None:
-        self._queue.clear()
-        for task in self._ahead.values():
-            task.cancel()
-        await asyncio.gather(*self._ahead.values(), return_exceptions=True)
-        self._ahead.clear()
 
 
 class _CarSession:

@@ -26,8 +26,6 @@ The token is a secret: it never appears in a message, a log line or a repr."""
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -36,6 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import aiohttp
 import structlog
 
+from agent.http_headers import parse_retry_after
 from agent.lists.formats.tcap import apply_tcap_page, parse_tcap_page
 from agent.lists.limits import MiB, ParseLimits, TooLarge
 from agent.lists.model import HashList, ListEntry, ParseProblem
@@ -85,22 +84,6 @@ def display_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def diff_entries(

@@ -22,15 +22,14 @@ import binascii
 import hashlib
 import json
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from agent.http_headers import parse_retry_after
 from agent.ipfs.errors import TooLarge
 
 __all__ = [
@@ -111,18 +110,6 @@ def check_txid(txid: str) -> str:
         shown = repr(txid)[:60]
         raise InvalidTxid(f"{shown} is not an Arweave transaction id (43 base64url characters)")
     return txid
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +249,7 @@ class ArweaveClient:
         if resp.status in (410, 451):
             raise ArweaveBlocked(self.gateway, f"{what}: {resp.status} {resp.reason or ''}".strip(), resp.status)
         if resp.status == 429:
-            raise ArweaveRateLimited(self.gateway, _parse_retry_after(resp.headers.get("Retry-After")))
+            raise ArweaveRateLimited(self.gateway, parse_retry_after(resp.headers.get("Retry-After")))
         if 300 <= resp.status < 400:
             where = resp.headers.get("Location", "nowhere")[:200]
             raise ArweaveGatewayError(self.gateway, f"{what}: redirected ({resp.status}) to {where}; not followed",

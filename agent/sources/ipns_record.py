@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from multiformats import CID, multibase
 
+from agent.ipfs.cid import encode_uvarint
 from agent.ipfs.errors import IpfsError
 
 __all__ = [
@@ -190,18 +191,6 @@ def _uvarint(buf: bytes, pos: int, what: str) -> tuple[int, int]:
     raise MalformedRecord(f"varint longer than 10 bytes in {what}")
 
 
-def _varint_bytes(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _split_multihash(mh: bytes) -> tuple[int, bytes]:
     try:
         code, pos = _uvarint(mh, 0, "multihash")
@@ -263,7 +252,7 @@ def parse_ipns_name(text: str) -> IpnsName:
 
 def _marshal_public_key(key_type: KeyType, data: bytes) -> bytes:
     """libp2p PublicKey protobuf: Type (field 1, varint, always written) + Data (field 2)."""
-    return b"\x08" + _varint_bytes(_KEY_CODES[key_type]) + b"\x12" + _varint_bytes(len(data)) + data
+    return b"\x08" + encode_uvarint(_KEY_CODES[key_type]) + b"\x12" + encode_uvarint(len(data)) + data
 
 
 def _key_data(key: PublicKey) -> tuple[KeyType, bytes]:
@@ -279,7 +268,7 @@ def _key_data(key: PublicKey) -> tuple[KeyType, bytes]:
 
 def _name_multihash(serialized_key: bytes) -> bytes:
     if len(serialized_key) <= _MAX_INLINE_KEY:
-        return bytes([_IDENTITY]) + _varint_bytes(len(serialized_key)) + serialized_key
+        return bytes([_IDENTITY]) + encode_uvarint(len(serialized_key)) + serialized_key
     return bytes([_SHA2_256, 32]) + hashlib.sha256(serialized_key).digest()
 
 
@@ -394,9 +383,9 @@ def _encode_entry(fields: dict[int, int | bytes]) -> bytes:
     for number in sorted(fields):
         value = fields[number]
         if isinstance(value, int):
-            out += _varint_bytes(number << 3) + _varint_bytes(value)
+            out += encode_uvarint(number << 3) + encode_uvarint(value)
         else:
-            out += _varint_bytes(number << 3 | 2) + _varint_bytes(len(value)) + value
+            out += encode_uvarint(number << 3 | 2) + encode_uvarint(len(value)) + value
     return bytes(out)
 
 

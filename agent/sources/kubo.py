@@ -15,19 +15,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from agent.ipfs.blocks import Provenance
+from agent.ipfs.blocks import PrefetchingSession, Provenance
 from agent.ipfs.car import CarReader
 from agent.ipfs.cid import CID, block_key, cid_text
+from agent.ipfs.dagpb import UnixFSType
 from agent.ipfs.errors import BlockMismatch, BlockTooLarge, CarError, IpfsError, MissingBlock, TooLarge
 from agent.ipfs.multihash import verify_block
 
@@ -75,16 +74,9 @@ class KuboVersion:
     golang: str
 
 
-class LinkType(IntEnum):
-    """UnixFS Data.Type as `ls` reports it (unixfs.proto); Kubo folds raw leaves into FILE
-    and HAMT shards into DIRECTORY."""
-
-    RAW = 0
-    DIRECTORY = 1
-    FILE = 2
-    METADATA = 3
-    SYMLINK = 4
-    HAMT_SHARD = 5
+# `ls` reports UnixFS Data.Type numbers (Kubo folds raw leaves into FILE and
+# HAMT shards into DIRECTORY).
+LinkType = UnixFSType
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,8 +438,8 @@ class KuboBlockSource:
         provenance.served(self.label)
         return data
 
-    async def open(self, cid: CID) -> tuple[bytes, KuboSession]:
-        session = KuboSession(self)
+    async def open(self, cid: CID) -> tuple[bytes, PrefetchingSession]:
+        session = PrefetchingSession(self.fetch, self.prefetch_window)
         try:
             root = await session.get(cid)
         except IpfsError as exc:
@@ -460,38 +452,3 @@ class KuboBlockSource:
         return root, session
 
 
-class KuboSession:
-    """One entity's blocks from the node; `prefetch` is called by the walker with a
-    file node's children so the next few block/get calls overlap."""
-
-    def __init__(self, source: KuboBlockSource) -> None:
-        self._source = source
-        self.provenance = Provenance()
-        self._ahead: dict[bytes, asyncio.Task[bytes]] = {}
-        self._queue: deque[CID] = deque()
-
-    def prefetch(self, cids: list[CID]) -> None:
-        if self._source.prefetch_window:
-            self._queue.extend(cids)
-            self._fill()
-
-    def _fill(self) -> None:
-        while self._queue and len(self._ahead) < self._source.prefetch_window:
-            cid = self._queue.popleft()
-            key = block_key(cid)
-            if key not in self._ahead:
-                self._ahead[key] = asyncio.create_task(self._source.fetch(cid, self.provenance))
-
-    async def get(self, cid: CID) -> bytes:
-        task = self._ahead.pop(block_key(cid), None)
-        self._fill()
-        if task is not None:
-            return await task
-        return await self._source.fetch(cid, self.provenance)
-
-    async def aclose(self) -> None:
-        self._queue.clear()
-        for task in self._ahead.values():
-            task.cancel()
-        await asyncio.gather(*self._ahead.values(), return_exceptions=True)
-        self._ahead.clear()

@@ -17,6 +17,7 @@ from agent.ipfs.gateway import GatewayPool, TrustlessGateway
 from tests.conftest import IPFS_FIXTURES
 from tests.support.dagpb import cid_of, pbnode, unixfs
 from tests.support.gateway import FixtureGateway
+from tests.support.http import serve_app
 
 DIR_WITH_FILES = IPFS_FIXTURES / "gateway-conformance" / "path_gateway_unixfs" / "dir-with-files.car"
 HELLO = parse_cid("zb2rhi36Gc9GJWijLEL6zW45MBux5FcFv5gJmjXA7VAMozEXY")  # hello.txt = "hello world\n"
@@ -132,12 +133,7 @@ async def test_429_with_long_retry_after_moves_to_the_next_gateway(
 async def _serve(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> tuple[web.AppRunner, str]:
     app = web.Application()
     app.router.add_get("/ipfs/{cid}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
+    return await serve_app(app)
 
 
 async def test_a_gateway_answering_html_is_not_believed(http: aiohttp.ClientSession) -> None:

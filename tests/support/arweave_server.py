@@ -25,6 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.http import serve_app
+
 
 def b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
@@ -405,12 +407,7 @@ class FakeArweave:
         app = web.Application()
         app.router.add_route("*", "/graphql", self.graphql)
         app.router.add_get("/raw/{txid}", self.raw)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve_app(app)
         return self.url
 
     async def stop(self) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tests.support.http import serve_app
+
 from agent.ipfs.car import encode_car_header, encode_car_section, read_car_file
 from agent.ipfs.cid import CID, block_key, parse_cid
 from agent.ipfs.dag import document_links, decode_document
@@ -180,12 +182,7 @@ class FixtureGateway:
         app.router.add_get("/ipns/{name}", self.handle_ipns)
         app.router.add_get("/ipfs/{cid}", self.handle)
         app.router.add_get("/ipfs/{cid}/{path:.*}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve_app(app)
         return self.url
 
     def release(self) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.http import serve_app
+
 from agent.ipfs.car import encode_car_header, encode_car_section, read_car_file
 from agent.ipfs.cid import CID, block_key, cid_text, parse_cid
 from agent.ipfs.dag import decode_document, document_links
@@ -247,12 +249,7 @@ class FakeKubo:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_route("*", "/api/v0/{command:.+}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve_app(app)
         return self.url
 
     async def stop(self) -> None:
