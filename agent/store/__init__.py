@@ -3,18 +3,35 @@ findings, list sync state and job slots. SQLite file by default, PostgreSQL
 when several agents share work; one schema and one code path for both."""
 
 from agent.store.errors import DuplicateTarget, SchemaTooNew, StoreError
+from agent.store.alert_queries import FollowUp, Outbox
 from agent.store.rows import (
+    ContentStatusRow,
+    DeliveryJob,
+    DeliveryRow,
+    EventRow,
     FindingRow,
     ItemRow,
     ListStateRow,
     ListVersionRow,
     LocationRow,
+    NewEvent,
+    ReviewRow,
     ScanRow,
+    SubscriptionRow,
     TargetRow,
 )
 from agent.store.store import Store
 
 __all__ = [
+    "ContentStatusRow",
+    "DeliveryJob",
+    "DeliveryRow",
+    "EventRow",
+    "FollowUp",
+    "NewEvent",
+    "Outbox",
+    "ReviewRow",
+    "SubscriptionRow",
     "DuplicateTarget",
     "FindingRow",
     "ItemRow",

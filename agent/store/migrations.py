@@ -30,6 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agent.store.errors import SchemaTooNew
 from agent.store.schema import (
+    content_status,
+    deliveries,
+    delivery_attempts,
+    events,
     findings,
     item_locations,
     items,
@@ -37,8 +41,12 @@ from agent.store.schema import (
     list_state,
     list_versions,
     metadata,
+    retractions,
+    reviews,
     scans,
     schema_migrations,
+    subscriptions,
+    suppressions,
     targets,
 )
 from agent.store.types import utcnow
@@ -67,8 +75,14 @@ def _v1(conn: sa.Connection) -> None:
     _create(conn, targets, scans, items, item_locations, findings, list_versions, list_state, job_slots)
 
 
+def _v2(conn: sa.Connection) -> None:
+    _create(conn, subscriptions, events, deliveries, delivery_attempts, reviews, retractions, suppressions,
+            content_status)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "targets, scans, items, locations, findings, lists, job slots", _v1),
+    Migration(2, "alerts: subscriptions, events, deliveries, reviews, retractions, content status", _v2),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -125,3 +125,97 @@ class ListStateRow:
     checkpoint: str | None = None
     content_hash: str | None = None
     updated_at: datetime = field(default_factory=utcnow)
+
+
+# ----------------------------------------------------------------- alerts
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRow:
+    id: int
+    url: str
+    secret: str = field(repr=False)
+    previous_secret: str | None = field(default=None, repr=False)
+    previous_secret_until: datetime | None = None
+    lists: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    targets: tuple[int, ...] = ()
+    event_types: tuple[str, ...] = ()
+    enabled: bool = True
+    disabled_reason: str | None = None
+    failing_since: datetime | None = None
+    max_in_flight: int = 4
+    description: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+    def secrets(self, now: datetime) -> tuple[str, ...]:
+        """Secrets to sign with now: the current one, and the previous one during its grace period."""
+        if self.previous_secret and self.previous_secret_until and self.previous_secret_until > now:
+            return (self.secret, self.previous_secret)
+        return (self.secret,)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to write to the outbox, with the subscriptions that get a delivery."""
+
+    id: str
+    type: str
+    payload: JSONObject
+    subscription_ids: tuple[int, ...]
+    finding_id: int | None = None
+    item_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: str
+    type: str
+    created_at: datetime
+    payload: JSONObject
+    finding_id: int | None
+    item_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: int
+    event_id: str
+    subscription_id: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    succeeded_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryJob:
+    """A leased delivery with what sending it needs."""
+
+    delivery: DeliveryRow
+    event: EventRow
+    subscription: SubscriptionRow
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRow:
+    id: int
+    finding_id: int
+    verdict: str
+    note: str | None
+    reviewer: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContentStatusRow:
+    item_key: str
+    state: str
+    first_alert_at: datetime
+    changed_at: datetime
+    last_checked_at: datetime
+    detail: JSONObject

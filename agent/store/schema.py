@@ -197,3 +197,119 @@ job_slots = sa.Table(
     sa.Column("claimed_at", UTCDateTime, nullable=False),
     sa.Index(None, "claimed_at"),
 )
+
+# ----------------------------------------------------------- alerts (migration 2)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    # During a rotation both secrets sign, until previous_secret_until.
+    sa.Column("previous_secret", sa.Text, nullable=True),
+    sa.Column("previous_secret_until", UTCDateTime, nullable=True),
+    # Filters; an empty list means "all".
+    sa.Column("lists", json_type(), nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("labels", json_type(), nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("targets", json_type(), nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("event_types", json_type(), nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("disabled_reason", sa.Text, nullable=True),
+    sa.Column("failing_since", UTCDateTime, nullable=True),
+    sa.Column("max_in_flight", sa.Integer, nullable=False, server_default=sa.text("4")),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    # The Standard Webhooks `webhook-id`: stable across retries and replays.
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("finding_id", BigId, sa.ForeignKey("findings.id"), nullable=True),
+    sa.Column("item_key", sa.Text, nullable=True),
+    sa.Column("payload", json_type(), nullable=False),
+    sa.Index(None, "created_at"),
+    sa.Index(None, "finding_id"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Text, sa.ForeignKey("events.id"), nullable=False),
+    sa.Column("subscription_id", BigId, sa.ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # pending | succeeded | failed | cancelled
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("succeeded_at", UTCDateTime, nullable=True),
+    # A worker holds a delivery until lease_until; a crashed worker's lease expires.
+    sa.Column("lease_until", UTCDateTime, nullable=True),
+    sa.Column("lease_node", sa.Text, nullable=True),
+    sa.UniqueConstraint("event_id", "subscription_id"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "subscription_id"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", BigId, sa.ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Index(None, "delivery_id"),
+)
+
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("finding_id", BigId, sa.ForeignKey("findings.id"), nullable=False),
+    sa.Column("verdict", sa.Text, nullable=False),  # false_positive | confirmed
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("reviewer", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "finding_id"),
+)
+
+retractions = sa.Table(
+    "retractions",
+    metadata,
+    sa.Column("finding_id", BigId, sa.ForeignKey("findings.id"), primary_key=True, autoincrement=False),
+    sa.Column("reason", sa.Text, nullable=False),  # false_positive | entry_deleted
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# A false positive is never alerted again for the same item and list entry,
+# whatever signal would match it next time.
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("item_key", sa.Text, primary_key=True),
+    sa.Column("list_name", sa.Text, primary_key=True),
+    sa.Column("entry_id", sa.Text, primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+content_status = sa.Table(
+    "content_status",
+    metadata,
+    sa.Column("item_key", sa.Text, sa.ForeignKey("items.key"), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),  # available | unavailable
+    sa.Column("first_alert_at", UTCDateTime, nullable=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+    sa.Column("last_checked_at", UTCDateTime, nullable=False),
+    sa.Column("detail", json_type(), nullable=False, server_default=_EMPTY_JSON_OBJECT),
+)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
 from agent.store import migrations
+from agent.store.alert_queries import AlertQueries, Outbox
 from agent.store.errors import DuplicateTarget
 from agent.store.rows import (
     FindingRow,
@@ -65,7 +66,7 @@ def _later(new: sa.ColumnElement[Any], old: sa.ColumnElement[Any]) -> sa.ColumnE
     return sa.case((new > old, new), else_=old)
 
 
-class Store:
+class Store(AlertQueries):
     """Targets, scans, items, findings, list sync state and job slots.
 
     Every method is one short transaction; nothing is held open between calls,
@@ -406,6 +407,7 @@ class Store:
         item: ItemRow,
         location: LocationRow | None,
         findings_: Sequence[FindingRow] = (),
+        outbox: Outbox | None = None,
     ) -> list[FindingRow]:
         """Store what a scan learned about one item, in ONE transaction: the
         item (re-recording updates status, last_seen_at, and signals, size,
@@ -423,7 +425,16 @@ class Store:
             await conn.execute(self._upsert_item(item))
             if location is not None:
                 await conn.execute(self._upsert_location(location))
-            return await self._insert_findings(conn, findings_, retroactive=None)
+            new = await self._insert_findings(conn, findings_, retroactive=None)
+            await self._queue_alerts(conn, new, location, outbox)
+            return new
+
+    async def _queue_alerts(self, conn: AsyncConnection, new: list[FindingRow], location: LocationRow | None,
+                            outbox: Outbox | None) -> None:
+        """The outbox: events for new findings are written in the findings' own transaction."""
+        if outbox is None or not new:
+            return
+        await self._write_events(conn, outbox(new, location, await self._enabled_subscriptions(conn)))
 
     def _upsert_item(self, item: ItemRow) -> sa.Insert:
         values = {
@@ -487,6 +498,10 @@ class Store:
         unique: dict[tuple[str, str, str, str], FindingRow] = {}
         for row in rows:
             unique.setdefault(row.identity, row)
+        # A finding reviewed as a false positive is never recorded (nor alerted) again
+        # for the same item and list entry, whichever signal matches next time.
+        suppressed = await self._suppressed(conn, list(unique.values()))
+        unique = {k: v for k, v in unique.items() if (v.item_key, v.list_name, v.entry_id) not in suppressed}
         if not unique:
             return []
         now = utcnow()
@@ -560,7 +575,8 @@ class Store:
     # -------------------------------------------------------------- findings
 
     async def add_findings(
-        self, item_key: str, findings_: Sequence[FindingRow], retroactive: bool = False
+        self, item_key: str, findings_: Sequence[FindingRow], retroactive: bool = False,
+        outbox: Outbox | None = None,
     ) -> list[FindingRow]:
         """Record findings for a stored item (e.g. a retroactive match after a
         list update); `retroactive` overrides the rows' flag. Returns the new
@@ -569,7 +585,12 @@ class Store:
             if finding.item_key != item_key:
                 raise ValueError(f"finding is for {finding.item_key!r}, not {item_key!r}")
         async with self._write() as conn:
-            return await self._insert_findings(conn, findings_, retroactive=retroactive)
+            new = await self._insert_findings(conn, findings_, retroactive=retroactive)
+            if new and outbox is not None:
+                places = (await conn.execute(sa.select(item_locations).where(item_locations.c.item_key == item_key)
+                                             .order_by(item_locations.c.first_seen_at).limit(1))).mappings().all()
+                await self._queue_alerts(conn, new, _location(places[0]) if places else None, outbox)
+            return new
 
     async def list_findings(
         self,

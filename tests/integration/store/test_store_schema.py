@@ -25,6 +25,14 @@ EXPECTED_TABLES = {
     "list_versions",
     "list_state",
     "job_slots",
+    "subscriptions",
+    "events",
+    "deliveries",
+    "delivery_attempts",
+    "reviews",
+    "retractions",
+    "suppressions",
+    "content_status",
 }
 
 
@@ -34,7 +42,7 @@ def _reflect(conn: sa.Connection) -> dict[str, set[str]]:
 
 
 async def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
-    assert await store.schema_version() == LATEST_VERSION == 1
+    assert await store.schema_version() == LATEST_VERSION == 2
     async with store._engine.connect() as conn:
         tables = await conn.run_sync(_reflect)
     assert set(tables) == EXPECTED_TABLES
@@ -63,10 +71,10 @@ async def test_reopening_applies_nothing_and_keeps_data(store: Store, open_store
     await store.close()
 
     again = await open_store()
-    assert await again.schema_version() == 1
+    assert await again.schema_version() == LATEST_VERSION
     async with again._engine.connect() as conn:
         rows = (await conn.execute(sa.select(schema_migrations.c.version))).scalars().all()
-    assert rows == [1]
+    assert rows == list(range(1, LATEST_VERSION + 1))
     assert [t.url for t in await again.list_targets()] == ["ipfs://bafykeep"]
 
 
@@ -74,10 +82,10 @@ async def test_agents_starting_at_once_migrate_once(databases: Any) -> None:
     open_fresh = await databases.new()
     stores = await asyncio.gather(*(open_fresh() for _ in range(10)))
     for store in stores:
-        assert await store.schema_version() == 1
+        assert await store.schema_version() == LATEST_VERSION
     async with stores[0]._engine.connect() as conn:
         count = await conn.scalar(sa.select(sa.func.count()).select_from(schema_migrations))
-    assert count == 1
+    assert count == LATEST_VERSION
 
 
 async def test_an_older_agent_refuses_a_newer_schema(store: Store, open_store: Callable[[], Awaitable[Store]]) -> None:
