@@ -33,12 +33,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Final
+from typing import Final, Self
 
 import aiohttp
 from yarl import URL
 
-from agent.alerts.netguard import BlockedDestination, NetGuard, guarded_request, guarded_session
+from agent.alerts.netguard import (
+    BlockedDestination,
+    NetGuard,
+    guarded_request,
+    guarded_session,
+)
 from agent.alerts.signing import event_body, webhook_headers
 from agent.http_headers import parse_retry_after
 from agent.store import Store
@@ -140,7 +145,7 @@ class WebhookDelivery:
 
     # -------------------------------------------------------------- lifetime
 
-    async def __aenter__(self) -> WebhookDelivery:
+    async def __aenter__(self) -> Self:
         self._session = guarded_session(self._guard, timeout=aiohttp.ClientTimeout(total=self._timeout_s))
         return self
 
@@ -292,7 +297,7 @@ class WebhookDelivery:
         except BlockedDestination as exc:
             reason = f"refused by the SSRF guard: {exc.reason}"
             return _Verdict("failed", None, reason, disable=reason)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self._retry(attempt, None, f"timed out after {self._timeout_s:g} s")
         except aiohttp.ClientError as exc:
             return self._retry(attempt, None, _describe(exc, sub.url))
@@ -347,10 +352,10 @@ def _describe(exc: BaseException, url: str) -> str:
     webhook URLs often carry a token there (aiohttp puts the URL in messages)."""
     text = str(exc) or type(exc).__name__
     try:
-        origin = str(URL(url).origin())
+        parsed = URL(url)
+        spellings, origin = {url, str(parsed)}, str(parsed.origin())
     except ValueError:
-        origin = "<url>"
-    for spelling in {url, str(URL(url)) if url else url}:
-        if spelling:
-            text = text.replace(spelling, origin)
+        spellings, origin = {url}, "<url>"
+    for spelling in sorted(spellings, key=len, reverse=True):
+        text = text.replace(spelling, origin)
     return f"{type(exc).__name__}: {text}"[:500]

@@ -17,7 +17,7 @@ import secrets as _secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from agent.store.rows import EventRow
 
@@ -63,7 +63,7 @@ def webhook_headers(event_id: str, body: str, secrets: Sequence[str], now: datet
     for secret in unique:
         try:
             signer = Webhook(secret)
-        except Exception:
+        except (ValueError, TypeError, RuntimeError, EmptyWebhookSecretError):
             # `from None`: the underlying error (binascii) must not drag the
             # secret's text into a traceback that ends up in a log.
             raise ValueError("subscription secret is not valid base64 (expected whsec_<base64>)") from None

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import Self
 
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -60,7 +61,7 @@ class WebhookReceiver:
 
     # ------------------------------------------------------------- lifetime
 
-    async def start(self) -> WebhookReceiver:
+    async def start(self) -> Self:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner, self.base = await serve_app(app)
@@ -77,7 +78,7 @@ class WebhookReceiver:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> WebhookReceiver:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
