@@ -145,6 +145,21 @@ class ArweaveSettings(_Section):
     page_size: int = Field(default=100, ge=1, le=1000)
 
 
+class AlertSettings(_Section):
+    # Webhook hosts allowed past the SSRF guard although they resolve to private or
+    # loopback addresses (an operator's own receiver). Exact host names or IPs.
+    allow_hosts: list[str] = Field(default_factory=list)
+    delivery_timeout_s: float = Field(default=15.0, gt=0)
+    # After `webhooks rotate-secret`, the old secret keeps signing (beside the new) this long.
+    rotation_grace_s: int = Field(default=24 * 3600, ge=0)
+    # A subscription failing without a success for this long is disabled.
+    disable_after_days: float = Field(default=5.0, gt=0)
+    # Matched content is re-checked this often (gateway probe; providers when routing_url is set).
+    recheck_interval_s: int = Field(default=3600, ge=1)
+    # Delegated Routing V1 endpoint for provider counts (e.g. https://delegated-ipfs.dev); empty: none.
+    routing_url: str = ""
+
+
 class TargetSettings(_Section):
     url: str
     interval_s: int | None = Field(default=None, ge=1)
@@ -160,6 +175,7 @@ class Settings(_Section):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     dnslink: DnslinkSettings = Field(default_factory=DnslinkSettings)
     arweave: ArweaveSettings = Field(default_factory=ArweaveSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     # Watch targets declared in the file; more are added with `dweb-agent targets add`.
     targets: list[TargetSettings] = Field(default_factory=list)
 

@@ -27,6 +27,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from agent import __version__
 from agent.config import Settings
+from agent.alerts.availability import ContentProbe
+from agent.alerts.delivery import WebhookDelivery
+from agent.alerts.events import FindingOutbox, ItemContext, content_changed, finding_retracted
+from agent.alerts.netguard import NetGuard
 from agent.lists.catalog import ListCatalog
 from agent.lists.matcher import MatchIndex
 from agent.lists.sync import ListSyncer, SyncState, TcapSourceConfig
@@ -61,6 +65,12 @@ class Metrics:
                                 registry=registry)
         self.list_entries = Gauge("dweb_agent_list_entries", "Live entries per list", ["list"], registry=registry)
         self.list_syncs = Counter("dweb_agent_list_syncs_total", "List refreshes", ["outcome"], registry=registry)
+        self.deliveries = Counter("dweb_agent_webhook_attempts_total", "Webhook delivery attempts", ["outcome"],
+                                  registry=registry)
+        self.delivery_seconds = Histogram("dweb_agent_webhook_attempt_seconds", "Duration of one delivery attempt",
+                                          registry=registry, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15))
+        self.content_changes = Counter("dweb_agent_content_state_changes_total", "Matched content appearing or "
+                                       "disappearing", ["state"], registry=registry)
 
 
 class StoreHooks:
@@ -90,7 +100,12 @@ class StoreHooks:
         location = LocationRow(item_key=key, path=item.path, target_id=self.target_id, root_cid=report.root,
                                gateway=item.source.gateway)
         findings = [finding_row(key, f) for f in item.findings]
-        new = await self.agent.store.record_item(row, location, findings)
+        target = self.agent._targets.get(self.target_id) if self.target_id is not None else None
+        context = ItemContext(key=key, cid=item.cid, path=item.path, root=report.root, target_id=self.target_id,
+                              target_url=target.url if target else None, size=item.size,
+                              media_type=item.media_type, signals=item.signals, first_seen_at=now_utc())
+        new = await self.agent.store.record_item(row, location, findings,
+                                                 outbox=FindingOutbox(context, self.agent.settings.gateways.urls))
         self.agent.announce(new, item.path, report.root)
 
 
@@ -148,6 +163,9 @@ class Agent:
         self._running: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._targets: dict[int, TargetRow] = {}
+        self.delivery: WebhookDelivery | None = None
+        self._delivery_stop = asyncio.Event()
+        self._delivering: asyncio.Task[None] | None = None
         # Set once lists are loaded and targets scheduled.
         self.ready = asyncio.Event()
         self.store: Store
@@ -175,6 +193,9 @@ class Agent:
         interrupted = await self.store.interrupt_running_scans(self.node)
         if interrupted:
             log.warning("agent.scans_interrupted_earlier", count=interrupted)
+        released = await self.store.release_leases(self.node)
+        if released:
+            log.warning("agent.deliveries_resumed", count=released)
         self.http = await self._stack.enter_async_context(aiohttp.ClientSession(
             headers={"User-Agent": f"dweb-agent/{__version__}"}))
         m = s.media
@@ -191,6 +212,15 @@ class Agent:
                                  thresholds=list_thresholds(s), max_bytes=s.lists.max_list_bytes)
         for declared in s.targets:
             await self.add_target(declared.url, declared.interval_s)
+        a = s.alerts
+        self.delivery = await self._stack.enter_async_context(WebhookDelivery(
+            self.store, NetGuard(allow_hosts=frozenset(h.lower() for h in a.allow_hosts)), self.node,
+            timeout_s=a.delivery_timeout_s, disable_after=timedelta(days=a.disable_after_days),
+            on_result=self._delivery_result))
+
+    def _delivery_result(self, outcome: str, seconds: float) -> None:
+        self.metrics.deliveries.labels(outcome).inc()
+        self.metrics.delivery_seconds.observe(seconds)
 
     async def add_target(self, url: str, interval_s: int | None = None) -> TargetRow:
         spec = classify_target(url)
@@ -216,8 +246,12 @@ class Agent:
                           id="lists", max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s)
         scheduler.add_job(self._tracked(self.reconcile), IntervalTrigger(seconds=sched.reconcile_interval_s),
                           id="reconcile", max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s)
+        scheduler.add_job(self._tracked(self.recheck_content), IntervalTrigger(seconds=self.settings.alerts.recheck_interval_s),
+                          id="recheck", max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s)
         scheduler.start()
         await self.reconcile()
+        assert self.delivery is not None
+        self._delivering = asyncio.create_task(self.delivery.run(self._delivery_stop))
         self.metrics.up.set(1)
         self.ready.set()
         try:
@@ -232,6 +266,10 @@ class Agent:
         self._stopping = True
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        self._delivery_stop.set()
+        if self._delivering is not None:
+            # Deliveries in flight finish (their leases would otherwise hold them until expiry).
+            await asyncio.wait([self._delivering], timeout=self.settings.agent.shutdown_grace_s)
         running = {t for t in self._running if not t.done()}
         if running:
             log.info("agent.waiting_for_polls", running=len(running), grace_s=self.settings.agent.shutdown_grace_s)
@@ -345,6 +383,8 @@ class Agent:
         return PollResult(target_id, error is None, note, error)
 
     def announce(self, findings: list[FindingRow], path: str, root: str | None) -> None:
+        if findings and self.delivery is not None:
+            self.delivery.wake()
         for f in findings:
             self.metrics.findings.labels(f.list_name, str(f.retroactive).lower()).inc()
             log.warning("finding.created", item=f.item_key, path=path, root=root, list=f.list_name,
@@ -367,11 +407,57 @@ class Agent:
                 fresh.add(v.name)
         for summary in result.catalog.summaries:
             self.metrics.list_entries.labels(summary.name).set(summary.entries)
+        for name, entry_ids in result.removed.items():
+            if entry_ids:
+                await self.retract_deleted(name, list(entry_ids))
         added = {name: entries for name, entries in result.added.items() if entries and name in fresh}
         log.info("lists.updated", lists=[s.name for s in result.catalog.summaries],
                  new_versions=sorted(fresh), added={k: len(v) for k, v in added.items()})
         if added:
             await self.rematch(added)
+
+    async def retract_deleted(self, list_name: str, entry_ids: list[str]) -> list[int]:
+        """Entries deleted upstream (a TCAP deletion, a line removed from a list): their findings are retracted."""
+        subs = await self.store.list_subscriptions()
+        at = now_utc()
+        done = await self.store.retract_entries(
+            list_name, entry_ids, f"entry deleted from {list_name}",
+            lambda f, recipients: finding_retracted(f, "entry_deleted", f"deleted from {list_name}", subs,
+                                                    recipients, at))
+        if done:
+            log.warning("findings.retracted", list=list_name, findings=done, reason="entry_deleted")
+            if self.delivery is not None:
+                self.delivery.wake()
+        return done
+
+    async def recheck_content(self) -> int:
+        """Takedown tracking: probe matched content; a change of state is an event."""
+        if not self.settings.gateways.urls:
+            return 0
+        probe = ContentProbe(self.http, self.settings.gateways.urls,
+                             routing_url=self.settings.alerts.routing_url or None)
+        changed = 0
+        for key, cid, first_alert, _status in await self.store.watched_content():
+            result = await probe.check(cid)
+            if result.state == "unknown":
+                continue  # our own outage must not look like a takedown
+            detail = {"gateways": {url: {"status": a.status, "verdict": a.verdict}
+                                   for url, a in result.gateways.items()},
+                      "providers": result.providers, "reason": result.reason}
+            subs = await self.store.list_subscriptions()
+            at = now_utc()
+            available = result.state == "available"
+            prev, state = await self.store.set_content_state(
+                key, result.state, first_alert_at=first_alert, detail=detail,
+                follow_up=lambda recipients: content_changed(key, cid, available, first_alert, at, detail, subs,
+                                                             recipients))
+            if (prev or "available") != state:
+                changed += 1
+                self.metrics.content_changes.labels(state).inc()
+                log.warning("content.state_changed", item=key, state=state, reason=result.reason)
+        if changed and self.delivery is not None:
+            self.delivery.wake()
+        return changed
 
     async def rematch(self, added: dict[str, Any]) -> int:
         """Retroactive matching: stored signals against new list entries only, nothing fetched."""
@@ -389,10 +475,19 @@ class Agent:
                 if not matches:
                     continue
                 rows = [finding_row(item.key, finding_view(m), retroactive=True) for m in matches]
-                new = await self.store.add_findings(item.key, rows, retroactive=True)
+                locations = await self.store.locations_of(item.key)
+                where = locations[0] if locations else None
+                target = self._targets.get(where.target_id) if where and where.target_id is not None else None
+                context = ItemContext(key=item.key, cid=item.cid, path=where.path if where else "",
+                                      root=where.root_cid if where else None,
+                                      target_id=where.target_id if where else None,
+                                      target_url=target.url if target else None, size=item.size,
+                                      media_type=item.media_type, signals=dict(item.signals),
+                                      first_seen_at=item.first_seen_at)
+                new = await self.store.add_findings(item.key, rows, retroactive=True,
+                                                    outbox=FindingOutbox(context, self.settings.gateways.urls))
                 created += len(new)
-                locations = await self.store.locations_of(item.key) if new else []
-                self.announce(new, locations[0].path if locations else "", locations[0].root_cid if locations else None)
+                self.announce(new, context.path, context.root)
         log.info("lists.rematched", lists=sorted(added), new_findings=created)
         return created
 

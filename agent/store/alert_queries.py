@@ -209,6 +209,14 @@ class AlertQueries:
             jobs.append(DeliveryJob(_delivery(r), _event(r, "e_"), _subscription(sub)))  # type: ignore[arg-type]
         return jobs
 
+    async def release_leases(self, node: str) -> int:
+        """At start: deliveries this node had leased when it stopped are due again at once
+        (the receiver may get one twice, with the same webhook-id; it never gets none)."""
+        stmt = (sa.update(deliveries).where(deliveries.c.lease_node == node, deliveries.c.status == "pending")
+                .values(lease_until=None, lease_node=None))
+        async with self._write() as conn:
+            return int((await conn.execute(stmt)).rowcount)
+
     async def record_attempt(self, delivery_id: int, *, outcome: str, http_status: int | None, error: str | None,
                              duration_ms: int, next_attempt_at: datetime | None = None) -> DeliveryRow | None:
         """outcome: 'succeeded' | 'retry' (with next_attempt_at) | 'failed' | 'cancelled'. Keeps an audit row."""

@@ -1,0 +1,110 @@
+"""The agent killed with SIGKILL while webhook deliveries are in flight: after a
+restart every event reaches the receiver at least once, none is lost, and any
+duplicate carries the same webhook-id."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from agent.alerts.signing import new_secret
+from agent.ipfs.unixfs_builder import UnixFSBuilder
+from agent.store import Store
+from tests.conftest import MEDIA_FIXTURES
+from tests.support.cli import dweb_agent_command
+from tests.support.gateway import FixtureGateway
+from tests.support.media_dag import expected_pdq
+from tests.support.webhook_receiver import WebhookReceiver
+
+MakeGateway = Callable[..., Awaitable[FixtureGateway]]
+
+
+async def _spawn(config: Path, log: Path) -> asyncio.subprocess.Process:
+    with log.open("ab") as sink:  # a file, not a pipe: an unread pipe would stall the agent
+        return await asyncio.create_subprocess_exec(
+            *dweb_agent_command(), "run", "--config", str(config), stdout=asyncio.subprocess.DEVNULL, stderr=sink,
+            env={**os.environ, "DWEB_AGENT_AGENT_NODE_NAME": "durability-test"})
+
+
+async def test_sigkill_with_deliveries_in_flight_loses_no_event(make_gateway: MakeGateway, tmp_path: Path) -> None:
+    photos = sorted((MEDIA_FIXTURES / "pdq" / "bridge-mods").iterdir())
+    builder = UnixFSBuilder()
+    root, _ = builder.add_directory({p.name: builder.add_file(p.read_bytes()) for p in photos})
+    gw = await make_gateway()
+    gw.add_blocks(builder.blocks)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"pdq {expected_pdq()['pdq/bridge-mods/aaa-orig.jpg'][0]}\n")
+    data_dir = tmp_path / "data"
+    config = tmp_path / "agent.toml"
+    config.write_text(f"""
+[agent]
+data_dir = "{data_dir}"
+health_port = 0
+shutdown_grace_s = 2
+[gateways]
+urls = ["{gw.url}"]
+[lists]
+sources = ["{listing}"]
+[media]
+workers = 1
+[alerts]
+allow_hosts = ["127.0.0.1"]
+recheck_interval_s = 86400
+[[targets]]
+url = "ipfs://{root}"
+interval_s = 3600
+""")
+    database = f"sqlite+aiosqlite:///{data_dir / 'agent.sqlite3'}"
+    secret = new_secret()
+    data_dir.mkdir()
+    async with WebhookReceiver([secret]) as receiver:
+        async with await Store.open(database) as store:
+            await store.add_subscription(receiver.url("/hook"), secret, max_in_flight=4)
+        held = asyncio.Event()
+        receiver.script("/hook", hold=held)
+
+        first = await _spawn(config, tmp_path / "first.log")
+        try:
+            await receiver.wait_for(4, "/hook", timeout=120)  # four requests in flight, none answered
+            assert not held.is_set()
+        finally:
+            if first.returncode is None:
+                first.send_signal(signal.SIGKILL)
+            await first.wait()
+        in_flight_at_kill = {r.webhook_id for r in receiver.at("/hook")}
+        receiver.script("/hook")  # the receiver answers 204 from now on
+        held.set()
+
+        second = await _spawn(config, tmp_path / "second.log")
+        events: set[str] = set()
+        try:
+            async def all_delivered() -> bool:
+                nonlocal events
+                async with await Store.open(database) as store:
+                    target = (await store.list_targets())[0]
+                    events = {e.id for e in await store.list_events(limit=1000)}
+                delivered = {r.webhook_id for r in receiver.at("/hook") if r.status == 204}
+                return target.last_success_at is not None and len(events) == len(photos) and delivered >= events
+
+            deadline = asyncio.get_running_loop().time() + 120
+            while not await all_delivered():
+                assert asyncio.get_running_loop().time() < deadline, (tmp_path / "second.log").read_text()[-3000:]
+                await asyncio.sleep(0.05)
+        finally:
+            if second.returncode is None:
+                second.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(second.wait(), 60)
+        assert second.returncode == 0
+
+    received = receiver.at("/hook")
+    assert all(r.verified for r in received)
+    assert {r.webhook_id for r in received} == events, "no event lost, none invented"
+    assert in_flight_at_kill and in_flight_at_kill <= {r.webhook_id for r in received if r.status == 204}, \
+        "deliveries in flight when the agent died are sent again, with the same webhook-id"
+    assert len(received) > len(events), "those duplicates carry the same id as the first attempt"
+    async with await Store.open(database) as store:
+        statuses = {d.status for e in events for d in await store.deliveries_of(event_id=e)}
+    assert statuses == {"succeeded"}

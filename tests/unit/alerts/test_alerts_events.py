@@ -1,0 +1,103 @@
+"""Every event the agent can send validates against docs/events.schema.json, and
+recipients follow the subscriptions' filters."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import jsonschema
+import pytest
+
+from agent.alerts.events import (
+    CONTENT_UNAVAILABLE,
+    FINDING_CREATED,
+    FINDING_RETRACTED,
+    ItemContext,
+    content_changed,
+    finding_created,
+    finding_retracted,
+    subscribed,
+    test_event as make_test_event,
+)
+from agent.store import FindingRow, NewEvent, SubscriptionRow
+from tests.conftest import REPO
+
+SCHEMA = json.loads((REPO / "docs" / "events.schema.json").read_text())
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+FINDING = FindingRow(item_key="1220ab", list_name="tcap", entry_id="tcap:11", entry_value="f8f8f0ce",
+                     signal_type="pdq", distance=6.0, labels=("ideology=far-right",), query="f8f8f0cf",
+                     created_at=NOW, id=7)
+ITEM = ItemContext(key="1220ab", cid="bafkreiexample", path="dir/a b.jpg", root="bafybeiroot", target_id=3,
+                   target_url="ipns://k51example", size=1234, media_type="image/jpeg",
+                   signals={"md5": "0" * 32, "pdq": "f8f8f0cf", "pdq_quality": 100})
+
+
+def sub(i: int, **filters: tuple[object, ...]) -> SubscriptionRow:
+    return SubscriptionRow(id=i, url=f"https://hooks.example/{i}", secret="whsec_x", **filters)  # type: ignore[arg-type]
+
+
+def envelope(event: NewEvent) -> dict[str, object]:
+    return {"type": event.type, "timestamp": "2026-11-23T12:00:00Z", "data": event.payload}
+
+
+def validate(event: NewEvent) -> None:
+    jsonschema.validate(envelope(event), SCHEMA, format_checker=jsonschema.FormatChecker())
+
+
+def test_finding_created_validates_and_names_list_entry_distance_labels_and_links() -> None:
+    event = finding_created(FINDING, ITEM, ["https://gw.example"], [sub(1)])
+    assert event is not None and event.type == FINDING_CREATED and event.subscription_ids == (1,)
+    validate(event)
+    data = event.payload
+    assert data["finding"]["list"] == "tcap" and data["finding"]["distance"] == 6.0
+    assert data["links"] == ["https://gw.example/ipfs/bafybeiroot/dir/a%20b.jpg", "https://gw.example/ipfs/bafkreiexample"]
+    assert event.id.startswith("evt_") and event.finding_id == 7
+
+
+def test_an_event_with_media_bytes_would_not_validate() -> None:
+    event = finding_created(FINDING, ITEM, [], [sub(1)])
+    assert event is not None
+    bad = envelope(event)
+    bad["data"]["item"]["signals"]["bytes"] = "aGVsbG8="  # type: ignore[index]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, SCHEMA)
+
+
+def test_retraction_and_content_events_validate() -> None:
+    retracted = finding_retracted(FINDING, "false_positive", "a bridge, not propaganda", [sub(1), sub(2)], [1], NOW)
+    assert retracted is not None and retracted.type == FINDING_RETRACTED and retracted.subscription_ids == (1,)
+    validate(retracted)
+    gone = content_changed("1220ab", "bafkreiexample", False, NOW - timedelta(hours=5), NOW,
+                           {"gateways": {"https://gw": {"status": 410, "verdict": "blocked"}}, "providers": 0,
+                            "reason": "410 at https://gw"}, [sub(1)], [1])
+    assert gone is not None and gone.type == CONTENT_UNAVAILABLE
+    assert gone.payload["time_to_removal_s"] == 5 * 3600
+    validate(gone)
+    back = content_changed("1220ab", "bafkreiexample", True, NOW - timedelta(hours=5), NOW, {}, [sub(1)], [1])
+    assert back is not None and "time_to_removal_s" not in back.payload
+    validate(back)
+    validate(make_test_event(sub(4)))
+
+
+def test_follow_ups_go_only_to_those_alerted_and_still_subscribed() -> None:
+    only_created = sub(2, event_types=(FINDING_CREATED,))
+    assert finding_retracted(FINDING, "entry_deleted", None, [only_created], [2], NOW) is None
+    assert finding_retracted(FINDING, "entry_deleted", None, [sub(1)], [], NOW) is None
+
+
+@pytest.mark.parametrize("filters, expected", [
+    ({}, True),
+    ({"lists": ("tcap",)}, True),
+    ({"lists": ("other",)}, False),
+    ({"labels": ("ideology=far-right", "x")}, True),
+    ({"labels": ("x",)}, False),
+    ({"targets": (3,)}, True),
+    ({"targets": (4,)}, False),
+    ({"event_types": (FINDING_RETRACTED,)}, False),
+])
+def test_subscription_filters(filters: dict[str, tuple[object, ...]], expected: bool) -> None:
+    assert subscribed(sub(1, **filters), FINDING_CREATED, list_name="tcap", labels=FINDING.labels,
+                      target_id=3) is expected
+    event = finding_created(FINDING, ITEM, [], [sub(1, **filters)])
+    assert event is not None and (event.subscription_ids == (1,)) is expected
