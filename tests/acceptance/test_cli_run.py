@@ -25,7 +25,7 @@ async def test_run_starts_with_the_default_config_serves_health_and_stops_cleanl
     env = {**os.environ, "DWEB_AGENT_AGENT_DATA_DIR": str(tmp_path / "data"),
            "DWEB_AGENT_AGENT_HEALTH_PORT": str(port)}
     proc = await asyncio.create_subprocess_exec(*dweb_agent_command(), "run", env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     assert proc.stderr is not None
     try:
         started: dict[str, object] = {}
