@@ -5,7 +5,6 @@ duplicate carries the same webhook-id."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,19 +13,12 @@ from agent.alerts.signing import new_secret
 from agent.ipfs.unixfs_builder import UnixFSBuilder
 from agent.store import Store
 from tests.conftest import MEDIA_FIXTURES
-from tests.support.cli import dweb_agent_command
+from tests.support.cli import spawn_agent
 from tests.support.gateway import FixtureGateway
 from tests.support.media_dag import expected_pdq
 from tests.support.webhook_receiver import WebhookReceiver
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
-
-
-async def _spawn(config: Path, log: Path) -> asyncio.subprocess.Process:
-    with log.open("ab") as sink:  # a file, not a pipe: an unread pipe would stall the agent
-        return await asyncio.create_subprocess_exec(
-            *dweb_agent_command(), "run", "--config", str(config), stdout=asyncio.subprocess.DEVNULL, stderr=sink,
-            env={**os.environ, "DWEB_AGENT_AGENT_NODE_NAME": "durability-test"})
 
 
 async def test_sigkill_with_deliveries_in_flight_loses_no_event(make_gateway: MakeGateway, tmp_path: Path) -> None:
@@ -66,7 +58,7 @@ interval_s = 3600
         held = asyncio.Event()
         receiver.script("/hook", hold=held)
 
-        first = await _spawn(config, tmp_path / "first.log")
+        first = await spawn_agent(config, tmp_path / "first.log", "durability-test")
         try:
             await receiver.wait_for(4, "/hook", timeout=120)  # four requests in flight, none answered
             assert not held.is_set()
@@ -78,7 +70,7 @@ interval_s = 3600
         receiver.script("/hook")  # the receiver answers 204 from now on
         held.set()
 
-        second = await _spawn(config, tmp_path / "second.log")
+        second = await spawn_agent(config, tmp_path / "second.log", "durability-test")
         events: set[str] = set()
         try:
             async def all_delivered() -> bool:

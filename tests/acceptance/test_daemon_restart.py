@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ from agent.ipfs.cid import parse_cid
 from agent.ipfs.unixfs_builder import UnixFSBuilder
 from agent.store import Store
 from tests.conftest import MEDIA_FIXTURES
-from tests.support.cli import dweb_agent_command
+from tests.support.cli import spawn_agent
 from tests.support.gateway import FixtureGateway
 from tests.support.media_dag import expected_pdq
 
@@ -26,14 +25,6 @@ async def _until(condition: Callable[[], Awaitable[bool]], seconds: float = 60) 
     while not await condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached before the deadline"
         await asyncio.sleep(0.05)
-
-
-async def _spawn(config: Path, log: Path) -> asyncio.subprocess.Process:
-    # Logs go to a file: an unread pipe would fill up and stall the agent.
-    with log.open("ab") as sink:
-        return await asyncio.create_subprocess_exec(
-            *dweb_agent_command(), "run", "--config", str(config), stdout=asyncio.subprocess.DEVNULL, stderr=sink,
-            env={**os.environ, "DWEB_AGENT_AGENT_NODE_NAME": "agent-under-test"})
 
 
 async def test_sigkill_mid_scan_then_restart_fetches_nothing_twice_and_keeps_every_finding(
@@ -74,7 +65,7 @@ interval_s = 3600
 """)
     database = f"sqlite+aiosqlite:///{data_dir / 'agent.sqlite3'}"
 
-    first = await _spawn(config, tmp_path / "first.log")
+    first = await spawn_agent(config, tmp_path / "first.log", "agent-under-test")
     try:
         async def some_items_recorded() -> bool:
             if not (data_dir / "agent.sqlite3").exists():
@@ -96,7 +87,7 @@ interval_s = 3600
     gw.release()
     gw.log.clear()
     second_log = tmp_path / "second.log"
-    second = await _spawn(config, second_log)
+    second = await spawn_agent(config, second_log, "agent-under-test")
     try:
         async def scan_complete() -> bool:
             async with await Store.open(database) as store:

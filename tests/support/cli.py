@@ -34,3 +34,13 @@ async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float 
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
+
+
+async def spawn_agent(config: Path, log: Path, node: str) -> asyncio.subprocess.Process:
+    """`dweb-agent run --config CONFIG` in the background, its logs appended to LOG.
+
+    A file, not a pipe: an unread pipe would fill up and stall the agent."""
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            *dweb_agent_command(), "run", "--config", str(config), stdout=asyncio.subprocess.DEVNULL, stderr=sink,
+            env={**os.environ, "DWEB_AGENT_AGENT_NODE_NAME": node})
