@@ -2,7 +2,7 @@
 
 The GraphQL side really parses the query it is sent (operation, variable
 definitions, inline or `$variable` arguments, nested selections), checks every
-argument and field against the Arweave schema (the one arweave.net and ar.io
+argument and field against the Arweave schema (the one the public Arweave and ar.io
 serve), filters by tags (all filters must match; any value within one) and by
 block height, sorts by height, paginates with opaque cursors and returns only
 the fields that were selected, so a misspelt field fails here as it would there.
