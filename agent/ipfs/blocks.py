@@ -13,7 +13,7 @@ import tempfile
 from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from agent.ipfs.cid import CID, block_key
 
@@ -53,6 +53,27 @@ class BlockSource(Protocol):
     async def open(self, cid: CID) -> tuple[bytes, BlockSession]:
         """Start a session on an entity; returns its verified root block."""
         ...
+
+
+_S = TypeVar("_S", bound=BlockSession)
+
+
+async def open_session(session: _S, cid: CID) -> tuple[bytes, _S]:
+    """Fetch a new session's root block. On failure the session is closed and the
+    error keeps the session's provenance (which gateways lied or blocked), so a
+    report can still say so."""
+    from agent.ipfs.errors import IpfsError
+
+    try:
+        root = await session.get(cid)
+    except IpfsError as exc:
+        exc.provenance = session.provenance
+        await session.aclose()
+        raise
+    except BaseException:
+        await session.aclose()
+        raise
+    return root, session
 
 
 class BlockStash:

@@ -19,7 +19,7 @@ import aiohttp
 import structlog
 
 from agent.http_headers import parse_retry_after
-from agent.ipfs.blocks import BlockStash, PrefetchingSession, Provenance, RecentBlocks
+from agent.ipfs.blocks import BlockStash, PrefetchingSession, Provenance, RecentBlocks, open_session
 from agent.ipfs.car import Block, CarReader
 from agent.ipfs.cid import CID, block_key
 from agent.ipfs.errors import (
@@ -286,16 +286,7 @@ class GatewayPool:
         session: _CarSession | PrefetchingSession
         session = _CarSession(self, cid) if self.mode == "car" else PrefetchingSession(self.fetch_block,
                                                                                          self.raw_prefetch)
-        try:
-            root = await session.get(cid)
-        except IpfsError as exc:
-            exc.provenance = session.provenance
-            await session.aclose()
-            raise
-        except BaseException:
-            await session.aclose()
-            raise
-        return root, session
+        return await open_session(session, cid)
 
 
 class _CarSession:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from agent.ipfs.blocks import PrefetchingSession, Provenance
+from agent.ipfs.blocks import PrefetchingSession, Provenance, open_session
 from agent.ipfs.car import CarReader
 from agent.ipfs.cid import CID, block_key, cid_text
 from agent.ipfs.dagpb import UnixFSType
@@ -439,16 +439,6 @@ class KuboBlockSource:
         return data
 
     async def open(self, cid: CID) -> tuple[bytes, PrefetchingSession]:
-        session = PrefetchingSession(self.fetch, self.prefetch_window)
-        try:
-            root = await session.get(cid)
-        except IpfsError as exc:
-            exc.provenance = session.provenance
-            await session.aclose()
-            raise
-        except BaseException:
-            await session.aclose()
-            raise
-        return root, session
+        return await open_session(PrefetchingSession(self.fetch, self.prefetch_window), cid)
 
 
