@@ -357,6 +357,8 @@ class _ScanRun:
         self.bytes_fetched = 0
         # One examination per distinct file CID; later paths wait for the first.
         self.examined: dict[bytes, asyncio.Future[ItemReport]] = {}
+        # What the store said about CIDs the walker was told not to fetch (asked once per CID).
+        self._known: dict[str, KnownItem] = {}
 
     def _add(self, item: ItemReport) -> ItemReport:
         self.report.items.append(item)
@@ -520,10 +522,7 @@ class _ScanRun:
             mine.set_result(item)
 
     async def _reuse_known(self, item: ItemReport, entry: DagEntry) -> None:
-        hooks = self.scanner.hooks
-        known = await hooks.known(block_key(entry.cid).hex()) if hooks is not None else None
-        if known is None:  # forgotten in between (cannot happen with a durable store); report honestly
-            raise MissingBlock(str(entry.cid), "an earlier scan was said to hold it, but it is gone")
+        known = self._known[block_key(entry.cid).hex()]  # cached by _before_fetch, which made it KNOWN
         item.kind = "file"
         item.size, item.media_type, item.signals = known.size, known.media_type, dict(known.signals)
         item.seen_before = True
@@ -535,8 +534,12 @@ class _ScanRun:
             if self._denied(probe):
                 return EntryKind.WITHHELD
         hooks = self.scanner.hooks
-        if hooks is not None and await hooks.known(block_key(cid).hex()) is not None:
-            return EntryKind.KNOWN
+        if hooks is not None:
+            key = block_key(cid).hex()
+            known = self._known.get(key) or await hooks.known(key)
+            if known is not None:
+                self._known[key] = known
+                return EntryKind.KNOWN
         return None
 
     def _denied(self, item: ItemReport) -> list[dict[str, Any]]:
