@@ -535,14 +535,14 @@ def findings_review(finding_id: int, verdict: str | None, note: str | None, revi
     who = reviewer or os.environ.get("USER")
 
     async def body(store: Any) -> Any:
-        found = [f for f in await store.list_findings(limit=1_000_000) if f.id == finding_id]
-        if not found:
+        finding = await store.get_finding(finding_id)
+        if finding is None:
             raise LookupError(f"no finding {finding_id}")
         subs = await store.list_subscriptions()
         at = datetime.now(timezone.utc)
         return await store.review_finding(
             finding_id, verdict, note=note, reviewer=who,
-            retraction=lambda recipients: finding_retracted(found[0], "false_positive", note, subs, recipients, at))
+            retraction=lambda recipients: finding_retracted(finding, "false_positive", note, subs, recipients, at))
 
     try:
         review = asyncio.run(_with_store(settings, body))

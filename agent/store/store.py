@@ -608,6 +608,11 @@ class Store(AlertQueries):
         async with self._read() as conn:
             return [_finding(r) for r in (await conn.execute(query.limit(limit))).mappings()]
 
+    async def get_finding(self, finding_id: int) -> FindingRow | None:
+        async with self._read() as conn:
+            row = (await conn.execute(sa.select(findings).where(findings.c.id == finding_id))).mappings().one_or_none()
+        return _finding(row) if row is not None else None
+
     async def count_findings(self) -> int:
         async with self._read() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(findings)) or 0)

@@ -162,3 +162,11 @@ async def test_iter_items_with_signals_pages_through_everything_exactly_once(sto
 
 async def test_iter_items_on_an_empty_store_yields_nothing(store: Store) -> None:
     assert [page async for page in store.iter_items_with_signals()] == []
+
+
+async def test_a_finding_is_found_by_its_id(store: Store) -> None:
+    new = await store.record_item(ItemRow(key="k-get", status="verified"), None,
+                                  [FindingRow("k-get", "tcap", "tcap:9", "abc", "md5", 0.0)])
+    assert new[0].id is not None
+    assert await store.get_finding(new[0].id) == new[0]
+    assert await store.get_finding(new[0].id + 1000) is None
