@@ -246,7 +246,7 @@ class Agent:
                           id="lists", max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s)
         scheduler.add_job(self._tracked(self.reconcile), IntervalTrigger(seconds=sched.reconcile_interval_s),
                           id="reconcile", max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s)
-        scheduler.add_job(self._tracked(self.recheck_content), IntervalTrigger(seconds=self.settings.alerts.recheck_interval_s),
+        scheduler.add_job(self._tracked(self.recheck_content, True), IntervalTrigger(seconds=self.settings.alerts.recheck_interval_s),
                           id="recheck", max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s)
         scheduler.start()
         await self.reconcile()
@@ -430,10 +430,19 @@ class Agent:
                 self.delivery.wake()
         return done
 
-    async def recheck_content(self) -> int:
-        """Takedown tracking: probe matched content; a change of state is an event."""
+    async def recheck_content(self, scheduled: bool = False) -> int:
+        """Takedown tracking: probe matched content; a change of state is an event.
+
+        A scheduled round is claimed once per interval across the agents sharing the
+        database (a unique job slot), so two agents never probe and announce the same
+        change; a manual call (`scheduled=False`) always runs."""
         if not self.settings.gateways.urls:
             return 0
+        if scheduled:
+            interval = self.settings.alerts.recheck_interval_s
+            if not await self.store.claim_slot("recheck", int(time.time() // interval), self.node):
+                return 0
+            await self.store.prune_slots(now_utc() - timedelta(days=7))
         probe = ContentProbe(self.http, self.settings.gateways.urls,
                              routing_url=self.settings.alerts.routing_url or None)
         changed = 0

@@ -162,3 +162,21 @@ async def test_an_entry_deleted_from_its_list_retracts_its_findings(make_gateway
         retracted = check_schema(received[1].body)
         assert retracted["type"] == "finding.retracted" and retracted["data"]["reason"] == "entry_deleted"  # type: ignore[index]
         assert len(await agent.store.retracted_ids()) == 1
+
+
+async def test_two_agents_sharing_a_database_announce_a_takedown_once(make_gateway: MakeGateway, tmp_path: Path) -> None:
+    gw, root, cid, _listing, settings = await agent_with_photo(make_gateway, tmp_path)
+    async with Agent(settings, node="agent-a") as a:
+        await a.store.add_subscription("https://platform.example/hook", new_secret())
+        await a.refresh_lists()
+        target = await a.add_target(f"ipfs://{root}", 60)
+        await a.poll_target(target.id, scheduled=False)
+        gw.blocked[bytes(cid.digest)] = 410
+        async with Agent(settings, node="agent-b") as b:
+            assert await a.recheck_content(scheduled=True) == 1
+            probes = sum(gw.requests.values())
+            assert await b.recheck_content(scheduled=True) == 0
+            assert sum(gw.requests.values()) == probes, "the other agent does not probe in a claimed round"
+            assert await b.recheck_content() == 0, "a manual check runs, and finds nothing new"
+            assert sum(gw.requests.values()) > probes
+        assert len(await a.store.list_events(event_type="content.unavailable")) == 1
