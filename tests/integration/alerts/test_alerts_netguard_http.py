@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from agent.alerts.netguard import (
     BlockedDestination,
@@ -25,6 +24,7 @@ from agent.alerts.netguard import (
     guarded_session,
     redirect_target_refused,
 )
+from tests.support.resolver import FakeResolver
 
 LOOPBACK_ALLOWED = NetGuard(allow_hosts=frozenset({"127.0.0.1"}))
 METADATA_URL = "http://169.254.169.254/latest/meta-data"
@@ -69,35 +69,6 @@ async def server() -> AsyncIterator[HookServer]:
         yield hooks
     finally:
         await runner.cleanup()
-
-
-class FakeResolver(AbstractResolver):
-    """Answers from a table and counts lookups."""
-
-    def __init__(self, answers: dict[str, list[str]]) -> None:
-        self.answers = answers
-        self.calls: list[str] = []
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        self.calls.append(host)
-        if host not in self.answers:
-            raise socket.gaierror(socket.EAI_NONAME, "no such host")
-        return [
-            ResolveResult(
-                hostname=host,
-                host=addr,
-                port=port,
-                family=socket.AF_INET6 if ":" in addr else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for addr in self.answers[host]
-        ]
-
-    async def close(self) -> None:
-        pass
 
 
 async def test_allowed_loopback_host_is_reached(server: HookServer) -> None:

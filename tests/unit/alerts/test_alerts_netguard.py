@@ -10,7 +10,6 @@ import socket
 
 import aiohttp
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from agent.alerts.netguard import (
@@ -21,36 +20,7 @@ from agent.alerts.netguard import (
     guarded_request,
     guarded_session,
 )
-
-
-class FakeResolver(AbstractResolver):
-    """Answers from a table and records every lookup."""
-
-    def __init__(self, answers: dict[str, list[str]]) -> None:
-        self.answers = answers
-        self.calls: list[str] = []
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        self.calls.append(host)
-        if host not in self.answers:
-            raise socket.gaierror(socket.EAI_NONAME, "no such host")
-        return [
-            ResolveResult(
-                hostname=host,
-                host=addr,
-                port=port,
-                family=socket.AF_INET6 if ":" in addr else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for addr in self.answers[host]
-        ]
-
-    async def close(self) -> None:
-        pass
-
+from tests.support.resolver import FakeResolver
 
 GUARD = NetGuard()
 
