@@ -131,7 +131,6 @@ class CarReader:
         self._source = source
         self._header: CarHeader | None = None
         self.blocks_read = 0
-        self.bytes_read = 0
 
     async def read_header(self) -> CarHeader:
         if self._header is not None:
@@ -221,7 +220,6 @@ class CarReader:
             if self._verify:
                 verify_block(cid, data, self._source)
             self.blocks_read += 1
-            self.bytes_read += len(data)
             yield Block(cid, data)
 
 

@@ -24,10 +24,6 @@ _HASHERS: dict[int, Callable[[bytes | memoryview], bytes]] = {
 }
 
 
-def supported(code: int) -> bool:
-    return code == IDENTITY_CODE or code in _HASHERS
-
-
 def verify_block(cid: CID, data: bytes | memoryview, source: str | None = None) -> None:
     """Raise BlockMismatch unless `data` is exactly the content `cid` names."""
     code, expected = split_multihash(cid)

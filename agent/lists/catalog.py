@@ -45,10 +45,6 @@ class ListCatalog:
     def empty(cls) -> ListCatalog:
         return cls(MatchIndex([]), Denylist())
 
-    @property
-    def is_empty(self) -> bool:
-        return len(self.index) == 0 and not self.denylist.rules
-
 
 def _name_for(source: str) -> str:
     if source.startswith(("http://", "https://")):

@@ -49,6 +49,7 @@ __all__ = [
     "hamming_hex",
     "image_signals",
     "match_videos",
+    "media_kind",
     "parse_vpdq_text",
     "pdq_of_rgb",
     "sniff_media_type",

@@ -8,7 +8,6 @@ import pdqhash
 
 from agent.signals import Signal, SignalType
 
-PDQ_HEX_LEN = 64  # 256 bits
 
 
 def pdq_of_rgb(rgb: npt.NDArray[np.uint8]) -> tuple[str, int]:

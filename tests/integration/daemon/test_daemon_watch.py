@@ -3,7 +3,7 @@ DAGs, a Kubo RPC server, lists that change. Each test counts what was fetched.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
