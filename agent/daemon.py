@@ -36,7 +36,7 @@ from agent.lists.matcher import MatchIndex
 from agent.lists.sync import ListSyncer, SyncState, TcapSourceConfig
 from agent.media import MediaHasher
 from agent.report import ItemReport, ScanReport
-from agent.scan import KnownItem, Scanner, finding_view, list_thresholds, signals_from_view
+from agent.scan import KnownItem, Scanner, finding_view, list_thresholds, media_hasher, signals_from_view
 from agent.signals import VideoFrameHash
 from agent.store import DuplicateTarget, FindingRow, ItemRow, ListStateRow, LocationRow, Store, TargetRow
 from agent.targets import TargetError
@@ -198,13 +198,7 @@ class Agent:
             log.warning("agent.deliveries_resumed", count=released)
         self.http = await self._stack.enter_async_context(aiohttp.ClientSession(
             headers={"User-Agent": f"dweb-agent/{__version__}"}))
-        m = s.media
-        from agent.media import MediaLimits
-
-        self.media = await self._stack.enter_async_context(MediaHasher(
-            MediaLimits(max_pixels=m.max_pixels, max_frames=m.max_frames, max_bytes=m.max_bytes,
-                        max_video_seconds=m.max_video_seconds, timeout_s=m.timeout_s,
-                        video_fps_sample=m.video_fps_sample), workers=m.workers or None))
+        self.media = await self._stack.enter_async_context(media_hasher(s))
         tcap = [TcapSourceConfig(name=t.name, url=t.url, token=t.secret(), checkpoint_param=t.checkpoint_param,
                                  auth_scheme=t.auth_scheme, paging="next" if t.paging == "next" else "checkpoint")
                 for t in s.lists.tcap]

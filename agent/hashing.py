@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import Settings
-from agent.media import CryptoHasher, MediaError, MediaHasher, MediaLimits
+from agent.media import CryptoHasher, MediaError
 from agent.media.sniff import SNIFF_BYTES, media_kind, sniff_media_type
+from agent.scan import media_hasher
 from agent.signals import Signal, VideoFrameHash
 
 _CHUNK = 1 << 20
@@ -35,16 +36,9 @@ class FileSignals:
         }
 
 
-def _limits(settings: Settings) -> MediaLimits:
-    m = settings.media
-    return MediaLimits(max_pixels=m.max_pixels, max_frames=m.max_frames, max_bytes=m.max_bytes,
-                       max_video_seconds=m.max_video_seconds, timeout_s=m.timeout_s,
-                       video_fps_sample=m.video_fps_sample)
-
-
 async def hash_local_files(settings: Settings, paths: list[Path]) -> list[FileSignals]:
     results: list[FileSignals] = []
-    async with MediaHasher(_limits(settings), workers=settings.media.workers or None) as media:
+    async with media_hasher(settings) as media:
         for path in paths:
             result = FileSignals(path)
             results.append(result)

@@ -214,6 +214,15 @@ _DOCUMENT_TYPES = {
 }
 
 
+def media_hasher(settings: Settings) -> MediaHasher:
+    """The process pool for decoding and perceptual hashing, with the [media] limits."""
+    m = settings.media
+    limits = MediaLimits(max_pixels=m.max_pixels, max_frames=m.max_frames, max_bytes=m.max_bytes,
+                         max_video_seconds=m.max_video_seconds, timeout_s=m.timeout_s,
+                         video_fps_sample=m.video_fps_sample)
+    return MediaHasher(limits, workers=m.workers or None)
+
+
 def list_thresholds(settings: Settings) -> dict[str, Thresholds]:
     """[lists.thresholds.<name>] from the configuration, in the lists layer's terms."""
     out: dict[str, Thresholds] = {}
@@ -287,12 +296,6 @@ class Scanner:
         self._hash_media = hash_media
         self.hooks = hooks
 
-    def media_limits(self) -> MediaLimits:
-        m = self.settings.media
-        return MediaLimits(max_pixels=m.max_pixels, max_frames=m.max_frames, max_bytes=m.max_bytes,
-                           max_video_seconds=m.max_video_seconds, timeout_s=m.timeout_s,
-                           video_fps_sample=m.video_fps_sample)
-
     async def scan_source(self, source: BlockSource, root: CID, label: str) -> ScanReport:
         """Scan a DAG from a caller-supplied block source (a Kubo node, a local store)."""
         return await self._run(label, lambda run: run._scan_dag(source, root, ()))
@@ -324,8 +327,7 @@ class Scanner:
             async with AsyncExitStack() as stack:
                 media = self._media
                 if media is None and self._hash_media:
-                    workers = self.settings.media.workers or None
-                    media = await stack.enter_async_context(MediaHasher(self.media_limits(), workers=workers))
+                    media = await stack.enter_async_context(media_hasher(self.settings))
                 await body(_ScanRun(self, report, media))
         except (TargetError, IpfsError) as exc:
             report.errors.append(str(exc))
