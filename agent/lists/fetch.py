@@ -20,14 +20,23 @@ async def fetch_list(url: str, session: aiohttp.ClientSession, max_bytes: int) -
     aiohttp.ClientResponseError for a non-2xx status."""
     async with session.get(url) as response:
         response.raise_for_status()
-        declared = response.content_length
-        if declared is not None and declared > max_bytes:
-            raise ListTooLarge(f"{url}: Content-Length {declared} exceeds {max_bytes} bytes")
-        chunks: list[bytes] = []
-        received = 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            received += len(chunk)
-            if received > max_bytes:
-                raise ListTooLarge(f"{url}: body exceeds {max_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return await read_bounded(response, max_bytes)
+        except ListTooLarge as exc:
+            raise ListTooLarge(f"{url}: {exc}") from None
+
+
+async def read_bounded(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """A response body of at most max_bytes. Content-Length is checked first, then
+    the bytes as they arrive, since the header can lie or be absent."""
+    declared = response.content_length
+    if declared is not None and declared > max_bytes:
+        raise ListTooLarge(f"Content-Length {declared} exceeds {max_bytes} bytes")
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        received += len(chunk)
+        if received > max_bytes:
+            raise ListTooLarge(f"body exceeds {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -22,6 +22,7 @@ from typing import Protocol
 import aiohttp
 import structlog
 
+from agent.lists.fetch import ListTooLarge, read_bounded
 from agent.lists.catalog import ListCatalog, ListSummary, Thresholds, _name_for
 from agent.lists.denylist import Denylist
 
@@ -442,23 +443,16 @@ class ListSyncer:
                     return _Outcome(previous, loaded=False)
                 if response.status != 200:
                     raise ListSyncError(f"{shown}: HTTP {response.status}")
-                declared = response.content_length
-                if declared is not None and declared > limit:
-                    raise ListSyncError(f"{shown}: Content-Length {declared} exceeds {limit} bytes")
-                chunks: list[bytes] = []
-                received = 0
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    received += len(chunk)
-                    if received > limit:
-                        raise ListSyncError(f"{shown}: body exceeds {limit} bytes")
-                    chunks.append(chunk)
+                try:
+                    data = await read_bounded(response, limit)
+                except ListTooLarge as exc:
+                    raise ListSyncError(f"{shown}: {exc}") from None
                 etag = response.headers.get("ETag")
                 last_modified = response.headers.get("Last-Modified")
         except aiohttp.ClientError as exc:
             raise ListSyncError(f"{shown}: {type(exc).__name__}: {exc}") from None
         except TimeoutError:
             raise ListSyncError(f"{shown}: timed out") from None
-        data = b"".join(chunks)
         raw_digest = hashlib.sha256(data).hexdigest()
         if previous is not None and previous.raw_digest == raw_digest:
             # Same bytes under a new validator: keep the list, remember the validator.

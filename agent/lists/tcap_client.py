@@ -35,6 +35,7 @@ import aiohttp
 import structlog
 
 from agent.http_headers import parse_retry_after
+from agent.lists.fetch import ListTooLarge, read_bounded
 from agent.lists.formats.tcap import apply_tcap_page, parse_tcap_page
 from agent.lists.limits import MiB, ParseLimits, TooLarge
 from agent.lists.model import HashList, ListEntry, ParseProblem
@@ -258,15 +259,7 @@ class TcapClient:
         raise ListSyncError(f"{self.label}: gave up")  # pragma: no cover - the loop returns or raises
 
     async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
-        limit = self._limits.max_bytes
-        declared = response.content_length
-        if declared is not None and declared > limit:
-            raise ListSyncError(f"{self.label}: page of {declared} bytes exceeds {limit}")
-        chunks: list[bytes] = []
-        received = 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            received += len(chunk)
-            if received > limit:
-                raise ListSyncError(f"{self.label}: page exceeds {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return await read_bounded(response, self._limits.max_bytes)
+        except ListTooLarge as exc:
+            raise ListSyncError(f"{self.label}: page {exc}") from None
