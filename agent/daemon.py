@@ -88,8 +88,7 @@ class StoreHooks:
         return KnownItem(row.key, row.size, row.media_type, dict(row.signals))
 
     async def record(self, item: ItemReport, key: str | None, report: ScanReport) -> None:
-        key = key or (item.path if item.path.startswith("ar:") else None)
-        if key is None:
+        if key is None:  # local content has no content key; nothing to remember
             return
         self.agent.metrics.items.labels(item.status.value).inc()
         if item.seen_before:
