@@ -1,0 +1,89 @@
+"""The alert queries on both databases: outbox, retraction recipients, suppression,
+content-state transitions, replay and lease release."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from agent.store import FindingRow, ItemRow, LocationRow, NewEvent, Store, SubscriptionRow
+
+
+def created_for_all(new: list[FindingRow], _loc: LocationRow | None, subs: list[SubscriptionRow]) -> list[NewEvent]:
+    return [NewEvent(f"evt_created_{f.id}", "finding.created", {"id": f.id}, tuple(s.id for s in subs),
+                     finding_id=f.id, item_key=f.item_key) for f in new]
+
+
+async def _alerted_finding(store: Store) -> tuple[FindingRow, SubscriptionRow, SubscriptionRow]:
+    early = await store.add_subscription("https://a.example/hook", "whsec_a")
+    (finding,) = await store.record_item(ItemRow(key="k1", status="verified", cid="bafk1"),
+                                         LocationRow(item_key="k1", path="p.jpg"),
+                                         [FindingRow("k1", "tcap", "tcap:1", "abc", "md5", 0.0)],
+                                         outbox=created_for_all)
+    late = await store.add_subscription("https://b.example/hook", "whsec_b")
+    return finding, early, late
+
+
+async def test_the_outbox_writes_event_and_deliveries_with_the_finding(store: Store) -> None:
+    finding, early, _late = await _alerted_finding(store)
+    (event,) = await store.list_events()
+    assert event.type == "finding.created" and event.finding_id == finding.id
+    assert [(d.subscription_id, d.status) for d in await store.deliveries_of(event_id=event.id)] == [(early.id, "pending")]
+
+
+async def test_a_false_positive_is_retracted_to_those_alerted_and_suppressed(store: Store) -> None:
+    finding, early, late = await _alerted_finding(store)
+    assert finding.id is not None
+    sent_to: list[list[int]] = []
+
+    def retraction(recipients: list[int]) -> NewEvent:
+        sent_to.append(recipients)
+        return NewEvent("evt_retracted", "finding.retracted", {}, tuple(recipients), finding_id=finding.id)
+
+    await store.review_finding(finding.id, "false_positive", note="no", reviewer="a", retraction=retraction)
+    assert sent_to == [[early.id]], "only the subscription that received the finding"
+    assert finding.id in await store.retracted_ids()
+    # A second review keeps the audit trail but retracts nothing twice.
+    await store.review_finding(finding.id, "false_positive", note="again", reviewer="b", retraction=retraction)
+    assert len(sent_to) == 1 and len(await store.reviews_of(finding.id)) == 2
+    # The same item and list entry, matched by another signal: never recorded (nor alerted) again.
+    again = await store.add_findings("k1", [FindingRow("k1", "tcap", "tcap:1", "abc", "sha256", 0.0)],
+                                     outbox=created_for_all)
+    assert again == []
+    other_entry = await store.add_findings("k1", [FindingRow("k1", "tcap", "tcap:2", "def", "sha256", 0.0)])
+    assert len(other_entry) == 1, "suppression is per entry, not per item"
+    assert late.id not in {d.subscription_id for d in await store.deliveries_of()}
+
+
+async def test_content_state_changes_are_announced_once_to_those_alerted(store: Store) -> None:
+    finding, early, _late = await _alerted_finding(store)
+    first = datetime.now(UTC) - timedelta(hours=1)
+    calls: list[list[int]] = []
+
+    def follow_up(recipients: list[int]) -> NewEvent:
+        calls.append(recipients)
+        return NewEvent(f"evt_state_{len(calls)}", "content.unavailable", {}, tuple(recipients), item_key="k1")
+
+    (watched,) = await store.watched_content()
+    assert watched[:2] == ("k1", "bafk1") and watched[3] is None
+    assert await store.set_content_state("k1", "available", first_alert_at=first, detail={}, follow_up=follow_up) \
+        == (None, "available")
+    assert calls == [], "content presumed available when alerted: no change"
+    await store.set_content_state("k1", "unavailable", first_alert_at=first, detail={"x": 1}, follow_up=follow_up)
+    await store.set_content_state("k1", "unavailable", first_alert_at=first, detail={"x": 2}, follow_up=follow_up)
+    assert calls == [[early.id]]
+    (watched,) = await store.watched_content()
+    assert watched[3] is not None and watched[3].state == "unavailable" and watched[3].detail == {"x": 2}
+
+
+async def test_replay_and_lease_release_make_deliveries_due_again(store: Store) -> None:
+    await _alerted_finding(store)
+    (job,) = await store.lease_deliveries("node-a", limit=10, lease_s=60)
+    assert await store.lease_deliveries("node-b", limit=10, lease_s=60) == [], "a leased delivery is not handed out twice"
+    assert await store.release_leases("node-a") == 1
+    (again,) = await store.lease_deliveries("node-b", limit=10, lease_s=60)
+    assert again.delivery.id == job.delivery.id
+    await store.record_attempt(job.delivery.id, outcome="succeeded", http_status=204, error=None, duration_ms=3)
+    assert await store.lease_deliveries("node-b", limit=10, lease_s=60) == []
+    assert await store.replay(datetime.now(UTC) - timedelta(minutes=5)) == 1
+    (replayed,) = await store.lease_deliveries("node-b", limit=10, lease_s=60)
+    assert replayed.event.id == job.event.id, "a replay keeps the webhook-id"
