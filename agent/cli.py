@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,24 @@ def _settings(config: Path | None) -> Settings:
         sys.exit(EXIT_ERROR)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# A reader that stops early (`dweb-agent scan ... | head`) closes stdout under us.
+# Click would exit 1, which means "findings"; exit as a process killed by SIGPIPE
+# would instead (128 + 13).
+EXIT_BROKEN_PIPE = 141
+
+
+class _Commands(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # Python would complain again when it flushes stdout at exit: point it at /dev/null.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(EXIT_BROKEN_PIPE)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dweb-agent")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="Log level (logs go to stderr).")
@@ -186,6 +204,9 @@ def hash_files(ctx: click.Context, files: tuple[Path, ...], fmt: str, every_fram
         if fmt == "te":
             click.echo(f"# {r.path} ({r.media_type}, {r.size} bytes)")
             for sig in r.signals:
+                if sig.quality is not None:
+                    weak = " (under 50: too flat to match; lists never match on it)" if sig.quality < 50 else ""
+                    click.echo(f"# {sig.type.value} quality {sig.quality}{weak}")
                 click.echo(f"{sig.type.value} {sig.value}")
             if r.video_frames:
                 click.echo(f"# vpdq: {len(r.video_frames)} frames; use --format vpdq to write them as a list file")
@@ -618,3 +639,4 @@ def run(ctx: click.Context, config: Path | None) -> None:
     configure_logging("info" if ctx.obj["log_level"] == "warning" else ctx.obj["log_level"])
     settings = _settings(config)
     asyncio.run(run_daemon(settings, new_registry()))
+

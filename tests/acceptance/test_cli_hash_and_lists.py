@@ -98,3 +98,34 @@ async def test_malformed_list_lines_are_reported_with_their_line_and_skipped(tmp
 async def test_a_missing_list_file_is_a_clear_error() -> None:
     result = await run_cli("scan", str(ORIGINAL), "--list", "/no/such/list.txt")
     assert result.code == 2 and "/no/such/list.txt" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_a_reader_that_stops_early_gets_exit_141_not_the_findings_code(tmp_path: Path) -> None:
+    import asyncio
+    import subprocess
+
+    from tests.support.cli import dweb_agent_command
+
+    note = tmp_path / "note.txt"
+    note.write_text("nothing to see\n")
+
+    def read_a_little_then_leave() -> tuple[int, bytes]:
+        # ~400 x 4 lines: far more than a pipe holds, written line by line.
+        with subprocess.Popen([*dweb_agent_command(), "hash", *[str(note)] * 400],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.read(10)
+            proc.stdout.close()  # the reader goes away, as `| head` does
+            err = proc.stderr.read()
+            return proc.wait(timeout=60), err
+
+    code, err = await asyncio.to_thread(read_a_little_then_leave)
+    assert code == 141
+    assert b"Traceback" not in err
+
+
+async def test_hash_says_when_a_pdq_is_too_flat_to_match() -> None:
+    flat = await run_cli("hash", str(MEDIA_FIXTURES / "pdq" / "low-quality" / "q0003.jpg"))
+    assert "# pdq quality 3 (under 50" in flat.stdout
+    good = await run_cli("hash", str(ORIGINAL))
+    assert "# pdq quality 100\n" in good.stdout
