@@ -77,9 +77,9 @@ class StoreHooks:
     """Makes scans incremental and durable: known CIDs are not fetched again,
     each item and its findings are written as soon as it is examined."""
 
-    def __init__(self, agent: Agent, target_id: int | None) -> None:
+    def __init__(self, agent: Agent, target: TargetRow | None) -> None:
         self.agent = agent
-        self.target_id = target_id
+        self.target = target
 
     async def known(self, key: str) -> KnownItem | None:
         row = (await self.agent.store.get_items([key])).get(key)
@@ -96,12 +96,12 @@ class StoreHooks:
         row = ItemRow(key=key, status=item.status.value, cid=item.cid, size=item.size, media_type=item.media_type,
                       signals=item.signals,
                       video_frames=tuple(tuple(f) for f in item.video_frames) if item.video_frames else None)  # type: ignore[misc]
-        location = LocationRow(item_key=key, path=item.path, target_id=self.target_id, root_cid=report.root,
+        target_id = self.target.id if self.target else None
+        location = LocationRow(item_key=key, path=item.path, target_id=target_id, root_cid=report.root,
                                gateway=item.source.gateway)
         findings = [finding_row(key, f) for f in item.findings]
-        target = self.agent._targets.get(self.target_id) if self.target_id is not None else None
-        context = ItemContext(key=key, cid=item.cid, path=item.path, root=report.root, target_id=self.target_id,
-                              target_url=target.url if target else None, size=item.size,
+        context = ItemContext(key=key, cid=item.cid, path=item.path, root=report.root, target_id=target_id,
+                              target_url=self.target.url if self.target else None, size=item.size,
                               media_type=item.media_type, signals=item.signals, first_seen_at=now_utc())
         new = await self.agent.store.record_item(row, location, findings,
                                                  outbox=FindingOutbox(context, self.agent.settings.gateways.urls))
@@ -322,9 +322,9 @@ class Agent:
         return now_utc() + timedelta(seconds=delay * (1 + random.uniform(0, self.settings.schedule.jitter_fraction)))
 
     # -- work --------------------------------------------------------------
-    def scanner(self, target_id: int | None) -> Scanner:
+    def scanner(self, target: TargetRow | None) -> Scanner:
         return Scanner(self.settings, catalog=self.catalog, media=self.media, http=self.http,
-                       hooks=StoreHooks(self, target_id))
+                       hooks=StoreHooks(self, target))
 
     async def poll_target(self, target_id: int, *, scheduled: bool = True) -> PollResult:
         """One poll. A scheduled poll first claims the target, so that agents sharing a
@@ -339,14 +339,14 @@ class Agent:
         started = time.monotonic()
         scan_id = await self.store.start_scan(target_id, target.url, node=self.node)
         structlog.contextvars.bind_contextvars(target_id=target_id, scan_id=scan_id)
-        ctx = PollContext(self.settings, self.http, self.scanner)
+        ctx = PollContext(self.settings, self.http, lambda: self.scanner(target))
         error: str | None = None
         status = "failed"
         note = ""
         state = target.state
         summary: dict[str, Any] = {}
         try:
-            outcome = await poll(ctx, target_id, spec, target.state)
+            outcome = await poll(ctx, spec, target.state)
             state, note = outcome.state, outcome.note
             summary = {"reports": [r.summary() for r in outcome.reports], "note": note}
             error = outcome.failed
@@ -479,7 +479,8 @@ class Agent:
                 rows = [finding_row(item.key, finding_view(m), retroactive=True) for m in matches]
                 locations = await self.store.locations_of(item.key)
                 where = locations[0] if locations else None
-                target = self._targets.get(where.target_id) if where and where.target_id is not None else None
+                target = await self.store.get_target(where.target_id) if where and where.target_id is not None \
+                    else None
                 context = ItemContext(key=item.key, cid=item.cid, path=where.path if where else "",
                                       root=where.root_cid if where else None,
                                       target_id=where.target_id if where else None,

@@ -122,33 +122,34 @@ def _complete(report: ScanReport) -> bool:
 class PollContext:
     settings: Settings
     http: aiohttp.ClientSession
-    new_scanner: Callable[[int], Scanner]  # target id -> a Scanner with store hooks and the current lists
+    # A Scanner for this target: its store hooks and the lists current when called.
+    new_scanner: Callable[[], Scanner]
 
 
-async def _scan_root(ctx: PollContext, target_id: int, root: str, path: str, state: dict[str, Any],
+async def _scan_root(ctx: PollContext, root: str, path: str, state: dict[str, Any],
                      outcome: PollOutcome) -> None:
     """Scan `root` unless it is the root completed last time; the store makes it incremental."""
     if state.get("root") == root and state.get("complete"):
         outcome.note = f"unchanged: {root}"
         return
-    report = await ctx.new_scanner(target_id).scan(f"ipfs://{root}" + (f"/{path}" if path else ""))
+    report = await ctx.new_scanner().scan(f"ipfs://{root}" + (f"/{path}" if path else ""))
     outcome.reports.append(report)
     state.update(root=root, complete=_complete(report))
     outcome.note = f"scanned {root}: {report.summary()}"
 
 
-async def poll(ctx: PollContext, target_id: int, target: WatchTarget, state: dict[str, Any]) -> PollOutcome:
+async def poll(ctx: PollContext, target: WatchTarget, state: dict[str, Any]) -> PollOutcome:
     state = dict(state)
     outcome = PollOutcome(state)
     if target.kind == WatchKind.IPFS:
-        await _scan_root(ctx, target_id, target.url[len("ipfs://"):].split("/", 1)[0], target.path, state, outcome)
+        await _scan_root(ctx, target.url[len("ipfs://"):].split("/", 1)[0], target.path, state, outcome)
     elif target.kind == WatchKind.IPNS:
         from agent.sources.ipns import resolve_ipns
 
         resolution = await resolve_ipns(target.name, ctx.settings.gateways.urls, ctx.http)
         state["sequence"] = resolution.sequence
         path = "/".join(p for p in (resolution.path.strip("/"), target.path) if p)
-        await _scan_root(ctx, target_id, str(resolution.cid), path, state, outcome)
+        await _scan_root(ctx, str(resolution.cid), path, state, outcome)
     elif target.kind == WatchKind.DNSLINK:
         from agent.sources.dnslink import resolve_dnslink
         from agent.sources.ipns import resolve_ipns
@@ -164,16 +165,16 @@ async def poll(ctx: PollContext, target_id: int, target: WatchTarget, state: dic
         if root is None:
             raise TargetError(f"{target.name}: dnslink {link.value!r} names no content")
         path = "/".join(p for p in (path, target.path) if p)
-        await _scan_root(ctx, target_id, str(root), path, state, outcome)
+        await _scan_root(ctx, str(root), path, state, outcome)
     elif target.kind == WatchKind.KUBO:
-        await _poll_kubo(ctx, target_id, target, state, outcome)
+        await _poll_kubo(ctx, target, state, outcome)
     elif target.kind == WatchKind.ARWEAVE:
-        await _poll_arweave(ctx, target_id, target, state, outcome)
+        await _poll_arweave(ctx, target, state, outcome)
     outcome.state = state
     return outcome
 
 
-async def _poll_kubo(ctx: PollContext, target_id: int, target: WatchTarget, state: dict[str, Any],
+async def _poll_kubo(ctx: PollContext, target: WatchTarget, state: dict[str, Any],
                      outcome: PollOutcome) -> None:
     from agent.sources.kubo import KuboBlockSource, KuboClient
 
@@ -182,7 +183,7 @@ async def _poll_kubo(ctx: PollContext, target_id: int, target: WatchTarget, stat
     done = set(state.get("pins_done", []))
     new = sorted(cid for cid in pins if cid not in done)
     for pin in new:
-        report = await ctx.new_scanner(target_id).scan_source(KuboBlockSource(rpc), parse_cid(pin),
+        report = await ctx.new_scanner().scan_source(KuboBlockSource(rpc), parse_cid(pin),
                                                                f"{target.url}/pin/{pin}")
         outcome.reports.append(report)
         if _complete(report):
@@ -191,7 +192,7 @@ async def _poll_kubo(ctx: PollContext, target_id: int, target: WatchTarget, stat
     outcome.note = f"{len(pins)} pins, {len(new)} new"
 
 
-async def _poll_arweave(ctx: PollContext, target_id: int, target: WatchTarget, state: dict[str, Any],
+async def _poll_arweave(ctx: PollContext, target: WatchTarget, state: dict[str, Any],
                         outcome: PollOutcome) -> None:
     from agent.sources.arweave import ArweaveClient, ArweaveCursor, new_transactions
 
@@ -205,7 +206,7 @@ async def _poll_arweave(ctx: PollContext, target_id: int, target: WatchTarget, s
     retry = list(state.get("retry", []))
     pending = [*retry, *(tx.id for tx in txs)]
     failed: list[str] = []
-    scanner = ctx.new_scanner(target_id)
+    scanner = ctx.new_scanner()
     for txid in dict.fromkeys(pending):
         if scanner.hooks is not None and await scanner.hooks.known(f"ar:{txid}") is not None:
             continue

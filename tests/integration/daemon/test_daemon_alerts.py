@@ -64,6 +64,7 @@ async def test_a_finding_reaches_the_subscriber_signed_and_valid(make_gateway: M
         assert event["type"] == "finding.created"
         assert data["finding"]["list"] == "watch" and data["finding"]["signal_type"] == "pdq"  # type: ignore[index]
         assert data["item"]["path"] == "photo.jpg" and data["root"] == str(root)  # type: ignore[index]
+        assert data["target"] == {"id": target.id, "url": f"ipfs://{root}"}  # type: ignore[index]
         assert any(link.endswith(f"/ipfs/{root}/photo.jpg") for link in data["links"])  # type: ignore[index]
         assert receiver.at("/other-list") == [], "a subscription filtered to another list gets nothing"
         assert [d.status for d in await agent.store.deliveries_of(subscription_id=sub.id)] == ["succeeded"]
