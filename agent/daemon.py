@@ -39,7 +39,6 @@ from agent.report import ItemReport, ScanReport
 from agent.scan import KnownItem, Scanner, finding_view, list_thresholds, media_hasher, signals_from_view
 from agent.signals import VideoFrameHash
 from agent.store import DuplicateTarget, FindingRow, ItemRow, ListStateRow, LocationRow, Store, TargetRow
-from agent.targets import TargetError
 from agent.watch import PollContext, WatchTarget, classify_target, poll
 
 log = structlog.get_logger(__name__)
@@ -354,7 +353,7 @@ class Agent:
         except asyncio.CancelledError:
             status, error = "interrupted", "agent stopped during the poll"
             raise
-        except (TargetError, Exception) as exc:  # a failing target never stops the others
+        except Exception as exc:  # a failing target never stops the others
             error = f"{type(exc).__name__}: {exc}"
         finally:
             await self.store.finish_scan(scan_id, status, root_cid=state.get("root"), summary=summary, error=error)
@@ -393,11 +392,8 @@ class Agent:
         if not result.changed:
             return
         self.catalog = result.catalog  # scans already running keep the catalog they started with
-        fresh = set()
-        for v in result.versions:
-            if await self.store.record_list_version(v.name, v.source, v.content_hash or "", v.entries,
-                                                    v.deny_rules, v.problems):
-                fresh.add(v.name)
+        latest = {v.name: v.content_hash for v in await self.store.latest_list_versions()}
+        fresh = {v.name for v in result.versions if latest.get(v.name) != (v.content_hash or "")}
         for summary in result.catalog.summaries:
             self.metrics.list_entries.labels(summary.name).set(summary.entries)
         for name, entry_ids in result.removed.items():
@@ -408,6 +404,11 @@ class Agent:
                  new_versions=sorted(fresh), added={k: len(v) for k, v in added.items()})
         if added:
             await self.rematch(added)
+        # Recorded only once its retroactive pass is done: an agent stopped half way
+        # through sees the version as new after a restart and matches it again.
+        for v in result.versions:
+            await self.store.record_list_version(v.name, v.source, v.content_hash or "", v.entries, v.deny_rules,
+                                                 v.problems)
 
     async def retract_deleted(self, list_name: str, entry_ids: list[str]) -> list[int]:
         """Entries deleted upstream (a TCAP deletion, a line removed from a list): their findings are retracted."""

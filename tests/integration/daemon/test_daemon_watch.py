@@ -312,3 +312,30 @@ async def test_the_schedule_polls_targets_added_while_running_and_stops_cleanly(
         await asyncio.wait_for(serving, 30)
         scans = await agent.store.recent_scans(5)
         assert [s.status for s in scans] == ["ok"]
+
+
+async def test_a_retroactive_pass_cut_short_is_done_again_after_a_restart(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    gw = await make_gateway()
+    photo = (MEDIA_FIXTURES / "pdq" / "bridge-mods" / "blur-a-lot.jpg").read_bytes()
+    root, _, blocks = tree({"photo.jpg": photo})
+    gw.add_blocks(blocks)
+    listing = tmp_path / "watchlist.txt"
+    listing.write_text("# nothing yet\n")
+    settings = settings_for(tmp_path, gw.url, lists=[str(listing)])
+    async with Agent(settings) as agent:
+        await agent.refresh_lists()
+        target = await agent.add_target(f"ipfs://{root}", 60)
+        await agent.poll_target(target.id, scheduled=False)
+        listing.write_text(f"pdq {expected_pdq()['pdq/bridge-mods/aaa-orig.jpg'][0]}\n")
+
+        async def dies(*_args: object, **_kwargs: object) -> list[object]:
+            raise RuntimeError("the agent died here")
+
+        agent.store.add_findings = dies  # type: ignore[method-assign,assignment]
+        with pytest.raises(RuntimeError):
+            await agent.refresh_lists()
+    async with Agent(settings) as restarted:
+        await restarted.refresh_lists()
+        assert await restarted.store.count_findings() == 1, "the new list version is matched again, nothing lost"
