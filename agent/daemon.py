@@ -39,7 +39,7 @@ from agent.report import ItemReport, ScanReport
 from agent.scan import KnownItem, Scanner, finding_view, list_thresholds, media_hasher, signals_from_view
 from agent.signals import VideoFrameHash
 from agent.store import DuplicateTarget, FindingRow, ItemRow, ListStateRow, LocationRow, Store, TargetRow
-from agent.watch import PollContext, WatchTarget, classify_target, poll
+from agent.watch import PollContext, WatchTarget, classify_target, examined, poll
 
 log = structlog.get_logger(__name__)
 
@@ -82,9 +82,9 @@ class StoreHooks:
 
     async def known(self, key: str) -> KnownItem | None:
         row = (await self.agent.store.get_items([key])).get(key)
-        if row is None or row.status != "verified":
+        if row is None or not examined(row.status, row.signals):
             return None
-        return KnownItem(row.key, row.size, row.media_type, dict(row.signals))
+        return KnownItem(row.key, row.size, row.media_type, dict(row.signals), row.status)
 
     async def record(self, item: ItemReport, key: str | None, report: ScanReport) -> None:
         if key is None:  # local content has no content key; nothing to remember

@@ -254,6 +254,9 @@ class KnownItem:
     size: int | None
     media_type: str | None
     signals: dict[str, Any]
+    # "error" when the bytes were verified but could not be decoded as media: the
+    # same bytes would fail the same way, so they are not fetched again either.
+    status: str = "verified"
 
 
 class ScanHooks(Protocol):
@@ -528,6 +531,9 @@ class _ScanRun:
         item.kind = "file"
         item.size, item.media_type, item.signals = known.size, known.media_type, dict(known.signals)
         item.seen_before = True
+        if known.status == ItemStatus.ERROR:
+            item.status = ItemStatus.ERROR
+            item.error = f"{known.media_type}: could not be decoded when first examined; not fetched again"
         item.findings = self._denied(item)
 
     async def _before_fetch(self, cid: CID, path: str) -> EntryKind | None:

@@ -111,11 +111,17 @@ class PollOutcome:
         return "; ".join(errors) if errors else None
 
 
+def examined(status: str, signals: dict[str, Any]) -> bool:
+    """Whether an item needs no further fetch: verified, or verified bytes whose media
+    could not be decoded (an error that the same bytes would repeat)."""
+    return status == ItemStatus.VERIFIED or (status == ItemStatus.ERROR and "sha256" in signals)
+
+
 def _complete(report: ScanReport) -> bool:
     """A root is done when every item was examined (blocked and denylisted count as examined)."""
     return not report.errors and all(
-        i.status in (ItemStatus.VERIFIED, ItemStatus.BLOCKED) or (i.status == ItemStatus.SKIPPED and i.findings)
-        for i in report.items)
+        examined(i.status, i.signals) or i.status == ItemStatus.BLOCKED
+        or (i.status == ItemStatus.SKIPPED and i.findings) for i in report.items)
 
 
 @dataclass

@@ -339,3 +339,22 @@ async def test_a_retroactive_pass_cut_short_is_done_again_after_a_restart(
     async with Agent(settings) as restarted:
         await restarted.refresh_lists()
         assert await restarted.store.count_findings() == 1, "the new list version is matched again, nothing lost"
+
+
+async def test_content_that_cannot_be_decoded_is_not_fetched_again_on_every_poll(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    gw = await make_gateway()
+    broken = (MEDIA_FIXTURES / "pdq" / "bridge-mods" / "aaa-orig.jpg").read_bytes()[:5000]
+    root, files, blocks = tree({"broken.jpg": broken, "fine.txt": b"fine\n"})
+    gw.add_blocks(blocks)
+    async with Agent(settings_for(tmp_path, gw.url)) as agent:
+        target = await agent.add_target(f"ipfs://{root}", 60)
+        first = await agent.poll_target(target.id, scheduled=False)
+        assert first.ok
+        item = (await agent.store.get_items([key(files["broken.jpg"])]))[key(files["broken.jpg"])]
+        assert item.status == "error" and item.signals["sha256"]
+        gw.log.clear()
+        again = await agent.poll_target(target.id, scheduled=False)
+        assert again.ok and "unchanged" in again.note
+        assert fetched_cids(gw) == set(), "verified bytes that failed to decode are not fetched again"
