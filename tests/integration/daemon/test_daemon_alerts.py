@@ -17,7 +17,7 @@ from agent.config import AlertSettings
 from agent.daemon import Agent
 from agent.ipfs.unixfs_builder import UnixFSBuilder
 from tests.conftest import MEDIA_FIXTURES, REPO
-from tests.integration.daemon.test_daemon_watch import settings_for
+from tests.support.agent import settings_for
 from tests.support.gateway import FixtureGateway
 from tests.support.media_dag import expected_pdq
 from tests.support.webhook_receiver import WebhookReceiver

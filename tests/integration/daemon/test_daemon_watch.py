@@ -10,24 +10,18 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.config import AgentSettings, GatewaySettings, ListSettings, MediaSettings, Settings
 from agent.daemon import Agent
 from agent.ipfs.cid import CID, cid_text, parse_cid
 from agent.ipfs.unixfs_builder import UnixFSBuilder
 from agent.sources.ipns_record import build_ipns_record, ipns_name_for_key
 from tests.conftest import IPFS_FIXTURES, MEDIA_FIXTURES
+from tests.support.agent import settings_for
 from tests.support.gateway import FixtureGateway
 from tests.support.kubo_server import FakeKubo
 from tests.support.media_dag import expected_pdq
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 DIR_WITH_FILES = IPFS_FIXTURES / "gateway-conformance" / "path_gateway_unixfs" / "dir-with-files.car"
-
-
-def settings_for(tmp_path: Path, *gateways: str, lists: list[str] | None = None) -> Settings:
-    return Settings(agent=AgentSettings(data_dir=tmp_path / "data", health_port=0),
-                    gateways=GatewaySettings(urls=list(gateways), read_timeout_s=5),
-                    media=MediaSettings(workers=1), lists=ListSettings(sources=lists or []))
 
 
 def fetched_cids(gw: FixtureGateway) -> set[str]:
