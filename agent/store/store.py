@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
@@ -752,6 +753,26 @@ def _create_engine(url: str, *, schema: str | None) -> AsyncEngine:
     raise ValueError(f"unsupported database URL {sa_url.render_as_string(hide_password=True)!r}: use sqlite or postgresql")
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL unless it already is (WAL is stored in the file, so
+    only the first connection ever switches). While several connections create a
+    new file at once, SQLite may answer the switch with "database is locked" at
+    once, without waiting in its busy handler: retry that a bounded number of
+    times. The short sleeps block only this connection's first use."""
+    cursor.execute("PRAGMA journal_mode")
+    row = cursor.fetchone()
+    if row is not None and str(row[0]).lower() == "wal":
+        return
+    for attempt in range(40):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:  # the dialect's OperationalError; only "locked" is retried
+            if "locked" not in str(exc) or attempt == 39:
+                raise
+            time.sleep(0.025 * (1 + attempt % 4))
+
+
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     @sa.event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -764,7 +785,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
             # Set first, so the journal_mode switch below waits for a lock too.
             cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
             # WAL: readers never block the writer and vice versa.
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor)
             # SQLite ignores REFERENCES ... ON DELETE unless asked, per connection.
             cursor.execute("PRAGMA foreign_keys = ON")
             # FULL (not NORMAL) so a committed finding survives power loss too.
