@@ -8,20 +8,21 @@ import pytest
 from tests.support.gateway import FixtureGateway
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+# Copied from ../shared/fixtures (see tests/fixtures/NOTICE), so a clone alone passes.
+FIXTURES = REPO / "tests" / "fixtures"
 IPFS_FIXTURES = FIXTURES / "ipfs"
 MEDIA_FIXTURES = FIXTURES / "media"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if not FIXTURES.is_dir():
-        pytest.exit(f"the shared fixtures are not at {FIXTURES}: clone the repo beside shared/", returncode=2)
+        pytest.exit(f"the test fixtures are not at {FIXTURES}", returncode=2)
 
 
 @pytest.fixture
 def fixtures() -> Path:
     if not FIXTURES.is_dir():
-        pytest.fail(f"shared fixtures not found at {FIXTURES}")
+        pytest.fail(f"test fixtures not found at {FIXTURES}")
     return FIXTURES
 
 
