@@ -3,11 +3,11 @@
 SQLite gets a file in the test's tmp dir. PostgreSQL gets a fresh schema per
 test in the database named by DWEB_TEST_POSTGRES_URL (dropped after), so
 tests never see each other's rows. If that server cannot be reached the
-PostgreSQL half is skipped with the reason; SQLite always runs."""
+PostgreSQL half fails under CI=true and is skipped with the reason elsewhere
+(tests/support/postgres.py); SQLite always runs."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.store import Store
+from tests.support.postgres import connect_admin, postgres_url
 
-DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-POSTGRES_URL = os.environ.get("DWEB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+POSTGRES_URL = postgres_url()
 
 
 @dataclass
@@ -67,22 +67,11 @@ class Databases:
             await self.admin.dispose()
 
 
-async def _postgres_admin() -> AsyncEngine:
-    engine = create_async_engine(POSTGRES_URL, connect_args={"timeout": 5})
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-    except (OSError, TimeoutError, sa.exc.SQLAlchemyError) as exc:
-        await engine.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc!r}")
-    return engine
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def databases(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Databases]:
     dbs = Databases(dialect=request.param, tmp_path=tmp_path)
     if request.param == "postgresql":
-        dbs.admin = await _postgres_admin()
+        dbs.admin = await connect_admin(POSTGRES_URL)
     try:
         yield dbs
     finally:
