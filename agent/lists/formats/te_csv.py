@@ -19,6 +19,14 @@ from agent.signals import SignalType
 _HEADER_FIRST_CELLS = {"signal_type", "type", "indicator_type"}
 
 
+def _row(line: str) -> list[str]:
+    """The cells of one physical line. Raises csv.Error for a malformed row:
+    a CR inside an unquoted field, an unterminated quote, text after a
+    closing quote, a field over the csv module's size limit (128 KiB)."""
+    # strict: bad quoting is an error instead of being glued into the value.
+    return next(csv.reader([line], strict=True), [])
+
+
 def _labels(collab: str, category: str, tags: str) -> tuple[str, ...]:
     # Keep where a label came from: "collab:x" and "category:y" say who shared
     # it and why; tags are the publisher's own vocabulary, kept as they are.
@@ -48,8 +56,14 @@ def parse_te_csv(
     for number, line in numbered_lines(text, source, limits, problems):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        row = next(csv.reader([line]))
+        try:
+            row = _row(line)
+        except csv.Error as exc:
+            problems.append(ParseProblem(source, number, f"malformed CSV row: {exc}"))
+            continue
         cells = [cell.strip() for cell in row]
+        if not cells:
+            continue
         is_header = first_row and cells[0].lower() in _HEADER_FIRST_CELLS
         first_row = False
         if is_header:

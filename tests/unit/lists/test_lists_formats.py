@@ -130,3 +130,35 @@ def test_tcap_invalid_json_is_one_problem() -> None:
     page = parse_tcap_page("{not json", list_name="t", source="bad.json")
     assert page.entries == () and page.problems[0].source == "bad.json"
     assert parse_tcap_page("[" * 100_000, list_name="t", source="deep.json").problems
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        f"md5,{MD5[:10]}\r{MD5[10:]},,,",  # a stray CR inside a field
+        f'md5,"{MD5},,,',  # an unterminated quote
+        f'md5,"{MD5}"x,,,',  # text after a closing quote
+    ],
+)
+def test_csv_malformed_row_is_reported_with_its_line_and_skipped(bad: str) -> None:
+    text = f"md5,{MD5},,,\n{bad}\nsha256,{SHA256},,,\n"
+    result = parse_te_csv(text, list_name="te", source="te.csv")
+    assert [e.line for e in result.entries] == [1, 3]
+    assert [(p.source, p.line) for p in result.problems] == [("te.csv", 2)]
+    assert "malformed CSV row" in result.problems[0].message
+
+
+def test_csv_fields_over_the_csv_module_limit_are_a_problem_not_a_crash() -> None:
+    # Lines may be allowed longer than the csv module's own field limit (128 KiB).
+    huge = "x" * 200_000
+    limits = ParseLimits(max_line_length=400_000)
+    result = parse_te_csv(f"md5,{huge}\nmd5,{MD5}\n", list_name="te", source="te.csv", limits=limits)
+    assert [e.line for e in result.entries] == [2]
+    assert [p.line for p in result.problems] == [1]
+
+
+def test_csv_nul_bom_and_mixed_newlines() -> None:
+    data = ("\ufeff" + f"md5,{MD5}\r\n" + "md5,ab\x00cd\n" + f"\r\nsha256,{SHA256}\r\n").encode()
+    result = parse_te_csv(data, list_name="te", source="te.csv")
+    assert [(e.signal_type, e.line) for e in result.entries] == [(SignalType.MD5, 1), (SignalType.SHA256, 4)]
+    assert [p.line for p in result.problems] == [2]
