@@ -135,7 +135,9 @@ class Denylist:
 
     def check_ipns(self, name: str, path: str = "") -> DenyDecision | None:
         """The decision for `/ipns/<name>/<path>` before resolving it. `name` is
-        a key (k51..., bafzaa..., 12D3Koo...) or a DNSLink domain."""
+        a key (k51..., bafzaa..., 12D3Koo...) or a DNSLink domain; any other
+        string is looked up as a DNS name. Raises only ValueError (text that
+        is not valid Unicode)."""
         sub = sanitise(path)
         if sub and (decision := self._check_subpath(sub)):
             return decision
@@ -185,4 +187,10 @@ def _ipns_v1_base32(name: str) -> str | None:
     mh = name_multihash(name)
     if mh is None:
         return None
-    return str(CID("base32", 1, "libp2p-key", mh).encode("base32"))
+    try:
+        return str(CID("base32", 1, "libp2p-key", mh).encode("base32"))
+    except (KeyError, ValueError):
+        # A base58 multihash whose hash function multiformats does not know
+        # (its errors subclass KeyError/ValueError): no CID form, so no
+        # legacy anchor; the modern double-hash lookup still applies.
+        return None
