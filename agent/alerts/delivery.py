@@ -15,7 +15,9 @@ Outcomes of one attempt:
     429 / 503 with Retry-After   retry after Retry-After (capped at the longest step)
     3xx, other status, timeout,
     connection error             retry at the next step of the schedule (±jitter)
-    SSRF guard refuses the URL   failed at once (it will not get better); subscription disabled
+    SSRF guard refuses the URL   retry on the schedule: a configuration problem (the error names
+                                 `[alerts] allow_hosts` and the address refused); it never
+                                 disables the subscription nor counts towards its failure streak
     schedule exhausted           failed; kept, `Store.replay` sends it again
     failing > disable_after      subscription disabled ("failing since ...")
 
@@ -85,6 +87,10 @@ class _Verdict:
     error: str | None
     next_at: datetime | None = None
     disable: str | None = None
+    # False for failures of our own configuration (the SSRF guard's refusal):
+    # the endpoint did nothing wrong, so its failure streak neither starts nor
+    # leads to disabling it.
+    endpoint_failed: bool = True
 
 
 class WebhookDelivery:
@@ -295,8 +301,10 @@ class WebhookDelivery:
                 with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
                     await resp.content.read(_MAX_DRAIN)
         except BlockedDestination as exc:
-            reason = f"refused by the SSRF guard: {exc.reason}"
-            return _Verdict("failed", None, reason, disable=reason)
+            # The operator's configuration decides (a config without the
+            # allow_hosts entry, a `webhooks test` run with another config):
+            # retry on the schedule, so fixing the config is enough.
+            return self._retry(attempt, None, guard_refusal(exc), endpoint_failed=False)
         except TimeoutError:
             return self._retry(attempt, None, f"timed out after {self._timeout_s:g} s")
         except aiohttp.ClientError as exc:
@@ -314,13 +322,15 @@ class WebhookDelivery:
                 wait = min(timedelta(seconds=seconds), self._max_step)
         return self._retry(attempt, status, error, wait)
 
-    def _retry(self, attempt: int, status: int | None, error: str, wait: timedelta | None = None) -> _Verdict:
+    def _retry(self, attempt: int, status: int | None, error: str, wait: timedelta | None = None, *,
+               endpoint_failed: bool = True) -> _Verdict:
         if attempt >= len(self._schedule):
-            return _Verdict("failed", status, f"{error}; gave up after {attempt} attempts")
+            return _Verdict("failed", status, f"{error}; gave up after {attempt} attempts",
+                            endpoint_failed=endpoint_failed)
         if wait is None:
             step = self._schedule[attempt]
             wait = step * (1.0 + self._rng.uniform(-self._jitter, self._jitter))
-        return _Verdict("retry", status, error, next_at=self._now() + wait)
+        return _Verdict("retry", status, error, next_at=self._now() + wait, endpoint_failed=endpoint_failed)
 
     async def _record(self, job: DeliveryJob, verdict: _Verdict, elapsed: float) -> None:
         sub = job.subscription
@@ -336,6 +346,8 @@ class WebhookDelivery:
         if verdict.disable is not None:
             await self._disable(sub.id, verdict.disable)
             return
+        if not verdict.endpoint_failed:
+            return
         now = self._now()
         if sub.failing_since is None:
             await self._store.set_failing_since(sub.id, now)
@@ -345,6 +357,22 @@ class WebhookDelivery:
     async def _disable(self, subscription_id: int, reason: str) -> None:
         log.warning("webhook subscription %s disabled: %s", subscription_id, reason)
         await self._store.set_subscription_enabled(subscription_id, False, reason)
+
+
+GUARD_REFUSAL_PREFIX: Final = "refused by the SSRF guard: "
+
+
+def guard_refusal(exc: BlockedDestination) -> str:
+    """The refusal, the address refused, and what an operator changes to allow it."""
+    # Bounded like every stored error, but the hint is never the part cut off.
+    text = f"{GUARD_REFUSAL_PREFIX}{exc.url}: {exc.reason}"[:300]
+    if exc.host is not None:
+        hint = (f"; if this endpoint is yours, add {exc.host!r} to [alerts] allow_hosts "
+                "(or DWEB_AGENT_ALERTS_ALLOW_HOSTS) of the agent that delivers; retried on the schedule")
+    else:
+        hint = ("; [alerts] allow_hosts cannot allow this, the URL itself must change "
+                "(webhooks remove, then add); retried on the schedule")
+    return text + hint
 
 
 def _describe(exc: BaseException, url: str) -> str:
@@ -358,4 +386,20 @@ def _describe(exc: BaseException, url: str) -> str:
         spellings, origin = {url}, "<url>"
     for spelling in sorted(spellings, key=len, reverse=True):
         text = text.replace(spelling, origin)
-    return f"{type(exc).__name__}: {text}"[:500]
+    return f"{_kind_of(exc)}{type(exc).__name__}: {text}"[:500]
+
+
+def _kind_of(exc: BaseException) -> str:
+    """What went wrong in words an operator acts on, before the library's own message."""
+    # Most specific first: a certificate error is also an SSL and a connector error.
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "TLS error: "
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "DNS lookup failed: "
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "connection refused: "
+        return "could not connect: "
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the endpoint closed the connection without answering: "
+    return ""

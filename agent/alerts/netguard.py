@@ -65,10 +65,15 @@ class BlockedDestination(Exception):
     the path, query or userinfo: webhook URLs routinely carry tokens there
     (``/services/T000/B000/XXXX``), and this exception ends up in logs."""
 
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(self, url: str, reason: str, *, host: str | None = None) -> None:
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason
+        # Set when the refusal is about where `host` points (an address class
+        # the guard forbids): listing `host` in allow_hosts would let it
+        # through. None for refusals allow_hosts cannot lift (scheme,
+        # credentials, port, spelling, redirects).
+        self.host = host
 
 
 # ---------------------------------------------------------------------------
@@ -337,8 +342,8 @@ class NetGuard:
         port = parsed.port
         shown = _origin(scheme or "?", host or "?", port) if host else "<url>"
 
-        def refuse(reason: str) -> BlockedDestination:
-            return BlockedDestination(shown, reason)
+        def refuse(reason: str, *, by_address: bool = False) -> BlockedDestination:
+            return BlockedDestination(shown, reason, host=host if by_address else None)
 
         if scheme and scheme not in self.schemes:
             raise refuse(f"scheme {scheme[:16]!r} is not allowed (only {', '.join(sorted(self.schemes))})")
@@ -360,11 +365,11 @@ class NetGuard:
         if ip is not None and not allowed:
             why = classify_ip(ip)
             if why is not None:
-                raise refuse(why)
+                raise refuse(why, by_address=True)
         return ParsedTarget(url=parsed, scheme=scheme, host=host, port=port, ip=ip, allowed_host=allowed)
 
     def _check_host(
-        self, host: str, written: str, refuse: Callable[[str], BlockedDestination]
+        self, host: str, written: str, refuse: Callable[..., BlockedDestination]
     ) -> IPAddress | None:
         """Vet the spelling of `host`; return the address if it is an IP literal."""
         if "%" in host:
@@ -402,7 +407,7 @@ class NetGuard:
         if (labels[-1] == "localhost") and not self.is_allowed_host(host):
             # RFC 6761: resolvers answer these with loopback without asking DNS.
             # GuardedResolver would refuse the answer anyway; say so early.
-            raise refuse(f"{host!r} is a localhost name (loopback)")
+            raise refuse(f"{host!r} is a localhost name (loopback)", by_address=True)
         return None
 
     def check_redirect(self, location: str | None, base_url: str | URL) -> str:
@@ -473,7 +478,8 @@ class GuardedResolver(AbstractResolver):
             else:
                 reasons.append(why)
         if answers and not kept:
-            raise BlockedDestination(host, "resolves only to forbidden addresses: " + "; ".join(_unique(reasons)))
+            raise BlockedDestination(host, "resolves only to forbidden addresses: " + "; ".join(_unique(reasons)),
+                                     host=host)
         return kept
 
     async def close(self) -> None:

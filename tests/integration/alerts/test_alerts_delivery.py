@@ -435,23 +435,55 @@ async def test_run_loop_delivers_on_wake_and_stops(store: Store, receiver: Webho
 # -------------------------------------------------- SSRF and disabling
 
 
-async def test_ssrf_refused_destination_fails_and_disables(store: Store, receiver: WebhookReceiver,
-                                                           worker: WebhookDelivery, secret: str) -> None:
+async def test_ssrf_refusal_is_retried_and_never_disables(store: Store, receiver: WebhookReceiver,
+                                                          worker: WebhookDelivery, secret: str,
+                                                          clock: Clock) -> None:
     private = await store.add_subscription("http://10.0.0.1/hook", secret)
     # Loopback by name: not on the allow list, so the guard must refuse it
     # after resolving; the receiver proves no connection was made.
     by_name = await store.add_subscription(receiver.url("/hook").replace("127.0.0.1", "localhost"), secret)
     (event_id,) = await emit(store, private, by_name)
+    start = clock()
     assert await worker.run_once() == 2
     assert receiver.received == []
-    for sub in (private, by_name):
+    for sub, host, address in ((private, "10.0.0.1", "10.0.0.1"), (by_name, "localhost", "localhost")):
         (row,) = [r for r in await store.deliveries_of(event_id=event_id) if r.subscription_id == sub.id]
-        assert row.status == "failed" and row.attempts == 1
-        assert (row.last_error or "").startswith("refused by the SSRF guard: ")
+        # A configuration problem: due again on the normal schedule, not failed.
+        assert row.status == "pending" and row.attempts == 1
+        assert close_to(row.next_attempt_at, start + DEFAULT_SCHEDULE[1])
+        error = row.last_error or ""
+        assert error.startswith("refused by the SSRF guard: ")
+        assert "[alerts] allow_hosts" in error and f"'{host}'" in error and address in error
         after = await store.get_subscription(sub.id)
-        assert after is not None and not after.enabled and after.disabled_reason == row.last_error
+        assert after is not None and after.enabled and after.disabled_reason is None
+        assert after.failing_since is None, "the endpoint did nothing wrong: no failure streak"
+
+    # Refused for longer than the five days that disable a failing endpoint: still enabled.
+    clock.advance(timedelta(days=6))
     await emit(store, private)
-    assert await worker.run_once() == 0
+    assert await worker.run_once() >= 2
+    after = await store.get_subscription(private.id)
+    assert after is not None and after.enabled and after.failing_since is None
+
+    # Once the operator allows the host, the same pending delivery goes out.
+    allowed = NetGuard(allow_hosts=frozenset({"localhost"}))
+    async with WebhookDelivery(store, allowed, "node-a", now=clock, jitter=0.0) as fixed:
+        clock.advance(DEFAULT_SCHEDULE[-1])
+        await fixed.run_once()
+    assert [r.webhook_id for r in receiver.received] == [event_id]
+    (row,) = [r for r in await store.deliveries_of(event_id=event_id) if r.subscription_id == by_name.id]
+    assert row.status == "succeeded"
+
+
+async def test_a_refusal_allow_hosts_cannot_lift_says_the_url_must_change(store: Store, worker: WebhookDelivery,
+                                                                          secret: str) -> None:
+    sub = await store.add_subscription("ftp://hooks.example/x", secret)
+    (event_id,) = await emit(store, sub)
+    assert await worker.run_once() == 1
+    row = await only_delivery(store, event_id)
+    assert row.status == "pending" and "scheme 'ftp' is not allowed" in (row.last_error or "")
+    assert "cannot allow this" in (row.last_error or "")
+    assert (await store.get_subscription(sub.id)).enabled  # type: ignore[union-attr]
 
 
 async def test_failing_for_more_than_five_days_disables(store: Store, receiver: WebhookReceiver,

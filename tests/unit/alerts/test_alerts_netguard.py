@@ -298,7 +298,24 @@ async def test_name_resolving_to_private_address_is_refused() -> None:
         await resolver.resolve("internal.example", 443, socket.AF_UNSPEC)
     assert info.value.url == "internal.example"
     assert "10.0.0.5" in info.value.reason and "private" in info.value.reason
+    assert info.value.host == "internal.example", "allow_hosts takes the name, so the refusal names it"
     assert fake.calls == ["internal.example"]
+
+
+@pytest.mark.parametrize("url, host", [
+    ("http://10.0.0.1/hook", "10.0.0.1"),
+    ("http://localhost:8080/", "localhost"),
+    ("http://[::1]/", "::1"),
+    ("ftp://hooks.example/", None),
+    ("http://user@hooks.example/", None),
+    ("http://0x7f.1/", None),
+])
+def test_a_refusal_names_the_host_only_when_allow_hosts_would_lift_it(url: str, host: str | None) -> None:
+    with pytest.raises(BlockedDestination) as info:
+        GUARD.check_url(url)
+    assert info.value.host == host
+    if host is not None:
+        NetGuard(allow_hosts=frozenset({host})).check_url(url)  # allowing exactly that host is enough
 
 
 async def test_all_forbidden_answers_are_all_reported() -> None:
