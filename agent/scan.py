@@ -171,14 +171,17 @@ def finding_view(match: Match) -> dict[str, Any]:
 def deny_finding(decision: DenyDecision, signal_type: str) -> dict[str, Any]:
     rule = decision.rule
     return {
-        "list": Path(rule.source).stem or rule.source,
+        "list": rule.list_name,
         "entry": rule.raw,
-        "entry_id": f"{rule.source}:{rule.line}",
+        # The list name and a hash of the rule: no operator path, and stable
+        # however the path was typed or the line moved (stored ids of the old
+        # `path:line` form map over with agent.lists.denylist.migrated_entry_id).
+        "entry_id": rule.entry_id,
         "signal_type": signal_type,
         "distance": 0,
         "labels": [f"{k}={v}" for k, v in sorted(rule.hints.items())],
         "query": decision.matched,
-        "list_source": rule.source,
+        "list_source": rule.public_source,
         "list_line": rule.line,
     }
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from agent.lists.denylist.ids import deny_entry_id, list_name_of, public_source
 from agent.lists.denylist.paths import BlockedPath
 
 
@@ -30,6 +31,19 @@ class DenyRule:
     source: str
     line: int
     hints: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def list_name(self) -> str:
+        return list_name_of(self.source)
+
+    @property
+    def entry_id(self) -> str:
+        """Stable and free of the operator's paths: see agent.lists.denylist.ids."""
+        return deny_entry_id(self.list_name, self.raw)
+
+    @property
+    def public_source(self) -> str:
+        return public_source(self.source)
 
 
 @dataclass(frozen=True, slots=True)
