@@ -1,6 +1,6 @@
 """Every expectation of the nopfs reference tester holds for its test.deny.
 
-Expectations are read from the transcription in the shared fixtures, one test
+Expectations are read from the transcription in tests/fixtures, one test
 id per expectation. Besides blocked/allowed, the deciding rule must be the one
 the tester names (found by its `# ruleN` comment), so a block for the wrong
 reason fails too."""
@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from agent.lists.denylist import Denylist, parse_denylist
-
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures"
+from tests.conftest import FIXTURES
 
 DENY = FIXTURES / "ipfs" / "denylists" / "nopfs-test.deny"
 EXPECTED: dict[str, Any] = json.loads((FIXTURES / "ipfs" / "denylists" / "nopfs-test.expected.json").read_text())
