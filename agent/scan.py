@@ -370,9 +370,13 @@ class _ScanRun:
 
     def _add(self, item: ItemReport) -> ItemReport:
         self.report.items.append(item)
+        self._notify(item)
+        return item
+
+    def _notify(self, item: ItemReport) -> None:
+        """Tell the caller (a progress bar) that an item was examined, as soon as it was."""
         if self.scanner._on_item is not None:
             self.scanner._on_item(item)
-        return item
 
     async def execute(self, target: Target) -> None:
         if target.kind == TargetKind.LOCAL:
@@ -448,6 +452,8 @@ class _ScanRun:
                     item = results[index] = await self._examine(walker, entry)
                 finally:
                     await entry.release()
+                # Reported now, in the order items finish; the report keeps DAG order (below).
+                self._notify(item)
                 if self.scanner.hooks is not None:
                     await self.scanner.hooks.record(item, block_key(entry.cid).hex(), self.report)
 
@@ -465,8 +471,7 @@ class _ScanRun:
                     await job[1].release()
             raise
         finally:
-            for index in sorted(results):
-                self._add(results[index])
+            self.report.items.extend(results[index] for index in sorted(results))
 
     async def _examine(self, walker: DagWalker, entry: DagEntry) -> ItemReport:
         item = ItemReport(path=entry.path, cid=cid_text(entry.cid), size=entry.size, media_type=None,
