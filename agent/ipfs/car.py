@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Protocol
 
 import dag_cbor
 
-from agent.ipfs.cid import CID, block_key, cid_from_prefix, encode_uvarint
+from agent.ipfs.cid import CID, block_key, check_cid, cid_from_prefix, encode_uvarint
 from agent.ipfs.errors import BlockTooLarge, CarError, InvalidCid
 from agent.ipfs.multihash import verify_block
 
@@ -168,6 +168,11 @@ class CarReader:
         if version == 1 and (not isinstance(roots_raw, list) or not all(isinstance(r, CID) for r in roots_raw)):
             raise CarError("malformed CAR header: roots must be a list of CIDs")
         roots = tuple(r for r in roots_raw if isinstance(r, CID)) if isinstance(roots_raw, list) else ()
+        for root in roots:  # decoded by dag_cbor: the same rules as every other CID
+            try:
+                check_cid(root)
+            except InvalidCid as exc:
+                raise CarError(f"malformed CAR header: root {root}: {exc}") from exc
         return CarHeader(version=version, roots=roots)
 
     async def _enter_v2_payload(self) -> ByteStream:

@@ -1,5 +1,11 @@
 """CID parsing with the checks an untrusted input needs.
 
+One set of rules for every CID the agent meets, whether it was typed (a
+target, a denylist line), read from bytes (a CAR section, a dag-pb link) or
+decoded by a library (dag-cbor links): `_validate` below. A CID that breaks a
+rule is an `InvalidCid` wherever it comes from, so a gateway cannot slip past
+the walker a CID that the denylist checker or the report would later choke on.
+
 The `multiformats` library does the encoding work; this module adds the limits
 and the error messages a user can act on, and the multihash key under which
 blocks are stored (a CIDv0 and a CIDv1 of the same bytes name the same block).
@@ -7,27 +13,78 @@ blocks are stored (a CIDv0 and a CIDv1 of the same bytes name the same block).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from multiformats import CID, multibase, multicodec, multihash
 
 from agent.ipfs.errors import InvalidCid
 
-__all__ = ["CID", "parse_cid", "cid_from_prefix", "block_key", "cid_text", "IDENTITY_MAX_DIGEST"]
+__all__ = ["CID", "parse_cid", "cid_from_prefix", "check_cid", "block_key", "cid_text", "IDENTITY_MAX_DIGEST",
+           "MIN_DIGEST_BYTES", "HASH_DIGEST_BYTES", "check_digest"]
 
 # Kubo and boxo refuse identity CIDs whose digest exceeds 128 bytes: an inlined
 # "block" that large is a way to smuggle data past block-level checks.
 IDENTITY_MAX_DIGEST = 128
 IDENTITY_CODE = 0x00
+# Kubo's verifcid refuses digests under 20 bytes: a 0-byte digest matches any
+# bytes and a 1-byte one is a 1-in-256 guess, so a gateway could substitute content.
+MIN_DIGEST_BYTES = 20
+# The hash functions whose blocks agent.ipfs.multihash can verify, with their full
+# digest size. Anything else (murmur3, md5, unknown codes) can never be verified,
+# so a CID using it is refused as soon as it is read.
+HASH_DIGEST_BYTES: dict[int, int] = {
+    0x11: 20,  # sha1
+    0x12: 32,  # sha2-256
+    0x13: 64,  # sha2-512
+    0x14: 64,  # sha3-512
+    0x16: 32,  # sha3-256
+    0x1E: 32,  # blake3 (default length)
+    0xB220: 32,  # blake2b-256
+}
+_DAG_PB = 0x70
+_SHA2_256 = 0x12
 _MAX_CID_TEXT = 1024
 _SUPPORTED_BASES = {"base32", "base32upper", "base58btc", "base36", "base36upper", "base16", "base16upper", "base64", "base64url"}
 
 
-def _check(cid: CID) -> CID:
-    code, digest = split_multihash(cid)
-    if code == IDENTITY_CODE and len(digest) > IDENTITY_MAX_DIGEST:
+def _hash_name(code: int) -> str:
+    try:
+        return str(multicodec.get(code=code).name)
+    except Exception:
+        return "unknown"
+
+
+def _validate(version: int, codec: int, hash_code: int, digest_len: int) -> None:
+    """The rules every CID must meet, from text or from bytes."""
+    if version not in (0, 1):
+        raise InvalidCid(f"CID version {version} does not exist (only 0 and 1 do)")
+    if version == 0 and (codec != _DAG_PB or hash_code != _SHA2_256 or digest_len != 32):
+        raise InvalidCid("a CIDv0 is always dag-pb with a 32-byte sha2-256 digest")
+    _codec(codec)
+    check_digest(hash_code, digest_len)
+
+
+def check_digest(hash_code: int, digest_len: int) -> None:
+    """A multihash the agent can verify and that names one content: known function, 20+ bytes."""
+    if hash_code == IDENTITY_CODE:
+        if digest_len > IDENTITY_MAX_DIGEST:
+            raise InvalidCid(
+                f"identity CID carries {digest_len} bytes inline; at most {IDENTITY_MAX_DIGEST} are allowed"
+            )
+        return
+    full = HASH_DIGEST_BYTES.get(hash_code)
+    if full is None:
         raise InvalidCid(
-            f"identity CID carries {len(digest)} bytes inline; at most {IDENTITY_MAX_DIGEST} are allowed"
+            f"hash function 0x{hash_code:x} ({_hash_name(hash_code)}) is not one whose blocks can be verified"
+            " (sha2-256, sha2-512, sha3-256, sha3-512, blake2b-256, blake3, sha1, identity)"
         )
-    return cid
+    if digest_len < MIN_DIGEST_BYTES:
+        raise InvalidCid(
+            f"{_hash_name(hash_code)} digest of {digest_len} bytes is too short to identify content"
+            f" (at least {MIN_DIGEST_BYTES} are required)"
+        )
+    if digest_len > full:
+        raise InvalidCid(f"{_hash_name(hash_code)} digest of {digest_len} bytes is longer than the function's {full}")
 
 
 def parse_cid(text: str) -> CID:
@@ -37,35 +94,54 @@ def parse_cid(text: str) -> CID:
         raise InvalidCid("empty CID")
     if len(text) > _MAX_CID_TEXT:
         raise InvalidCid(f"CID string is {len(text)} characters long; refusing anything over {_MAX_CID_TEXT}")
-    if not (text.startswith("Qm") and len(text) == 46):
+    base_name = "base58btc"
+    if text.startswith("Qm") and len(text) == 46:
+        raw = _decode_text(text, base_name, lambda t: bytes(_BASE58.decode("z" + t)))
+    else:
         try:
             base = multibase.from_str(text)
         except (KeyError, ValueError) as exc:
             raise InvalidCid(f"{text!r} is not a CID: unknown multibase prefix {text[:1]!r}") from exc
         if base.name not in _SUPPORTED_BASES:
             raise InvalidCid(f"{text!r}: multibase {base.name} is not accepted for CIDs")
+        base_name = base.name
+        raw = _decode_text(text, base_name, lambda t: bytes(multibase.decode(t)))
     try:
-        cid = CID.decode(text)
-    except Exception as exc:  # the library raises several unrelated types for bad input
+        cid, used = cid_from_prefix(raw)
+    except InvalidCid as exc:
         raise InvalidCid(f"{text!r} is not a valid CID: {exc}") from exc
-    return _check(cid)
+    if used != len(raw):
+        raise InvalidCid(f"{text!r} is not a valid CID: {len(raw) - used} bytes follow the digest")
+    # Printed back as given (a report shows the user's spelling); gateway URLs use cid_text.
+    return cid if cid.version == 0 or base_name == "base58btc" else cid.set(base=base_name)
 
 
-def _uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    """Decode an unsigned varint at `pos`; returns (value, next position).
+def _decode_text(text: str, base: str, decode: Callable[[str], bytes]) -> bytes:
+    try:
+        return bytes(decode(text))
+    except Exception as exc:  # the library raises several unrelated types for bad input
+        raise InvalidCid(f"{text!r} is not a valid CID: it is not well-formed {base} text ({exc})") from exc
+
+
+def _uvarint(buf: bytes | memoryview, pos: int, what: str = "varint") -> tuple[int, int]:
+    """Decode a minimally encoded unsigned varint at `pos`; returns (value, next position).
 
     Hand-rolled because multiformats' decoder runs a runtime type validator on
-    every call, which dominated the cost of reading a CAR (measured: ~60%)."""
+    every call, which dominated the cost of reading a CAR (measured: ~60%).
+    Non-minimal encodings are refused: two byte strings must never name one CID."""
     value = 0
+    start = pos
     for shift in range(0, 63, 7):
         if pos >= len(buf):
-            raise InvalidCid("truncated varint")
+            raise InvalidCid(f"truncated {what}")
         byte = buf[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
         if not byte & 0x80:
+            if byte == 0 and pos - start > 1:
+                raise InvalidCid(f"{what} is not minimally encoded")
             return value, pos
-    raise InvalidCid("varint longer than 9 bytes")
+    raise InvalidCid(f"{what} longer than 9 bytes")
 
 
 _BASE58 = multibase.get("base58btc")
@@ -78,9 +154,12 @@ def _codec(code: int) -> multicodec.Multicodec:
     found = _CODECS.get(code)
     if found is None:
         try:
-            found = _CODECS[code] = multicodec.get(code=code)
+            found = multicodec.get(code=code)
         except Exception as exc:
             raise InvalidCid(f"unknown multicodec 0x{code:x}") from exc
+        if found.tag != "ipld":
+            raise InvalidCid(f"multicodec 0x{code:x} ({found.name}) is not an IPLD codec; no CID uses it")
+        _CODECS[code] = found
     return found
 
 
@@ -115,35 +194,43 @@ def cid_from_prefix(data: bytes | memoryview) -> tuple[CID, int]:
     more than hashing the block, so known codecs take a direct path."""
     buf = memoryview(data)
     if len(buf) >= 34 and buf[0] == 0x12 and buf[1] == 0x20:
-        version, codec, hash_code, start, end = 0, 0x70, 0x12, 0, 34  # CIDv0: a bare sha2-256 multihash
+        version, codec, hash_code, start, end = 0, _DAG_PB, _SHA2_256, 0, 34  # CIDv0: a bare sha2-256 multihash
+        length = 32
     else:
-        version, pos = _uvarint(buf, 0)
+        version, pos = _uvarint(buf, 0, "CID version")
         if version != 1:
+            if version == 0x12:
+                raise InvalidCid("truncated CIDv0: a sha2-256 multihash needs 34 bytes")
             raise InvalidCid(f"binary CID version {version} is not supported")
-        codec, pos = _uvarint(buf, pos)
+        codec, pos = _uvarint(buf, pos, "CID codec")
         start = pos
-        hash_code, pos = _uvarint(buf, pos)
-        length, pos = _uvarint(buf, pos)
+        hash_code, pos = _uvarint(buf, pos, "multihash function code")
+        length, pos = _uvarint(buf, pos, "multihash digest length")
         end = pos + length
         if end > len(buf):
             raise InvalidCid(f"binary CID declares a {length}-byte digest but only {len(buf) - pos} bytes follow")
+    _validate(version, codec, hash_code, length)
     new_instance = getattr(CID, "_new_instance", None)
     if new_instance is not None:
-        cid = new_instance(CID, _BASE58, version, _codec(codec), _hashfun(hash_code), bytes(buf[start:end]))
-        return _check(cid), end
+        return new_instance(CID, _BASE58, version, _codec(codec), _hashfun(hash_code), bytes(buf[start:end])), end
     try:
-        return _check(CID.decode(bytes(buf[:end]))), end
-    except InvalidCid:
-        raise
+        return CID.decode(bytes(buf[:end])), end
     except Exception as exc:
         raise InvalidCid(f"malformed binary CID: {exc}") from exc
+
+
+def check_cid(cid: CID) -> CID:
+    """Apply the same rules to a CID made elsewhere (a dag-cbor link, a CAR header root)."""
+    code, digest = split_multihash(cid)
+    _validate(cid.version, cid.codec.code, code, len(digest))
+    return cid
 
 
 def split_multihash(cid: CID) -> tuple[int, bytes]:
     """(hash function code, raw digest) without going through the validating accessors."""
     mh = cid.digest
-    code, pos = _uvarint(mh, 0)
-    length, pos = _uvarint(mh, pos)
+    code, pos = _uvarint(mh, 0, "multihash function code")
+    length, pos = _uvarint(mh, pos, "multihash digest length")
     if len(mh) - pos != length:
         raise InvalidCid(f"multihash declares a {length}-byte digest but carries {len(mh) - pos}")
     return code, bytes(mh[pos:])

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import blake3
 
-from agent.ipfs.cid import CID, IDENTITY_CODE, split_multihash
+from agent.ipfs.cid import CID, IDENTITY_CODE, check_digest, split_multihash
 from agent.ipfs.errors import BlockMismatch, UnsupportedHash
 
 _HASHERS: dict[int, Callable[[bytes | memoryview], bytes]] = {
@@ -25,8 +25,12 @@ _HASHERS: dict[int, Callable[[bytes | memoryview], bytes]] = {
 
 
 def verify_block(cid: CID, data: bytes | memoryview, source: str | None = None) -> None:
-    """Raise BlockMismatch unless `data` is exactly the content `cid` names."""
+    """Raise BlockMismatch unless `data` is exactly the content `cid` names; InvalidCid if
+    `cid` cannot name content safely (see agent.ipfs.cid.check_digest)."""
     code, expected = split_multihash(cid)
+    # Refused before hashing, as InvalidCid: a CID that names no content (a 0-byte
+    # digest matches any bytes) is the link's fault, never the gateway's.
+    check_digest(code, len(expected))
     if code == IDENTITY_CODE:
         ok = bytes(data) == expected
     else:
