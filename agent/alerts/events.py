@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +31,13 @@ def new_event_id() -> str:
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def iso_seconds(value: datetime | None) -> str | None:
+    """ISO 8601 UTC to the second (`2026-11-23T14:56:08Z`), as the CLI's JSON shows times."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,25 @@ def finding_summary(f: FindingRow) -> dict[str, Any]:
             "retroactive": f.retroactive, "created_at": iso(f.created_at)}
 
 
+def normalise_label(label: str) -> str:
+    """A `--labels` value as stored in a subscription: `key=value` becomes the
+    hash lists' `key:value` (TCAP and ThreatExchange CSV store
+    `ideology:far-right`, `category:x`); a bare tag stays as it is."""
+    label = label.strip()
+    eq, colon = label.find("="), label.find(":")
+    if eq > 0 and (colon < 0 or eq < colon):
+        label = f"{label[:eq]}:{label[eq + 1:]}"
+    return label
+
+
+def label_key(label: str) -> str:
+    """The form labels are compared in: case-insensitive, `key=value` equal to
+    `key:value`. Lists spell the same idea both ways (denylist hints are
+    `reason=x`), and an operator should not have to know which list a label
+    came from for a filter to fire."""
+    return normalise_label(label).casefold()
+
+
 def subscribed(sub: SubscriptionRow, event_type: str, *, list_name: str | None = None,
                labels: Iterable[str] = (), target_id: int | None = None) -> bool:
     """A subscription's filters: each empty filter means "all"."""
@@ -74,7 +100,7 @@ def subscribed(sub: SubscriptionRow, event_type: str, *, list_name: str | None =
         return False
     if list_name is not None and sub.lists and list_name not in sub.lists:
         return False
-    if sub.labels and not set(sub.labels) & set(labels):
+    if sub.labels and not {label_key(x) for x in sub.labels} & {label_key(x) for x in labels}:
         return False
     if sub.targets and (target_id is None or target_id not in sub.targets):
         return False

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from pathlib import Path
 
 from standardwebhooks import Webhook
@@ -25,7 +27,8 @@ async def test_add_test_rotate_list_remove(tmp_path: Path) -> None:
     assert metadata.code == 2
 
     async with WebhookReceiver([]) as receiver:
-        added = await run_cli("webhooks", "add", receiver.url("/hook"), "--lists", "tcap", "--format", "json", env=e)
+        added = await run_cli("webhooks", "add", receiver.url("/hook"), "--lists", "tcap", "--allow-unknown-lists",
+                              "--format", "json", env=e)
         assert added.code == 0, added.stderr
         sub = json.loads(added.stdout)
         secret = sub["secret"]
@@ -52,7 +55,7 @@ async def test_add_test_rotate_list_remove(tmp_path: Path) -> None:
 
         receiver.script("/hook", status=410)
         gone = await run_cli("webhooks", "test", str(sub["id"]), env=e)
-        assert gone.code == 2 and "410" in gone.stdout
+        assert gone.code == 2 and "not delivered: HTTP 410" in gone.stdout and "now disabled" in gone.stdout
         listed = json.loads((await run_cli("webhooks", "list", "--format", "json", env=e)).stdout)
         assert listed[0]["enabled"] is False and "410" in listed[0]["disabled_reason"]
 
@@ -80,3 +83,111 @@ async def test_findings_review_keeps_an_audit_trail(tmp_path: Path) -> None:
             ("confirmed", "a1", None), ("false_positive", "a2", "a bridge")]
     missing = await run_cli("findings", "review", "999", "--confirmed", env=e)
     assert missing.code == 2 and "no finding 999" in missing.stderr
+
+
+def without_allow_hosts(e: dict[str, str]) -> dict[str, str]:
+    return {**e, "DWEB_AGENT_ALERTS_ALLOW_HOSTS": ""}
+
+
+async def test_a_guard_refusal_is_explained_retried_and_never_disables(tmp_path: Path) -> None:
+    e = env(tmp_path)
+    async with WebhookReceiver([]) as receiver:
+        added = json.loads((await run_cli("webhooks", "add", receiver.url("/hook"), "--format", "json",
+                                          env=e)).stdout)
+        receiver.secrets.append(added["secret"])
+        sid = str(added["id"])
+
+        # Run without the configuration that allowed the host: refused, explained, kept.
+        refused = await run_cli("webhooks", "test", sid, env=without_allow_hosts(e))
+        assert refused.code == 2 and receiver.received == []
+        line = refused.stdout.strip()
+        assert line.startswith("not delivered: refused by the SSRF guard: "), line
+        assert "[alerts] allow_hosts" in line and "'127.0.0.1'" in line and "loopback address 127.0.0.1" in line
+        assert "HTTP -" not in line and "the agent tries again at " in line
+        (listed,) = json.loads((await run_cli("webhooks", "list", "--format", "json", env=e)).stdout)
+        assert listed["enabled"] is True and listed["failing_since"] is None
+
+        # With the right configuration the same subscription works, with its original secret.
+        ok = await run_cli("webhooks", "test", sid, env=e)
+        assert ok.code == 0 and ok.stdout.strip() == "delivered: HTTP 204", ok.stdout
+        assert receiver.received and all(r.verified for r in receiver.received)
+
+
+async def test_enable_brings_a_disabled_subscription_back_with_its_secret(tmp_path: Path) -> None:
+    e = env(tmp_path)
+    async with WebhookReceiver([]) as receiver:
+        added = json.loads((await run_cli("webhooks", "add", receiver.url("/hook"), "--format", "json",
+                                          env=e)).stdout)
+        secret, sid = added["secret"], str(added["id"])
+        receiver.secrets.append(secret)
+        receiver.script("/hook", statuses=[410])
+        assert (await run_cli("webhooks", "test", sid, env=e)).code == 2
+
+        disabled = await run_cli("webhooks", "test", sid, env=e)
+        assert disabled.code == 2 and f"webhooks enable {sid}" in disabled.stderr, disabled.stderr
+        assert "410" in disabled.stderr and len(receiver.received) == 1, "a disabled subscription is not sent to"
+
+        enabled = await run_cli("webhooks", "enable", sid, env=e)
+        assert enabled.code == 0 and "was disabled: endpoint answered 410 Gone" in enabled.stdout, enabled.stdout
+        (listed,) = json.loads((await run_cli("webhooks", "list", "--format", "json", env=e)).stdout)
+        assert listed["enabled"] is True and listed["disabled_reason"] is None and listed["failing_since"] is None
+        ok = await run_cli("webhooks", "test", sid, env=e)
+        assert ok.code == 0, ok.stdout
+        Webhook(secret).verify(receiver.received[-1].body, receiver.received[-1].headers)
+
+    missing = await run_cli("webhooks", "enable", "999", env=e)
+    assert missing.code == 2 and "no subscription 999" in missing.stderr
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_test_says_why_a_delivery_failed(tmp_path: Path) -> None:
+    e = {**env(tmp_path), "DWEB_AGENT_ALERTS_DELIVERY_TIMEOUT_S": "1"}
+    nobody = json.loads((await run_cli("webhooks", "add", f"http://127.0.0.1:{closed_port()}/hook", "--format",
+                                       "json", env=e)).stdout)
+    refused = await run_cli("webhooks", "test", str(nobody["id"]), env=e)
+    assert refused.code == 2 and refused.stdout.startswith("not delivered: connection refused: "), refused.stdout
+
+    async with WebhookReceiver([]) as receiver:
+        receiver.script("/slow", hold=asyncio.Event())
+        receiver.script("/broken", status=500)
+        slow = json.loads((await run_cli("webhooks", "add", receiver.url("/slow"), "--format", "json",
+                                         env=e)).stdout)
+        broken = json.loads((await run_cli("webhooks", "add", receiver.url("/broken"), "--format", "json",
+                                           env=e)).stdout)
+        timed_out = await run_cli("webhooks", "test", str(slow["id"]), env=e)
+        assert timed_out.code == 2 and timed_out.stdout.startswith("not delivered: timed out after 1 s")
+        failed = await run_cli("webhooks", "test", str(broken["id"]), env=e)
+        assert failed.code == 2 and failed.stdout.startswith("not delivered: HTTP 500; the agent tries again at ")
+    for result in (refused, timed_out, failed):
+        assert "HTTP -" not in result.stdout
+
+
+async def test_add_checks_list_names_and_stores_labels_as_the_lists_spell_them(tmp_path: Path) -> None:
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "mylist.txt").write_text("md5 " + "0" * 32 + "\n")
+    e = {**env(tmp_path), "DWEB_AGENT_LISTS_SOURCES": str(lists / "mylist.txt")}
+    url = "https://hooks.example/dweb"
+
+    unknown = await run_cli("webhooks", "add", url, "--lists", "mylist,nosuchlist", env=e)
+    assert unknown.code == 2 and "unknown list nosuchlist" in unknown.stderr, unknown.stderr
+    assert "known: mylist" in unknown.stderr and "--allow-unknown-lists" in unknown.stderr
+    assert json.loads((await run_cli("webhooks", "list", "--format", "json", env=e)).stdout) == []
+
+    # A list an agent synced (with another configuration) is known from the store.
+    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'agent.sqlite3'}") as store:
+        await store.record_list_version("tcap", "https://tcap.example/api", "h1", 10, 0, 0)
+    added = await run_cli("webhooks", "add", url, "--lists", "mylist,tcap", "--labels",
+                          "ideology=far-right,category:terrorism,Propaganda", env=e)
+    assert added.code == 0, added.stderr
+    assert "labels stored as the lists spell them: ideology=far-right as ideology:far-right" in added.stdout
+    later = await run_cli("webhooks", "add", url, "--lists", "gifct", "--allow-unknown-lists", env=e)
+    assert later.code == 0, later.stderr
+    listed = json.loads((await run_cli("webhooks", "list", "--format", "json", env=e)).stdout)
+    assert [(s["lists"], s["labels"]) for s in listed] == [
+        (["mylist", "tcap"], ["ideology:far-right", "category:terrorism", "Propaganda"]), (["gifct"], [])]

@@ -16,17 +16,20 @@ from agent.alerts.events import (
     ItemContext,
     content_changed,
     finding_created,
+    label_key,
+    normalise_label,
     finding_retracted,
     subscribed,
     test_event as make_test_event,
 )
+from agent.lists.formats.tcap import parse_tcap_page
 from agent.store import FindingRow, NewEvent, SubscriptionRow
 from tests.conftest import REPO
 
 SCHEMA = json.loads((REPO / "docs" / "events.schema.json").read_text())
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 FINDING = FindingRow(item_key="1220ab", list_name="tcap", entry_id="tcap:11", entry_value="f8f8f0ce",
-                     signal_type="pdq", distance=6.0, labels=("ideology=far-right",), query="f8f8f0cf",
+                     signal_type="pdq", distance=6.0, labels=("ideology:far-right",), query="f8f8f0cf",
                      created_at=NOW, id=7)
 ITEM = ItemContext(key="1220ab", cid="bafkreiexample", path="dir/a b.jpg", root="bafybeiroot", target_id=3,
                    target_url="ipns://k51example", size=1234, media_type="image/jpeg",
@@ -90,7 +93,8 @@ def test_follow_ups_go_only_to_those_alerted_and_still_subscribed() -> None:
     ({}, True),
     ({"lists": ("tcap",)}, True),
     ({"lists": ("other",)}, False),
-    ({"labels": ("ideology=far-right", "x")}, True),
+    ({"labels": ("ideology:far-right", "x")}, True),
+    ({"labels": ("far-right",)}, False),
     ({"labels": ("x",)}, False),
     ({"targets": (3,)}, True),
     ({"targets": (4,)}, False),
@@ -101,3 +105,32 @@ def test_subscription_filters(filters: dict[str, tuple[object, ...]], expected: 
                       target_id=3) is expected
     event = finding_created(FINDING, ITEM, [], [sub(1, **filters)])
     assert event is not None and (event.subscription_ids == (1,)) is expected
+
+
+def tcap_entry_labels() -> tuple[str, ...]:
+    """Labels as the real TCAP parser stores them for a record with an ideology."""
+    page = parse_tcap_page(json.dumps({"count": 1, "next": None, "checkpoint": "c1", "results": [
+        {"id": 11, "hash_digest": "0" * 32, "algorithm": "MD5", "ideology": "far-right", "file_type": "image",
+         "deleted": False}]}), list_name="tcap", source="tcap.json")
+    (entry,) = page.entries
+    return entry.labels
+
+
+@pytest.mark.parametrize("typed", ["ideology:far-right", "ideology=far-right", "Ideology=Far-Right"])
+def test_a_label_filter_typed_from_the_readme_fires_for_a_tcap_entry(typed: str) -> None:
+    labels = tcap_entry_labels()
+    assert "ideology:far-right" in labels, labels
+    stored = normalise_label(typed)
+    assert stored == typed.replace("=", ":")
+    finding = FindingRow(item_key="1220ab", list_name="tcap", entry_id="tcap:11", entry_value="0" * 32,
+                         signal_type="md5", distance=0.0, labels=labels, created_at=NOW, id=8)
+    event = finding_created(finding, ITEM, [], [sub(1, labels=(stored,)), sub(2, labels=("far-right",))])
+    assert event is not None and event.subscription_ids == (1,)
+
+
+def test_label_comparison_ignores_case_and_the_separator_only() -> None:
+    # Denylist hints are stored key=value: a key:value filter matches them too.
+    assert label_key("reason=terrorism") == label_key("Reason:terrorism")
+    assert label_key("a:b=c") == "a:b=c" and normalise_label("a:b=c") == "a:b=c"
+    assert label_key("far-right") != label_key("ideology:far-right")
+    assert normalise_label("=x") == "=x"
