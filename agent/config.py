@@ -59,6 +59,8 @@ class LimitSettings(_Section):
     max_scan_bytes: int = Field(default=10 * 1024**3, gt=0)
     max_items: int = Field(default=100_000, gt=0)
     max_dag_depth: int = Field(default=256, gt=0)
+    max_dag_nodes: int = Field(default=1_000_000, gt=0)
+    max_file_blocks: int = Field(default=1_000_000, gt=0)
     max_buffered_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
 
 

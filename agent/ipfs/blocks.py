@@ -159,12 +159,16 @@ class PrefetchingSession:
     """A session fetching block by block through `fetch`, with a bounded window of
     requests running ahead over the siblings the walker announces (`prefetch`),
     so that block-at-a-time retrieval (raw gateway requests, Kubo block/get)
-    overlaps its round trips instead of paying them one after another."""
+    overlaps its round trips instead of paying them one after another. A block
+    the DAG names again (a file of repeated chunks) is served from a small cache,
+    not requested again."""
 
-    def __init__(self, fetch: Callable[[CID, Provenance], Coroutine[Any, Any, bytes]], window: int) -> None:
+    def __init__(self, fetch: Callable[[CID, Provenance], Coroutine[Any, Any, bytes]], window: int,
+                 recent_bytes: int = 4 * 1024 * 1024) -> None:
         self._fetch = fetch
         self._window = max(0, window)
         self.provenance = Provenance()
+        self._recent = RecentBlocks(recent_bytes)
         self._ahead: dict[bytes, asyncio.Task[bytes]] = {}
         self._queue: deque[CID] = deque()
 
@@ -177,15 +181,19 @@ class PrefetchingSession:
         while self._queue and len(self._ahead) < self._window:
             cid = self._queue.popleft()
             key = block_key(cid)
-            if key not in self._ahead:
+            if key not in self._ahead and self._recent.get(key) is None:
                 self._ahead[key] = asyncio.create_task(self._fetch(cid, self.provenance))
 
     async def get(self, cid: CID) -> bytes:
-        task = self._ahead.pop(block_key(cid), None)
+        key = block_key(cid)
+        cached = self._recent.get(key)  # b"" is a block too: compare with None
+        if cached is not None:
+            return cached
+        task = self._ahead.pop(key, None)
         self._fill()
-        if task is not None:
-            return await task
-        return await self._fetch(cid, self.provenance)
+        data = await task if task is not None else await self._fetch(cid, self.provenance)
+        self._recent.put(key, data)
+        return data
 
     async def aclose(self) -> None:
         self._queue.clear()
