@@ -17,13 +17,20 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agent.store.rows import (
+    AuditedReview,
     ContentStatusRow,
     DeliveryJob,
+    DeliveryReport,
     DeliveryRow,
     EventRow,
+    FindingDetail,
     FindingRow,
+    FindingView,
     LocationRow,
     NewEvent,
+    PlacedLocation,
+    Provenance,
+    RetractionRow,
     ReviewRow,
     SubscriptionRow,
 )
@@ -33,11 +40,13 @@ from agent.store.schema import (
     delivery_attempts,
     events,
     findings,
+    item_locations,
     items,
     retractions,
     reviews,
     subscriptions,
     suppressions,
+    targets,
 )
 from agent.store.types import utcnow
 
@@ -47,6 +56,34 @@ Outbox = Callable[[list[FindingRow], LocationRow | None, list[SubscriptionRow]],
 # Builds a follow-up event (retraction, availability) for the subscriptions that
 # were alerted about a finding or an item; None means "nothing to send".
 FollowUp = Callable[[list[int]], NewEvent | None]
+
+
+# Keys per IN (...) list: below SQLite's old 999-variable limit.
+_IN_CHUNK = 900
+_CONTENT_EVENTS = ("content.unavailable", "content.available")
+
+
+def _chunks(values: Sequence[Any]) -> list[list[Any]]:
+    return [list(values[i:i + _IN_CHUNK]) for i in range(0, len(values), _IN_CHUNK)]
+
+
+def _review(r: RowMapping) -> ReviewRow:
+    return ReviewRow(r["id"], r["finding_id"], r["verdict"], r["note"], r["reviewer"], r["created_at"])
+
+
+def _content(r: RowMapping) -> ContentStatusRow:
+    return ContentStatusRow(r["item_key"], r["state"], r["first_alert_at"], r["changed_at"], r["last_checked_at"],
+                            dict(r["detail"] or {}))
+
+
+def _alerted_provenance(payload: dict[str, Any]) -> Provenance:
+    """Where the finding.created event said the item was (kept after its location is gone)."""
+    item: dict[str, Any] = payload["item"] if isinstance(payload.get("item"), dict) else {}
+    target: dict[str, Any] = payload["target"] if isinstance(payload.get("target"), dict) else {}
+    path, root, target_id, target_url = item.get("path"), payload.get("root"), target.get("id"), target.get("url")
+    return Provenance(path=path if isinstance(path, str) else None, root_cid=root if isinstance(root, str) else None,
+                      target_id=target_id if isinstance(target_id, int) else None,
+                      target_url=target_url if isinstance(target_url, str) else None, gateway=None, source="event")
 
 
 def _subscription(r: RowMapping) -> SubscriptionRow:
@@ -353,8 +390,117 @@ class AlertQueries:
         async with self._read() as conn:
             rows = (await conn.execute(sa.select(reviews).where(reviews.c.finding_id == finding_id)
                                        .order_by(reviews.c.id))).mappings().all()
-        return [ReviewRow(r["id"], r["finding_id"], r["verdict"], r["note"], r["reviewer"], r["created_at"])
+        return [_review(r) for r in rows]
+
+    async def list_reviews(self, limit: int = 100) -> list[AuditedReview]:
+        """Every finding's reviews, newest first (the audit trail)."""
+        query = (sa.select(reviews, findings.c.list_name, findings.c.entry_id, findings.c.item_key)
+                 .join(findings, findings.c.id == reviews.c.finding_id)
+                 .order_by(reviews.c.created_at.desc(), reviews.c.id.desc()).limit(limit))
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [AuditedReview(_review(r), r["list_name"], r["entry_id"], r["item_key"]) for r in rows]
+
+    # ---------------------------------------------------------- finding views
+
+    async def finding_views(self, *, limit: int = 100, list_name: str | None = None) -> list[FindingView]:
+        """Newest first, each with its item's CID, where it was first seen, its
+        latest review and its retraction (one read transaction, a few batched queries)."""
+        async with self._read() as conn:
+            return await self._finding_views(conn, limit=limit, list_name=list_name)
+
+    async def _finding_views(self, conn: AsyncConnection, *, limit: int, list_name: str | None = None,
+                             finding_id: int | None = None) -> list[FindingView]:
+        from agent.store.store import _finding
+
+        query = (sa.select(findings, items.c.cid.label("i_cid"), items.c.media_type.label("i_media_type"),
+                           items.c.size.label("i_size"))
+                 .outerjoin(items, items.c.key == findings.c.item_key)
+                 .order_by(findings.c.created_at.desc(), findings.c.id.desc()).limit(limit))
+        if list_name is not None:
+            query = query.where(findings.c.list_name == list_name)
+        if finding_id is not None:
+            query = query.where(findings.c.id == finding_id)
+        rows = (await conn.execute(query)).mappings().all()
+        if not rows:
+            return []
+        ids = [int(r["id"]) for r in rows]
+        places = await self._first_places(conn, sorted({r["item_key"] for r in rows}))
+        alerted = await self._alerted_places(conn, ids)
+        latest: dict[int, ReviewRow] = {}
+        retracted: dict[int, RetractionRow] = {}
+        for part in _chunks(ids):
+            for r in (await conn.execute(sa.select(reviews).where(reviews.c.finding_id.in_(part))
+                                         .order_by(reviews.c.id))).mappings():
+                latest[int(r["finding_id"])] = _review(r)
+            for r in (await conn.execute(sa.select(retractions).where(retractions.c.finding_id.in_(part)))).mappings():
+                retracted[int(r["finding_id"])] = RetractionRow(int(r["finding_id"]), r["reason"], r["detail"],
+                                                                r["created_at"])
+        none = Provenance(None, None, None, None, None, "none")
+        return [FindingView(finding=_finding(r), cid=r["i_cid"], media_type=r["i_media_type"], size=r["i_size"],
+                            provenance=places.get(r["item_key"]) or alerted.get(int(r["id"])) or none,
+                            review=latest.get(int(r["id"])), retraction=retracted.get(int(r["id"])))
                 for r in rows]
+
+    async def _first_places(self, conn: AsyncConnection, keys: Sequence[str]) -> dict[str, Provenance]:
+        """Each item's first recorded location (the one its first alert was built from)."""
+        out: dict[str, Provenance] = {}
+        for part in _chunks(keys):
+            ranked = sa.select(
+                item_locations,
+                sa.func.row_number().over(partition_by=item_locations.c.item_key,
+                                          order_by=(item_locations.c.first_seen_at, item_locations.c.id))
+                .label("rank"),
+            ).where(item_locations.c.item_key.in_(part)).subquery()
+            query = (sa.select(ranked, targets.c.url.label("target_url"))
+                     .outerjoin(targets, targets.c.id == ranked.c.target_id).where(ranked.c.rank == 1))
+            for r in (await conn.execute(query)).mappings():
+                out[r["item_key"]] = Provenance(path=r["path"], root_cid=r["root_cid"], target_id=r["target_id"],
+                                                target_url=r["target_url"], gateway=r["gateway"], source="location")
+        return out
+
+    async def _alerted_places(self, conn: AsyncConnection, finding_ids: Sequence[int]) -> dict[int, Provenance]:
+        out: dict[int, Provenance] = {}
+        for part in _chunks(finding_ids):
+            query = sa.select(events.c.finding_id, events.c.payload).where(
+                events.c.type == "finding.created", events.c.finding_id.in_(part))
+            for r in (await conn.execute(query)).mappings():
+                out[int(r["finding_id"])] = _alerted_provenance(dict(r["payload"] or {}))
+        return out
+
+    async def finding_detail(self, finding_id: int) -> FindingDetail | None:
+        """Everything known about one finding, read in one transaction."""
+        from agent.store.store import _item, _location
+
+        async with self._read() as conn:
+            views = await self._finding_views(conn, limit=1, finding_id=finding_id)
+            if not views:
+                return None
+            view = views[0]
+            key = view.finding.item_key
+            item = (await conn.execute(sa.select(items).where(items.c.key == key))).mappings().one_or_none()
+            places = [PlacedLocation(_location(r), r["target_url"]) for r in (await conn.execute(
+                sa.select(item_locations, targets.c.url.label("target_url"))
+                .outerjoin(targets, targets.c.id == item_locations.c.target_id)
+                .where(item_locations.c.item_key == key)
+                .order_by(item_locations.c.first_seen_at, item_locations.c.id))).mappings()]
+            history = [_review(r) for r in (await conn.execute(
+                sa.select(reviews).where(reviews.c.finding_id == finding_id).order_by(reviews.c.id))).mappings()]
+            content = (await conn.execute(sa.select(content_status).where(content_status.c.item_key == key))
+                       ).mappings().one_or_none()
+            # Its own events, and the item's availability changes (they concern every finding of the item).
+            about = sa.or_(events.c.finding_id == finding_id,
+                           sa.and_(events.c.item_key == key, events.c.type.in_(_CONTENT_EVENTS)))
+            its_events = [_event(r) for r in (await conn.execute(
+                sa.select(events).where(about).order_by(events.c.created_at, events.c.id))).mappings()]
+            sent = [DeliveryReport(_delivery(r), r["event_type"], r["subscription_url"]) for r in (await conn.execute(
+                sa.select(deliveries, events.c.type.label("event_type"), subscriptions.c.url.label("subscription_url"))
+                .join(events, events.c.id == deliveries.c.event_id)
+                .outerjoin(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+                .where(about).order_by(deliveries.c.created_at, deliveries.c.id))).mappings()]
+        return FindingDetail(view=view, item=_item(item) if item is not None else None, locations=tuple(places),
+                             reviews=tuple(history), content=_content(content) if content is not None else None,
+                             events=tuple(its_events), deliveries=tuple(sent))
 
     # ----------------------------------------------------------- availability
 

@@ -219,3 +219,74 @@ class ContentStatusRow:
     changed_at: datetime
     last_checked_at: datetime
     detail: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class RetractionRow:
+    finding_id: int
+    reason: str  # false_positive | entry_deleted
+    detail: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a finding's item was seen: its first recorded location, or, once that
+    location is gone (its target was removed), what the finding.created event said."""
+
+    path: str | None
+    root_cid: str | None
+    target_id: int | None
+    target_url: str | None
+    gateway: str | None
+    source: str  # "location" | "event" | "none"
+
+
+@dataclass(frozen=True, slots=True)
+class FindingView:
+    """A finding with what an analyst needs beside it: the item, where it was seen,
+    its latest review and its retraction."""
+
+    finding: FindingRow
+    cid: str | None
+    media_type: str | None
+    size: int | None
+    provenance: Provenance
+    review: ReviewRow | None  # the latest
+    retraction: RetractionRow | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedLocation:
+    location: LocationRow
+    target_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    delivery: DeliveryRow
+    event_type: str
+    subscription_url: str | None  # None once the subscription was removed
+
+
+@dataclass(frozen=True, slots=True)
+class FindingDetail:
+    """Everything known about one finding: provenance, review history, content state, deliveries."""
+
+    view: FindingView
+    item: ItemRow | None
+    locations: tuple[PlacedLocation, ...]
+    reviews: tuple[ReviewRow, ...]
+    content: ContentStatusRow | None
+    events: tuple[EventRow, ...]
+    deliveries: tuple[DeliveryReport, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedReview:
+    """A review with what it was about (the audit trail across findings)."""
+
+    review: ReviewRow
+    list_name: str
+    entry_id: str
+    item_key: str

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from pathlib import Path
 
 from standardwebhooks import Webhook
 
-from agent.store import FindingRow, ItemRow, Store
+from agent.alerts.events import FindingOutbox, ItemContext
+from agent.store import FindingRow, ItemRow, LocationRow, Store
 from tests.support.cli import run_cli
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -63,26 +65,97 @@ async def test_add_test_rotate_list_remove(tmp_path: Path) -> None:
     assert json.loads((await run_cli("webhooks", "list", "--format", "json", env=e)).stdout) == []
 
 
+ISO_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+async def record_a_finding(tmp_path: Path) -> None:
+    """What the daemon records for a match: the item, where it was seen, the finding and its alert."""
+    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'agent.sqlite3'}") as store:
+        target = await store.add_target("ipns://k51example", "ipns", 600)
+        await store.add_subscription("https://platform.example/hook", "whsec_" + "A" * 43)
+        context = ItemContext(key="1220aa", cid="bafkreiexample", path="dir/a b.jpg", root="bafybeiroot",
+                              target_id=target.id, target_url=target.url, size=1234, media_type="image/jpeg",
+                              signals={"md5": "0" * 32})
+        await store.record_item(
+            ItemRow(key="1220aa", status="verified", cid="bafkreiexample", size=1234, media_type="image/jpeg",
+                    signals={"md5": "0" * 32}),
+            LocationRow(item_key="1220aa", path="dir/a b.jpg", target_id=target.id, root_cid="bafybeiroot",
+                        gateway="http://127.0.0.1:8080"),
+            [FindingRow("1220aa", "tcap", "tcap:1", "0" * 32, "md5", 0.0, labels=("ideology:far-right",),
+                        query="0" * 32, detail={"list_source": "tcap.json"})],
+            outbox=FindingOutbox(context, ["http://127.0.0.1:8080"]))
+
+
+async def test_findings_list_and_show_say_where_what_and_the_review_state(tmp_path: Path) -> None:
+    e = {**env(tmp_path), "DWEB_AGENT_GATEWAYS_URLS": "http://127.0.0.1:8080"}
+    (tmp_path / "data").mkdir()
+    await record_a_finding(tmp_path)
+    (finding,) = json.loads((await run_cli("findings", "list", "--format", "json", env=e)).stdout)
+    assert {k: finding[k] for k in ("path", "cid", "root", "target", "query", "list", "entry_id", "entry",
+                                    "distance", "labels", "review", "retracted", "link")} == {
+        "path": "dir/a b.jpg", "cid": "bafkreiexample", "root": "bafybeiroot",
+        "target": {"id": 1, "url": "ipns://k51example"}, "query": "0" * 32, "list": "tcap", "entry_id": "tcap:1",
+        "entry": "0" * 32, "distance": 0.0, "labels": ["ideology:far-right"], "review": "unreviewed",
+        "retracted": False, "link": "http://127.0.0.1:8080/ipfs/bafybeiroot/dir/a%20b.jpg"}
+    assert ISO_SECONDS.match(finding["created_at"]), finding["created_at"]
+
+    table = await run_cli("findings", "list", "--format", "table", env=e)
+    assert table.code == 0 and "dir/a b.jpg" in table.stdout and "unreviewed" in table.stdout
+
+    shown = json.loads((await run_cli("findings", "show", str(finding["id"]), "--format", "json", env=e)).stdout)
+    assert shown["path"] == "dir/a b.jpg" and shown["item"]["media_type"] == "image/jpeg"
+    assert shown["detail"] == {"list_source": "tcap.json"}
+    assert [loc["gateway"] for loc in shown["locations"]] == ["http://127.0.0.1:8080"]
+    assert [(d["event_type"], d["subscription_url"], d["status"]) for d in shown["deliveries"]] == [
+        ("finding.created", "https://platform.example/hook", "pending")]
+    assert shown["reviews"] == [] and shown["content"] is None
+    assert all(ISO_SECONDS.match(v) for v in (shown["created_at"], shown["item"]["first_seen_at"],
+                                               shown["locations"][0]["first_seen_at"]))
+    text = await run_cli("findings", "show", str(finding["id"]), "--format", "table", env=e)
+    assert text.code == 0 and "matched hash: " + "0" * 32 in text.stdout and "ipns://k51example" in text.stdout
+    missing = await run_cli("findings", "show", "999", env=e)
+    assert missing.code == 2 and "no finding 999" in missing.stderr
+
+
 async def test_findings_review_keeps_an_audit_trail(tmp_path: Path) -> None:
     e = env(tmp_path)
     (tmp_path / "data").mkdir()
-    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'agent.sqlite3'}") as store:
-        await store.record_item(ItemRow(key="1220aa", status="verified", signals={"md5": "0" * 32}), None,
-                                [FindingRow("1220aa", "tcap", "tcap:1", "0" * 32, "md5", 0.0)])
+    await record_a_finding(tmp_path)
     (finding,) = json.loads((await run_cli("findings", "list", "--format", "json", env=e)).stdout)
+    fid = str(finding["id"])
     assert finding["retracted"] is False
-    confirmed = await run_cli("findings", "review", str(finding["id"]), "--confirmed", "--reviewer", "a1", env=e)
+
+    both = await run_cli("findings", "review", fid, "--confirmed", "--false-positive", env=e)
+    assert both.code == 2 and "exactly one verdict" in both.stderr
+    neither = await run_cli("findings", "review", fid, env=e)
+    assert neither.code == 2 and "exactly one verdict" in neither.stderr
+    assert json.loads((await run_cli("findings", "reviews", fid, "--format", "json", env=e)).stdout) == []
+
+    confirmed = await run_cli("findings", "review", fid, "--confirmed", "--reviewer", "a1", env=e)
     assert confirmed.code == 0
-    wrong = await run_cli("findings", "review", str(finding["id"]), "--false-positive", "--note", "a bridge",
+    (finding,) = json.loads((await run_cli("findings", "list", "--format", "json", env=e)).stdout)
+    assert finding["review"] == "confirmed" and ISO_SECONDS.match(finding["reviewed_at"])
+    wrong = await run_cli("findings", "review", fid, "--false-positive", "--note", "a bridge",
                           "--reviewer", "a2", env=e)
     assert wrong.code == 0 and "retracted" in wrong.stdout
     (finding,) = json.loads((await run_cli("findings", "list", "--format", "json", env=e)).stdout)
-    assert finding["retracted"] is True
-    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'agent.sqlite3'}") as store:
-        assert [(r.verdict, r.reviewer, r.note) for r in await store.reviews_of(finding["id"])] == [
-            ("confirmed", "a1", None), ("false_positive", "a2", "a bridge")]
+    assert finding["retracted"] is True and finding["review"] == "false_positive"
+    assert finding["retraction"]["reason"] == "false_positive"
+
+    trail = json.loads((await run_cli("findings", "reviews", fid, "--format", "json", env=e)).stdout)
+    assert [(r["verdict"], r["reviewer"], r["note"]) for r in trail] == [
+        ("confirmed", "a1", None), ("false_positive", "a2", "a bridge")]
+    assert all(ISO_SECONDS.match(r["created_at"]) for r in trail)
+    everyone = json.loads((await run_cli("findings", "reviews", "--format", "json", env=e)).stdout)
+    assert [r["verdict"] for r in everyone] == ["false_positive", "confirmed"], "newest first across findings"
+    assert everyone[0]["list"] == "tcap" and everyone[0]["entry_id"] == "tcap:1"
+    shown = json.loads((await run_cli("findings", "show", fid, "--format", "json", env=e)).stdout)
+    assert [r["verdict"] for r in shown["reviews"]] == ["confirmed", "false_positive"]
+    assert [d["event_type"] for d in shown["deliveries"]] == ["finding.created", "finding.retracted"]
+
     missing = await run_cli("findings", "review", "999", "--confirmed", env=e)
     assert missing.code == 2 and "no finding 999" in missing.stderr
+    assert (await run_cli("findings", "reviews", "999", env=e)).code == 2
 
 
 def without_allow_hosts(e: dict[str, str]) -> dict[str, str]:

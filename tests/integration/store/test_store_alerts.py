@@ -87,3 +87,75 @@ async def test_replay_and_lease_release_make_deliveries_due_again(store: Store) 
     assert await store.replay(datetime.now(UTC) - timedelta(minutes=5)) == 1
     (replayed,) = await store.lease_deliveries("node-b", limit=10, lease_s=60)
     assert replayed.event.id == job.event.id, "a replay keeps the webhook-id"
+
+
+async def test_finding_views_carry_item_provenance_review_and_retraction(store: Store) -> None:
+    target = await store.add_target("ipns://k51example", "ipns", 600)
+    await store.add_subscription("https://a.example/hook", "whsec_a")
+    # Seen first under a target, later in a one-off place: the first place is the provenance.
+    (first,) = await store.record_item(
+        ItemRow(key="k1", status="verified", cid="bafk1", size=5, media_type="image/jpeg"),
+        LocationRow(item_key="k1", path="dir/a.jpg", target_id=target.id, root_cid="bafyroot",
+                    gateway="http://gw.example", first_seen_at=datetime(2026, 1, 1, tzinfo=UTC)),
+        [FindingRow("k1", "tcap", "tcap:1", "abc", "pdq", 6.0, labels=("ideology:far-right",), query="abd")],
+        outbox=created_for_all)
+    await store.record_item(ItemRow(key="k1", status="verified"),
+                            LocationRow(item_key="k1", path="copy.jpg", root_cid="bafyother",
+                                        first_seen_at=datetime(2026, 2, 1, tzinfo=UTC)))
+    (second,) = await store.record_item(ItemRow(key="k2", status="verified", cid="bafk2"), None,
+                                        [FindingRow("k2", "deny", "deny:1", "/ipfs/bafk2", "cid", 0.0)])
+    assert first.id is not None and second.id is not None
+    await store.review_finding(first.id, "confirmed", note=None, reviewer="a1")
+    await store.review_finding(first.id, "false_positive", note="a bridge", reviewer="a2")
+
+    views = {v.finding.id: v for v in await store.finding_views()}
+    assert list(views) == [second.id, first.id], "newest first"
+    one = views[first.id]
+    assert (one.cid, one.media_type, one.size, one.finding.query) == ("bafk1", "image/jpeg", 5, "abd")
+    where = one.provenance
+    assert (where.path, where.root_cid, where.target_id, where.target_url, where.gateway, where.source) == (
+        "dir/a.jpg", "bafyroot", target.id, "ipns://k51example", "http://gw.example", "location")
+    assert one.review is not None and (one.review.verdict, one.review.reviewer) == ("false_positive", "a2")
+    assert one.retraction is not None and one.retraction.reason == "false_positive"
+    other = views[second.id]
+    assert other.review is None and other.retraction is None and other.provenance.source == "none"
+    assert [v.finding.id for v in await store.finding_views(list_name="deny")] == [second.id]
+    assert len(await store.finding_views(limit=1)) == 1
+
+    trail = await store.list_reviews()
+    assert [(a.review.verdict, a.list_name, a.entry_id, a.item_key) for a in trail] == [
+        ("false_positive", "tcap", "tcap:1", "k1"), ("confirmed", "tcap", "tcap:1", "k1")]
+
+    detail = await store.finding_detail(first.id)
+    assert detail is not None and detail.item is not None and detail.item.cid == "bafk1"
+    assert [(p.location.path, p.target_url) for p in detail.locations] == [
+        ("dir/a.jpg", "ipns://k51example"), ("copy.jpg", None)]
+    assert [r.verdict for r in detail.reviews] == ["confirmed", "false_positive"]
+    assert [e.type for e in detail.events] == ["finding.created"]
+    assert [(d.event_type, d.subscription_url, d.delivery.status) for d in detail.deliveries] == [
+        ("finding.created", "https://a.example/hook", "pending")]
+    assert detail.content is None
+    assert await store.finding_detail(999) is None
+
+
+async def test_a_removed_target_leaves_the_provenance_the_alert_carried(store: Store) -> None:
+    target = await store.add_target("ipns://k51gone", "ipns", 600)
+
+    def alert(new: list[FindingRow], loc: LocationRow | None, subs: list[SubscriptionRow]) -> list[NewEvent]:
+        assert loc is not None
+        return [NewEvent(f"evt_{f.id}", "finding.created",
+                         {"item": {"key": f.item_key, "path": loc.path}, "root": loc.root_cid,
+                          "target": {"id": loc.target_id, "url": "ipns://k51gone"}}, (), finding_id=f.id,
+                         item_key=f.item_key) for f in new]
+
+    (finding,) = await store.record_item(
+        ItemRow(key="k3", status="verified", cid="bafk3"),
+        LocationRow(item_key="k3", path="x/y.png", target_id=target.id, root_cid="bafyroot3"),
+        [FindingRow("k3", "tcap", "tcap:3", "abc", "md5", 0.0)], outbox=alert)
+    assert await store.remove_target(target.id)
+    (view,) = await store.finding_views()
+    assert (view.provenance.path, view.provenance.root_cid, view.provenance.target_url, view.provenance.source) == (
+        "x/y.png", "bafyroot3", "ipns://k51gone", "event")
+    assert finding.id is not None
+    detail = await store.finding_detail(finding.id)
+    assert detail is not None and detail.locations == ()
