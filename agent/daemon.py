@@ -8,6 +8,8 @@ at start and whenever `dweb-agent targets` changes it."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import errno
 import random
 import signal
 import socket
@@ -46,6 +48,34 @@ log = structlog.get_logger(__name__)
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class DaemonError(Exception):
+    """The agent cannot start; the message says why and what to change."""
+
+
+class JitteredInterval(IntervalTrigger):  # type: ignore[misc]
+    """APScheduler's interval trigger, with its jitter drawn from the agent's own
+    random source: APScheduler draws from the global one, which nothing can seed."""
+
+    def __init__(self, seconds: int, jitter_s: float, rng: random.Random) -> None:
+        super().__init__(seconds=seconds, timezone=timezone.utc)
+        self._jitter_s = jitter_s
+        self._rng = rng
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        if fire is None or not self._jitter_s:
+            return fire
+        return fire + timedelta(seconds=self._rng.uniform(0, self._jitter_s))
+
+
+def backoff_delay(interval_s: int, failures: int, max_backoff_s: int, jitter_fraction: float,
+                  rng: random.Random) -> float:
+    """Seconds before a failing target is polled again: interval x 2^(failures-1), at
+    most max_backoff_s, plus up to jitter_fraction of it."""
+    delay = min(interval_s * (2 ** max(0, failures - 1)), max_backoff_s)
+    return float(delay * (1 + rng.uniform(0, jitter_fraction)))
 
 
 class Metrics:
@@ -134,6 +164,13 @@ class _StateAdapter:
                                                      content_hash=state.content_hash, updated_at=now_utc()))
 
 
+@dataclass(frozen=True)
+class _PollDone:
+    note: str
+    error: str | None
+    next_run: datetime | None  # set when the scheduler must be told (a backoff)
+
+
 @dataclass
 class PollResult:
     target_id: int
@@ -146,8 +183,12 @@ class Agent:
     """One agent process. `async with Agent(settings, registry) as agent: await agent.serve(stop)`."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None, *,
-                 node: str | None = None) -> None:
+                 node: str | None = None, clock: Callable[[], datetime] = now_utc,
+                 rng: random.Random | None = None) -> None:
         self.settings = settings
+        # Schedules (next runs, backoff, jitter) come from these, so tests can drive them.
+        self._now = clock
+        self._rng = rng if rng is not None else random.Random()
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.metrics = Metrics(self.registry)
         # Stable across restarts, so that an agent recognises the scans it left
@@ -160,6 +201,7 @@ class Agent:
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._stop_task: asyncio.Task[None] | None = None
         self._targets: dict[int, TargetRow] = {}
         self.delivery: WebhookDelivery | None = None
         self._delivery_stop = asyncio.Event()
@@ -253,40 +295,65 @@ class Agent:
             await self.stop_taking_work()
 
     async def stop_taking_work(self) -> None:
-        if self._stopping:
-            return
+        """Take no new work; let running polls and deliveries finish within
+        shutdown_grace_s, then cancel what is left. Every caller waits for the same stop."""
         self._stopping = True
-        if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+        if self._stop_task is None:
+            self._stop_task = asyncio.create_task(self._stop_work())
+        await asyncio.shield(self._stop_task)
+
+    async def _stop_work(self) -> None:
+        scheduler = self._scheduler
+        if scheduler is not None and scheduler.running:
+            # Paused, not shut down: APScheduler's shutdown cancels the jobs it runs,
+            # and a running poll gets the grace period first.
+            scheduler.pause()
         self._delivery_stop.set()
-        if self._delivering is not None:
-            # Deliveries in flight finish (their leases would otherwise hold them until expiry).
-            await asyncio.wait([self._delivering], timeout=self.settings.agent.shutdown_grace_s)
-        running = {t for t in self._running if not t.done()}
-        if running:
-            log.info("agent.waiting_for_polls", running=len(running), grace_s=self.settings.agent.shutdown_grace_s)
-            _, late = await asyncio.wait(running, timeout=self.settings.agent.shutdown_grace_s)
+        grace = self.settings.agent.shutdown_grace_s
+        jobs = {t for t in self._running if not t.done()}
+        waiting = set(jobs)
+        if self._delivering is not None and not self._delivering.done():
+            # Deliveries in flight finish too (their leases would otherwise hold them until expiry).
+            waiting.add(self._delivering)
+        if jobs:
+            log.info("agent.waiting_for_polls", running=len(jobs), grace_s=grace)
+        if waiting:
+            _, late = await asyncio.wait(waiting, timeout=grace)
             for task in late:
                 task.cancel()
             if late:
                 await asyncio.gather(*late, return_exceptions=True)
-                log.warning("agent.polls_cancelled", count=len(late))
+            if late & jobs:
+                log.warning("agent.polls_cancelled", count=len(late & jobs), grace_s=grace)
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
 
     def _tracked(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[], Awaitable[None]]:
+        """A scheduler job that runs `fn` as a task of the agent's own, which the
+        scheduler never cancels: stop_taking_work gives it the grace period."""
         async def run() -> None:
             if self._stopping:
                 return
-            task = asyncio.current_task()
-            assert task is not None
-            self._running.add(task)
+            # A fresh context: APScheduler arms its timers from whichever task last
+            # touched it, and a job started from that timer would inherit that task's
+            # bound log context (one poll's target_id and scan_id on every later line).
+            job = asyncio.create_task(self._run_job(fn, *args), context=contextvars.Context())
+            self._running.add(job)
+            job.add_done_callback(self._running.discard)
             try:
-                await fn(*args)
-            except Exception:
-                log.exception("agent.job_failed", job=getattr(fn, "__name__", "job"))
-            finally:
-                self._running.discard(task)
+                await asyncio.wait([job])  # the job logs its own failure; wait() never raises it
+            except asyncio.CancelledError:
+                # The scheduler was shut down under the job: stop_taking_work owns it
+                # now. Ending quietly keeps APScheduler from logging a traceback.
+                return
 
         return run
+
+    async def _run_job(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        try:
+            await fn(*args)
+        except Exception:
+            log.exception("agent.job_failed", job=getattr(fn, "__name__", "job"))
 
     async def reconcile(self) -> None:
         """Make the scheduler's jobs match the targets table."""
@@ -306,10 +373,11 @@ class Agent:
             job_id = f"target:{target_id}"
             if self._scheduler.get_job(job_id):
                 self._scheduler.remove_job(job_id)
-            first = target.next_run_at if target.next_run_at and target.next_run_at > now_utc() else now_utc()
+            now = self._now()
+            first = target.next_run_at if target.next_run_at and target.next_run_at > now else now
             self._scheduler.add_job(
                 self._tracked(self.poll_target, target_id),
-                IntervalTrigger(seconds=target.interval_s, jitter=int(target.interval_s * sched.jitter_fraction) or None),
+                JitteredInterval(target.interval_s, target.interval_s * sched.jitter_fraction, self._rng),
                 id=job_id, max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s,
                 next_run_time=first)
             log.info("target.scheduled", target_id=target_id, kind=target.kind, interval_s=target.interval_s,
@@ -317,8 +385,9 @@ class Agent:
         self._targets = targets
 
     def _backoff(self, target: TargetRow, failures: int) -> datetime:
-        delay = min(target.interval_s * (2 ** max(0, failures - 1)), self.settings.schedule.max_backoff_s)
-        return now_utc() + timedelta(seconds=delay * (1 + random.uniform(0, self.settings.schedule.jitter_fraction)))
+        sched = self.settings.schedule
+        return self._now() + timedelta(seconds=backoff_delay(target.interval_s, failures, sched.max_backoff_s,
+                                                             sched.jitter_fraction, self._rng))
 
     # -- work --------------------------------------------------------------
     def scanner(self, target: TargetRow | None) -> Scanner:
@@ -337,42 +406,51 @@ class Agent:
         spec: WatchTarget = classify_target(target.url)
         started = time.monotonic()
         scan_id = await self.store.start_scan(target_id, target.url, node=self.node)
-        structlog.contextvars.bind_contextvars(target_id=target_id, scan_id=scan_id)
+        # Bound for this poll's lines only (the scan's, its findings'): the binding
+        # ends with the block, and nothing that outlives the poll is started in it.
+        with structlog.contextvars.bound_contextvars(target_id=target_id, scan_id=scan_id):
+            result = await self._poll(target, spec, scan_id)
+        self.metrics.polls.labels(spec.kind.value, "ok" if result.error is None else "failed").inc()
+        self.metrics.poll_seconds.labels(spec.kind.value).observe(time.monotonic() - started)
+        if result.next_run is not None and self._scheduler is not None \
+                and self._scheduler.get_job(f"target:{target_id}"):
+            # Outside the poll's log context: APScheduler arms its timer from the calling task.
+            self._scheduler.modify_job(f"target:{target_id}", next_run_time=result.next_run)
+        if result.error is None:
+            log.info("target.polled", target_id=target_id, scan_id=scan_id, kind=spec.kind.value, note=result.note)
+        else:
+            log.warning("target.poll_failed", target_id=target_id, scan_id=scan_id, kind=spec.kind.value,
+                        error=result.error)
+        return PollResult(target_id, result.error is None, result.note, result.error)
+
+    async def _poll(self, target: TargetRow, spec: WatchTarget, scan_id: int) -> _PollDone:
+        """Run one poll and record how it ended; a cancelled poll is marked interrupted
+        (which releases its claim, so the next agent to start polls it at once)."""
         ctx = PollContext(self.settings, self.http, lambda: self.scanner(target))
-        error: str | None = None
-        status = "failed"
-        note = ""
         state = target.state
         summary: dict[str, Any] = {}
         try:
             outcome = await poll(ctx, spec, target.state)
-            state, note = outcome.state, outcome.note
-            summary = {"reports": [r.summary() for r in outcome.reports], "note": note}
-            error = outcome.failed
-            status = "ok" if error is None else "failed"
         except asyncio.CancelledError:
-            status, error = "interrupted", "agent stopped during the poll"
+            log.warning("target.poll_interrupted", kind=spec.kind.value)
+            await self.store.finish_scan(scan_id, "interrupted", root_cid=state.get("root"),
+                                         error="agent stopped during the poll")
+            self.metrics.polls.labels(spec.kind.value, "interrupted").inc()
             raise
         except Exception as exc:  # a failing target never stops the others
-            error = f"{type(exc).__name__}: {exc}"
-        finally:
-            await self.store.finish_scan(scan_id, status, root_cid=state.get("root"), summary=summary, error=error)
-            if status != "interrupted":
-                failures = 0 if error is None else target.consecutive_failures + 1
-                next_run = (now_utc() + timedelta(seconds=target.interval_s)) if error is None \
-                    else self._backoff(target, failures)
-                await self.store.record_poll(target_id, ok=error is None, error=error, next_run_at=next_run,
-                                             state=state)
-                if error is not None and self._scheduler is not None and self._scheduler.get_job(f"target:{target_id}"):
-                    self._scheduler.modify_job(f"target:{target_id}", next_run_time=next_run)
-            self.metrics.polls.labels(spec.kind.value, status).inc()
-            self.metrics.poll_seconds.labels(spec.kind.value).observe(time.monotonic() - started)
-            structlog.contextvars.unbind_contextvars("target_id", "scan_id")
-        if error is None:
-            log.info("target.polled", target_id=target_id, kind=spec.kind.value, note=note)
+            error: str | None = f"{type(exc).__name__}: {exc}"
+            note = ""
         else:
-            log.warning("target.poll_failed", target_id=target_id, kind=spec.kind.value, error=error)
-        return PollResult(target_id, error is None, note, error)
+            state, note, error = outcome.state, outcome.note, outcome.failed
+            summary = {"reports": [r.summary() for r in outcome.reports], "note": note}
+        await self.store.finish_scan(scan_id, "ok" if error is None else "failed", root_cid=state.get("root"),
+                                     summary=summary, error=error)
+        if error is None:
+            next_run = self._now() + timedelta(seconds=target.interval_s)
+        else:
+            next_run = self._backoff(target, target.consecutive_failures + 1)
+        await self.store.record_poll(target.id, ok=error is None, error=error, next_run_at=next_run, state=state)
+        return _PollDone(note, error, next_run if error is not None else None)
 
     def announce(self, findings: list[FindingRow], path: str, root: str | None) -> None:
         if findings and self.delivery is not None:
@@ -498,8 +576,9 @@ class Agent:
     # -- health --------------------------------------------------------------
     def health_app(self) -> web.Application:
         async def healthz(_request: web.Request) -> web.Response:
+            status = "stopping" if self._stopping else "ok" if self.ready.is_set() else "starting"
             return web.json_response({
-                "status": "stopping" if self._stopping else "ok", "version": __version__, "node": self.node,
+                "status": status, "version": __version__, "node": self.node,
                 "uptime_s": round(time.monotonic() - self.started, 3), "targets": len(self._targets),
                 "lists": [dict(vars(s)) for s in self.catalog.summaries],
                 "last_list_sync": self.last_list_sync.isoformat() if self.last_list_sync else None,
@@ -515,36 +594,55 @@ class Agent:
         return app
 
 
+async def _listen(runner: web.AppRunner, settings: Settings) -> tuple[str, int]:
+    """Bind /healthz and /metrics, or say which address is taken and what changes it."""
+    host, port = settings.agent.health_host, settings.agent.health_port
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        why = ("the address is already in use (is another agent running?)" if exc.errno == errno.EADDRINUSE
+               else str(exc.strerror or exc))
+        raise DaemonError(f"cannot listen on {host}:{port} for /healthz and /metrics: {why}; set another "
+                          "port with [agent] health_port in the config or DWEB_AGENT_AGENT_HEALTH_PORT "
+                          "(0 picks a free one)") from None
+    bound = runner.addresses[0] if runner.addresses else (host, port)
+    return str(bound[0]), int(bound[1])
+
+
 async def run_daemon(settings: Settings, registry: CollectorRegistry, stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop`), then stop gracefully. Raises DaemonError
+    when the agent cannot start, before it has touched the database."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            log.info("agent.stopping", signal=sig.name)
+        stop.set()
+
+    # Left installed until asyncio.run closes the loop: removed earlier, a second
+    # Ctrl-C during the last steps of the stop would raise KeyboardInterrupt there.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
+    agent = Agent(settings, registry)
+    runner = web.AppRunner(agent.health_app(), access_log=None)
+    await runner.setup()
     try:
-        async with Agent(settings, registry) as agent:
-            runner = web.AppRunner(agent.health_app(), access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, settings.agent.health_host, settings.agent.health_port)
-            await site.start()
-            bound = runner.addresses[0] if runner.addresses else (settings.agent.health_host, settings.agent.health_port)
-            try:
-                serving = asyncio.create_task(agent.serve(stop))
-                ready = asyncio.create_task(agent.ready.wait())
-                await asyncio.wait([serving, ready], return_when=asyncio.FIRST_COMPLETED)
-                ready.cancel()
-                if serving.done():
-                    serving.result()  # serve failed before it was ready: raise its error
+        # The port first: a second agent started by mistake must fail before it marks
+        # the first one's scans interrupted or releases its leases.
+        host, port = await _listen(runner, settings)
+        async with agent:
+            serving = asyncio.create_task(agent.serve(stop))
+            ready = asyncio.create_task(agent.ready.wait())
+            await asyncio.wait([serving, ready], return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            if not serving.done():
                 targets = await agent.store.list_targets(enabled_only=True)
                 log.info("agent.started", version=__version__, node=agent.node,
                          data_dir=str(settings.agent.data_dir), database=agent.store.dialect,
-                         health=f"http://{bound[0]}:{bound[1]}/healthz", targets=len(targets),
+                         health=f"http://{host}:{port}/healthz", targets=len(targets),
                          lists=len(agent.catalog.summaries), gateways=len(settings.gateways.urls))
-                await stop.wait()
-                log.info("agent.stopping")
-                await serving
-            finally:
-                await runner.cleanup()
+            await serving  # returns once stopped gracefully; raises what made serve fail
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        await runner.cleanup()
     log.info("agent.stopped")

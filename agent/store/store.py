@@ -320,7 +320,12 @@ class Store(AlertQueries):
         error: str | None = None,
     ) -> bool:
         """Close a scan with 'ok', 'failed' or 'interrupted'. False if there
-        is no such scan."""
+        is no such scan.
+
+        An interrupted scan (its poll cancelled by a graceful stop) releases the
+        poll claim it held in the same transaction, as interrupt_running_scans
+        does after a crash: the poll did not happen, so the next agent to start
+        polls the target at once instead of waiting out the claim."""
         if status not in FINISHED_STATUSES:
             raise ValueError(f"a finished scan's status is one of {sorted(FINISHED_STATUSES)}, not {status!r}")
         values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
@@ -329,8 +334,13 @@ class Store(AlertQueries):
         if summary is not None:
             values["summary"] = dict(summary)
         async with self._write() as conn:
-            result = await conn.execute(sa.update(scans).where(scans.c.id == scan_id).values(values))
-            return result.rowcount > 0
+            result = await conn.execute(
+                sa.update(scans).where(scans.c.id == scan_id).values(values).returning(scans.c.target_id))
+            row = result.first()
+            if row is not None and status == "interrupted" and row.target_id is not None:
+                await conn.execute(sa.update(targets).where(targets.c.id == row.target_id)
+                                   .values(last_poll_at=targets.c.last_success_at))
+            return row is not None
 
     async def interrupt_running_scans(self, node: str | None = None) -> int:
         """At startup: mark scans left 'running' by a previous process as
