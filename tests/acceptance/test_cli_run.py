@@ -9,9 +9,14 @@ import signal
 import socket
 from pathlib import Path
 
+from collections.abc import Awaitable, Callable
+
 import aiohttp
 
-from tests.support.cli import dweb_agent_command
+from agent.ipfs.unixfs_builder import UnixFSBuilder
+from tests.conftest import MEDIA_FIXTURES
+from tests.support.cli import dweb_agent_command, run_cli
+from tests.support.gateway import FixtureGateway
 
 
 def _free_port() -> int:
@@ -44,6 +49,41 @@ async def test_run_starts_with_the_default_config_serves_health_and_stops_cleanl
         rest = (await asyncio.wait_for(proc.stderr.read(), 60)).decode()
         assert await asyncio.wait_for(proc.wait(), 60) == 0
         events = [json.loads(x)["event"] for x in rest.splitlines() if x.strip()]
+        assert events[-2:] == ["agent.stopping", "agent.stopped"]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_ctrl_c_after_a_poll_stops_run_with_exit_0_and_no_traceback(
+    make_gateway: Callable[..., Awaitable[FixtureGateway]], tmp_path: Path
+) -> None:
+    """Ctrl-C at a terminal signals the whole process group: the agent and the media
+    workers its poll started."""
+    builder = UnixFSBuilder()
+    cid, size = builder.add_file((MEDIA_FIXTURES / "pdq" / "bridge-mods" / "aaa-orig.jpg").read_bytes())
+    root, _ = builder.add_directory({"photo.jpg": (cid, size)})
+    gw = await make_gateway()
+    gw.add_blocks(builder.blocks)
+    env = {**os.environ, "DWEB_AGENT_AGENT_DATA_DIR": str(tmp_path / "data"), "DWEB_AGENT_AGENT_HEALTH_PORT": "0",
+           "DWEB_AGENT_MEDIA_WORKERS": "1", "DWEB_AGENT_GATEWAYS_URLS": gw.url}
+    added = await run_cli("targets", "add", f"ipfs://{root}", env=env)
+    assert added.code == 0, added.stderr
+    proc = await asyncio.create_subprocess_exec(*dweb_agent_command(), "run", env=env, start_new_session=True,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    seen = []
+    try:
+        while "target.polled" not in seen:
+            line = await asyncio.wait_for(proc.stderr.readline(), 90)
+            assert line, f"the agent exited before it polled: {seen}"
+            seen.append(json.loads(line)["event"])
+        os.killpg(proc.pid, signal.SIGINT)
+        rest = (await asyncio.wait_for(proc.stderr.read(), 60)).decode()
+        assert await asyncio.wait_for(proc.wait(), 60) == 0, rest
+        assert "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest
+        events = [json.loads(x)["event"] for x in rest.splitlines() if x.strip()]  # every line JSON
         assert events[-2:] == ["agent.stopping", "agent.stopped"]
     finally:
         if proc.returncode is None:
