@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import itertools
 import logging
 import os
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.ext.asyncio import create_async_engine
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -586,3 +589,52 @@ async def test_two_workers_on_postgres_deliver_each_event_once(postgres_opener: 
     assert all(r.verified for r in got)
     assert counts["a"] + counts["b"] == 50 and counts["a"] > 0 and counts["b"] > 0
     assert {r.status for r in await store_b.deliveries_of(subscription_id=sub.id)} == {"succeeded"}
+
+
+def self_signed(tmp: Path) -> ssl.SSLContext:
+    """A server context with a certificate nobody trusts (as a misconfigured endpoint has)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    return ctx
+
+
+async def test_a_tls_failure_is_named_as_such(store: Store, worker: WebhookDelivery, secret: str,
+                                              tmp_path: Path) -> None:
+    reached: list[str] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        reached.append(request.path)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self_signed(tmp_path)).start()
+        port = runner.addresses[0][1]
+        sub = await store.add_subscription(f"https://127.0.0.1:{port}/hook", secret)
+        (event_id,) = await emit(store, sub)
+        assert await worker.run_once() == 1
+    finally:
+        await runner.cleanup()
+    row = await only_delivery(store, event_id)
+    assert reached == [] and row.status == "pending"
+    assert (row.last_error or "").startswith("TLS error: "), row.last_error
