@@ -94,22 +94,23 @@ def webhooks_add(url: str, lists: str | None, allow_unknown_lists: bool, labels:
     secret = new_secret()
 
     async def body(store: Any) -> Any:
-        if list_names:
+        if list_names and not allow_unknown_lists:
             known = await known_list_names(settings, store)
             unknown_lists = [name for name in list_names if name not in known]
-            if unknown_lists and not allow_unknown_lists:
+            if unknown_lists:
                 # A misspelt list would make a subscription that never fires, silently.
-                return unknown_lists, known
+                raise click.UsageError(
+                    f"unknown list{'s' if len(unknown_lists) > 1 else ''} {', '.join(unknown_lists)}; known: "
+                    f"{', '.join(known) if known else 'none (no [lists] source configured and none synced yet)'}. "
+                    "Use --allow-unknown-lists for a list not synced yet.")
         return await store.add_subscription(
             url, secret, lists=list_names, labels=label_filter, targets=target_ids, event_types=kinds,
             max_in_flight=max_in_flight, description=description)
 
-    row = asyncio.run(with_store(settings, body))
-    if isinstance(row, tuple):
-        unknown_lists, known = row
-        click.echo(f"error: unknown list{'s' if len(unknown_lists) > 1 else ''} {', '.join(unknown_lists)}; known: "
-                   f"{', '.join(known) if known else 'none (no [lists] source configured and none synced yet)'}. "
-                   "Use --allow-unknown-lists for a list not synced yet.", err=True)
+    try:
+        row = asyncio.run(with_store(settings, body))
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.message}", err=True)
         sys.exit(EXIT_ERROR)
     if fmt == "json":
         emit({**_subscription_dict(row), "secret": secret}, fmt, None)
