@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from agent.ipfs.blocks import BlockSession, Provenance
 from agent.ipfs.car import CarHeader, CarReader, FileByteStream
-from agent.ipfs.cid import CID, block_key
+from agent.ipfs.cid import CID, block_key, check_cid
 from agent.ipfs.errors import MissingBlock
 
 
@@ -48,6 +48,7 @@ class CarFileBlockSource:
         return self._fh.read(where[1])
 
     async def open(self, cid: CID) -> tuple[bytes, BlockSession]:
+        check_cid(cid)  # a link the CAR's own sections could never carry: say why, not "missing"
         session = _CarFileSession(self)
         return await session.get(cid), session
 

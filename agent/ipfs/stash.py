@@ -1,7 +1,7 @@
 """Blocks that a CAR stream sent before the walker asked for them, with bounded memory and disk.
 
 A gateway decides what it sends; the agent decides what it keeps. Blocks are
-kept in memory up to a budget that also counts what each block costs beyond
+kept in memory up to half a budget that also counts what each block costs beyond
 its bytes (its key and index entry), then appended to a real temporary file on
 disk, up to a disk budget. Past either budget `put` refuses (`StashFull`) and
 the caller abandons the stream: a flood of blocks nobody asked for costs a
@@ -55,7 +55,9 @@ class SpillingStash:
         if key in self:
             return
         overhead = ENTRY_OVERHEAD + len(key)
-        if self.memory_bytes + overhead + len(data) <= self._max_memory:
+        # Block bytes may take half the memory budget; the rest stays for the index of
+        # blocks on disk, so spilling goes on after memory holds its share of blocks.
+        if self.memory_bytes + overhead + len(data) <= self._max_memory // 2:
             self._memory[key] = data
             self.memory_bytes += overhead + len(data)
             return

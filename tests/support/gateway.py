@@ -4,21 +4,33 @@ Follows https://specs.ipfs.tech/http-gateways/trustless-gateway/ : raw blocks
 (`?format=raw` / `Accept: application/vnd.ipld.raw`) and CARs
 (`?format=car`, `dag-scope=block|entity|all`, DFS order, `dups=y|n`). A block
 it does not have ends a CAR stream early, as a real gateway's does. Knobs let a
-test make it lie, block, rate-limit or fail, and every request is counted."""
+test make it lie, block, rate-limit or fail, and every request is counted.
+
+Hostile behaviours for CAR responses (`misbehave`): "endless-unneeded" sends the
+entity's root, then distinct valid blocks nobody asked for, for ever;
+"repeat-block" sends the first two blocks, then the second again and again for
+ever; "trickle" sends the CAR one byte every `trickle_interval_s`. With
+`strict_cids`, a CID not spelled canonically in the path (base32 CIDv1,
+base58btc CIDv0) gets 400, as some real gateways do."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from aiohttp import web
+from multiformats import multihash
 
 from tests.support.http import serve_app
 
 from agent.ipfs.car import encode_car_header, encode_car_section, read_car_file
 from agent.ipfs.cid import CID, block_key, parse_cid
+from agent.ipfs.cid import cid_text as canonical_text
 from agent.ipfs.dag import document_links, decode_document
 from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, DAG_PB, UnixFSType, decode_pbnode, decode_unixfs
 
@@ -49,6 +61,12 @@ class FixtureGateway:
     _released: asyncio.Event = field(default_factory=asyncio.Event)
     # Signed IPNS records served at /ipns/<name> (application/vnd.ipfs.ipns-record).
     ipns_records: dict[str, bytes] = field(default_factory=dict)
+    misbehave: Literal["endless-unneeded", "repeat-block", "trickle"] | None = None
+    trickle_interval_s: float = 1.0
+    unneeded_block_bytes: int = 1024
+    strict_cids: bool = False
+    car_bytes_sent: int = 0  # CAR bytes handed to the transport (the client may have read fewer)
+    car_bytes_cap: int | None = None  # end any CAR response after this many bytes (keeps old code bounded)
 
     def add_blocks(self, blocks: list[tuple[CID, bytes]]) -> None:
         for cid, data in blocks:
@@ -139,6 +157,8 @@ class FixtureGateway:
             cid = parse_cid(cid_text)
         except Exception as exc:
             return web.Response(status=400, text=f"invalid CID: {exc}")
+        if self.strict_cids and cid_text != canonical_text(cid):
+            return web.Response(status=400, text="this gateway only accepts canonical CIDs (base32 v1, base58btc v0)")
         key = block_key(cid)
         if key in self.blocked:
             return web.Response(status=self.blocked[key], text="blocked by this gateway's denylist")
@@ -158,12 +178,43 @@ class FixtureGateway:
         resp = web.StreamResponse(headers={
             "Content-Type": f"application/vnd.ipld.car; version=1; order=dfs; dups={'y' if dups else 'n'}"})
         await resp.prepare(request)
-        await resp.write(car_header([cid]))
-        for block_cid in order:
-            await resp.write(self._section(block_cid))
+        try:
+            await self._write_car(resp, cid, order)
+        except (ConnectionError, asyncio.CancelledError):
+            return resp  # the client gave up on an endless or slow stream: that is the point
         # An incomplete DAG simply ends early, as boxo's streaming responses do.
         await resp.write_eof()
         return resp
+
+    def _car_body(self, order: list[CID]) -> itertools.chain[bytes]:
+        if self.misbehave == "endless-unneeded":
+            return itertools.chain((self._section(c) for c in order[:1]), self._unneeded_sections())
+        if self.misbehave == "repeat-block" and order:
+            again = self._section(order[min(1, len(order) - 1)])
+            return itertools.chain((self._section(c) for c in order[:2]), itertools.repeat(again))
+        return itertools.chain(self._section(c) for c in order)
+
+    def _unneeded_sections(self) -> itertools.chain[bytes]:
+        def section(i: int) -> bytes:
+            data = i.to_bytes(8, "big") * (self.unneeded_block_bytes // 8)
+            return car_section(CID("base32", 1, "raw", multihash.wrap(hashlib.sha256(data).digest(), "sha2-256")), data)
+
+        return itertools.chain(section(i) for i in itertools.count())
+
+    async def _write_car(self, resp: web.StreamResponse, root: CID, order: list[CID]) -> None:
+        sent = 0
+        for chunk in itertools.chain([car_header([root])], self._car_body(order)):
+            sent += len(chunk)
+            if self.car_bytes_cap is not None and sent > self.car_bytes_cap:
+                return
+            if self.misbehave == "trickle":
+                for i in range(len(chunk)):
+                    await resp.write(chunk[i : i + 1])
+                    self.car_bytes_sent += 1
+                    await asyncio.sleep(self.trickle_interval_s)
+                continue
+            await resp.write(chunk)
+            self.car_bytes_sent += len(chunk)
 
     async def handle_ipns(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
