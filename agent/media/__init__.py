@@ -15,6 +15,7 @@ from agent.media.errors import (
     UnsupportedMedia,
     VpdqFormatError,
     WorkerCrashed,
+    WorkerStartTimeout,
 )
 from agent.media.image import FramePdq, ImageResult, image_signals
 from agent.media.limits import MediaLimits
@@ -44,6 +45,7 @@ __all__ = [
     "VideoHashes",
     "VpdqFormatError",
     "WorkerCrashed",
+    "WorkerStartTimeout",
     "crypto_signals",
     "format_vpdq",
     "hamming_hex",

@@ -39,6 +39,11 @@ class DecodeTimeout(MediaError):
     """Hashing took longer than the per-item wall-clock limit; the worker was killed."""
 
 
+class WorkerStartTimeout(MediaError):
+    """No worker process could begin the item within the start-up limit (an overloaded
+    or broken host, not the item's fault); the workers were restarted."""
+
+
 class WorkerCrashed(MediaError):
     """The worker process died while hashing (e.g. a decoder crashed on hostile input)."""
 

@@ -4,32 +4,51 @@ Decoders run in worker processes: they are CPU-bound, they hold the GIL, and
 they are the code most exposed to hostile input. A worker that hangs is
 killed when the per-item timeout expires; a worker that dies takes only its
 own item down (others caught in the crash are retried alone). Either way the
-pool is rebuilt and the agent carries on."""
+pool is rebuilt and the agent carries on.
+
+Two clocks bound each item: a worker must begin it within
+`worker_start_timeout_s` (a new worker first starts a process and imports the
+decoders, which takes seconds on a loaded machine), and must finish it within
+`timeout_s` of beginning it. Workers report the moment they begin a job over a
+pipe, so a slow start-up never counts against an item's own time.
+
+The pool's processes (workers, and multiprocessing's forkserver they are
+forked from) end when it closes, are killed if it is garbage-collected or the
+interpreter exits without closing it, and die with the agent if it is killed."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import multiprocessing
+import multiprocessing.forkserver
 import os
+import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from agent.media.errors import DecodeTimeout, HashingFailed, MediaError, WorkerCrashed
+from agent.media.errors import DecodeTimeout, HashingFailed, MediaError, WorkerCrashed, WorkerStartTimeout
 from agent.media.image import ImageResult
 from agent.media.limits import MediaLimits
 from agent.media.sniff import MediaKind, media_kind
 from agent.media.video import VideoHashes
-from agent.media.worker import hash_image_job, hash_video_job
+from agent.media.worker import WorkerSetup, hash_image_job, hash_video_job, init_worker, parse_notice, run_job
 from agent.signals import Signal, VideoFrameHash
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+# How long idle workers get to exit on their own at close before they are killed.
+_EXIT_GRACE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +79,42 @@ def _default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@dataclass(slots=True)
+class _Generation:
+    """One executor and the pipe its workers report job starts on."""
+
+    executor: ProcessPoolExecutor
+    reader: Connection
+    writer: Connection
+    loop: asyncio.AbstractEventLoop
+    started: dict[int, asyncio.Future[int]] = field(default_factory=dict)
+
+    def on_notice(self) -> None:
+        try:
+            while self.reader.poll():
+                job_id, pid = parse_notice(self.reader.recv_bytes())
+                waiter = self.started.pop(job_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(pid)
+        except (EOFError, OSError):
+            self.detach()
+
+    def detach(self) -> None:
+        """Stop reading notices and close the pipe (the workers hold their own copy)."""
+        if not self.reader.closed:
+            self.loop.remove_reader(self.reader.fileno())
+            self.reader.close()
+        if not self.writer.closed:
+            self.writer.close()
+
+
 class MediaHasher:
     """Async front of a ProcessPoolExecutor for image and video hashing.
 
     Use as `async with MediaHasher() as hasher: await hasher.signals_for(...)`.
     At most `workers` items run at once; the timeout counts from the moment an
-    item starts in a worker, so a busy pool does not time items out."""
+    item starts in a worker, so neither a busy pool nor a worker's start-up
+    times items out."""
 
     def __init__(
         self,
@@ -83,8 +132,9 @@ class MediaHasher:
         if start_method not in multiprocessing.get_all_start_methods():
             start_method = "spawn"
         self._context = multiprocessing.get_context(start_method)
-        self._executor: ProcessPoolExecutor | None = None
+        self._current: _Generation | None = None
         self._generation = 0
+        self._job_ids = itertools.count()
         self._slots = asyncio.Semaphore(self.workers)
         self._rebuilds = 0
         # Crash isolation (see run): _open is cleared while one item is
@@ -95,6 +145,13 @@ class MediaHasher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._in_flight = 0
+        # Jobs submitted and not finished, whether or not their caller still
+        # waits (a cancelled caller leaves its job running, maybe hung).
+        self._running: set[Future[Any]] = set()
+        # Every executor not yet shut down, for the finalizer: a pool dropped or
+        # left open at exit must not leave its processes behind.
+        self._executors: set[ProcessPoolExecutor] = set()
+        self._finalizer = weakref.finalize(self, _kill_all, self._executors)
 
     @property
     def rebuilds(self) -> int:
@@ -102,7 +159,7 @@ class MediaHasher:
         return self._rebuilds
 
     async def __aenter__(self) -> MediaHasher:
-        self._ensure_executor()
+        self._ensure_generation()
         return self
 
     async def __aexit__(
@@ -114,15 +171,20 @@ class MediaHasher:
         await self.close()
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
+        """End every process of the pool: idle workers exit, busy ones (their
+        items may be hung) are killed, and multiprocessing's forkserver stops
+        when no other pool of this process still has workers."""
+        current, self._current = self._current, None
+        if current is None:
             return
-        if self._in_flight:
-            # Items still running (e.g. their callers were cancelled) may be
-            # hung; waiting for them could take forever.
+        current.detach()
+        executor = current.executor
+        if any(not f.done() for f in self._running):
             _kill_workers(executor)
         # Waiting for workers to exit is blocking: do it off the loop.
-        await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        await asyncio.to_thread(_end_workers, executor, _EXIT_GRACE_S)
+        self._executors.discard(executor)
+        _stop_forkserver_if_unused(self._context)
 
     async def hash_image(self, data: bytes | Path) -> ImageResult:
         """Perceptual signals of an image given as bytes or as a file path."""
@@ -173,13 +235,20 @@ class MediaHasher:
     async def _attempt(self, call: Callable[[], T], *, gated: bool) -> T:
         if gated:
             await self._open.wait()
-        executor = self._ensure_executor()
+        current = self._ensure_generation()
         generation = self._generation
+        job_id = next(self._job_ids)
+        started: asyncio.Future[int] = current.loop.create_future()
+        current.started[job_id] = started
         self._in_flight += 1
         self._idle.clear()
         try:
-            future: Future[T] = executor.submit(call)
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.limits.timeout_s)
+            future: Future[T] = current.executor.submit(run_job, job_id, call)
+            self._running.add(future)
+            future.add_done_callback(self._running.discard)
+            result = asyncio.wrap_future(future)
+            await self._begun(started, result, generation)
+            return await asyncio.wait_for(result, self.limits.timeout_s)
         except TimeoutError:
             self._rebuild(generation)
             raise DecodeTimeout(
@@ -193,41 +262,101 @@ class MediaHasher:
         except Exception as exc:
             raise HashingFailed(f"{type(exc).__name__}: {exc}") from exc
         finally:
+            current.started.pop(job_id, None)
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
 
-    def _ensure_executor(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=self._context
+    async def _begun(self, started: asyncio.Future[int], result: asyncio.Future[T], generation: int) -> None:
+        """Wait until a worker begins the job (or it is already over), within
+        the start-up limit; a worker that cannot start is replaced."""
+        limit = self.limits.worker_start_timeout_s
+        either: set[asyncio.Future[Any]] = {started, result}
+        done, _ = await asyncio.wait(either, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            self._rebuild(generation)
+            raise WorkerStartTimeout(
+                f"no media worker could begin this item within {limit:g} s "
+                "([media] worker_start_timeout_s); the workers were restarted"
             )
-        return self._executor
+
+    def _ensure_generation(self) -> _Generation:
+        if self._current is None:
+            reader, writer = self._context.Pipe(duplex=False)
+            executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=self._context,
+                initializer=init_worker,
+                initargs=(WorkerSetup(writer, self.limits.max_worker_memory_bytes),),
+            )
+            self._executors.add(executor)
+            current = _Generation(executor, reader, writer, asyncio.get_running_loop())
+            current.loop.add_reader(reader.fileno(), current.on_notice)
+            self._current = current
+        return self._current
 
     def _rebuild(self, generation: int) -> None:
         """Kill the workers of pool `generation` and start a new pool.
 
         Several items may fail together; only the first one rebuilds."""
-        if generation != self._generation or self._executor is None:
+        if generation != self._generation or self._current is None:
             return
-        old = self._executor
-        self._executor = None
+        old = self._current
+        self._current = None
         self._generation += 1
         self._rebuilds += 1
-        _kill_workers(old)
-        self._ensure_executor()
+        old.detach()
+        _kill_workers(old.executor)
+        self._executors.discard(old.executor)
+        self._ensure_generation()
+
+
+def _processes(executor: ProcessPoolExecutor) -> list[multiprocessing.process.BaseProcess]:
+    # ProcessPoolExecutor keeps no public list of its processes (Python 3.14
+    # adds kill_workers/terminate_workers); the private mapping is the only way
+    # to reach a hung worker, which shutdown() alone would wait on for ever.
+    processes: Any = getattr(executor, "_processes", None) or {}
+    return list(processes.values())
 
 
 def _kill_workers(executor: ProcessPoolExecutor) -> None:
-    # A hung worker never returns, and shutdown() cannot interrupt a running
-    # task, so the processes are killed. Python 3.14 has kill_workers(); on
-    # older versions the process table is the private _processes mapping.
-    kill: Any = getattr(executor, "kill_workers", None)
-    if callable(kill):
-        kill()
-    else:
-        processes: Any = getattr(executor, "_processes", None) or {}
-        for process in list(processes.values()):
-            if process.is_alive():
-                process.kill()
+    for process in _processes(executor):
+        if process.is_alive():
+            process.kill()
     executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _end_workers(executor: ProcessPoolExecutor, grace_s: float) -> None:
+    """Shut `executor` down and wait (bounded) for its processes to be gone."""
+    processes = _processes(executor)
+    manager: Any = getattr(executor, "_executor_manager_thread", None)
+    executor.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join()
+    if manager is not None:
+        manager.join(grace_s)
+
+
+def _kill_all(executors: set[ProcessPoolExecutor]) -> None:
+    """Finalizer of a pool that was not closed: kill, do not wait."""
+    for executor in list(executors):
+        _kill_workers(executor)
+    executors.clear()
+
+
+def _stop_forkserver_if_unused(context: BaseContext) -> None:
+    # The forkserver is shared by every forkserver pool of the process and
+    # started again on demand, so it is stopped only when no worker of any
+    # pool is left. _stop is private but the only way to stop it early; at
+    # exit it stops by itself, when the agent's end of its pipe closes.
+    if context.get_start_method() != "forkserver" or multiprocessing.active_children():
+        return
+    server: Any = getattr(multiprocessing.forkserver, "_forkserver", None)
+    stop: Any = getattr(server, "_stop", None)
+    if callable(stop):
+        stop()

@@ -9,8 +9,9 @@ import pytest
 
 from agent.media.crypto import CryptoHasher, crypto_signals
 from agent.signals import Signal, SignalType
+from tests.conftest import MEDIA_FIXTURES
 
-MEDIA = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "media"
+MEDIA = MEDIA_FIXTURES
 
 
 def _manifest() -> list[tuple[str, int, str, str]]:

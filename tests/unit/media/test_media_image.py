@@ -16,8 +16,9 @@ from agent.media.limits import MediaLimits
 from agent.media.pdq import hamming_hex, pdq_of_rgb
 from agent.signals import SignalType
 from tests.support.media import bomb_png as _bomb_png
+from tests.conftest import MEDIA_FIXTURES
 
-MEDIA = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "media"
+MEDIA = MEDIA_FIXTURES
 PDQ = MEDIA / "pdq"
 ORIGINAL = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 

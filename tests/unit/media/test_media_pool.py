@@ -6,7 +6,9 @@ from __future__ import annotations
 from tests.support.media import bomb_png
 
 import asyncio
+import contextlib
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -20,13 +22,16 @@ from agent.media.errors import (
     MediaTooLarge,
     NoDecodableFrames,
     WorkerCrashed,
+    WorkerStartTimeout,
 )
 from agent.media.image import image_signals
 from agent.media.limits import MediaLimits
 from agent.media.pool import MediaHasher
 from agent.signals import SignalType
+from tests.support.processes import descendants, processes, wait_until_gone
+from tests.conftest import MEDIA_FIXTURES
 
-MEDIA = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "media"
+MEDIA = MEDIA_FIXTURES
 PHOTO = MEDIA / "pdq" / "bridge-mods" / "aaa-orig.jpg"
 SMALL = MEDIA / "pdq" / "bridge-mods" / "square-128x128.jpg"
 ORIGINAL_PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
@@ -101,12 +106,70 @@ async def test_decompression_bomb_through_the_pool() -> None:
 
 
 async def test_hung_worker_is_killed_and_the_pool_rebuilt() -> None:
+    # The items after the hung one are trivial (micro- to milliseconds against
+    # the 1 s limit), and the limit counts from the moment a worker begins an
+    # item, not from the new worker's start-up: a loaded machine slows both
+    # down, but cannot make them time out.
     async with MediaHasher(MediaLimits(timeout_s=1.0), workers=1) as hasher:
-        await hasher.hash_image(SMALL)
+        hung = await hasher.run(os.getpid)
         with pytest.raises(DecodeTimeout, match="longer than 1 s"):
             await hasher.run(time.sleep, 3600)
         assert hasher.rebuilds == 1
-        assert (await hasher.hash_image(PHOTO)).pdq.value == ORIGINAL_PDQ
+        assert await wait_until_gone(lambda: [p for p in processes() if p.pid == hung]) == []
+        assert await hasher.run(os.getpid) != hung
+        assert (await hasher.hash_image(SMALL)).signals[0].quality == 100
+        assert hasher.rebuilds == 1
+
+
+def _forkserver_children() -> list[int]:
+    """Media workers of this test process: children of its forkserver."""
+    mine = descendants(os.getpid())
+    servers = {p.pid for p in mine if "multiprocessing.forkserver" in p.cmdline}
+    return [p.pid for p in mine if p.ppid in servers]
+
+
+async def _new_worker(known: set[int]) -> int:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        fresh = set(_forkserver_children()) - known
+        if fresh:
+            return fresh.pop()
+        await asyncio.sleep(0)
+    raise AssertionError("no new media worker appeared")
+
+
+async def test_a_slow_worker_start_does_not_time_out_the_next_item() -> None:
+    """A new worker held up for three times the item timeout before it can even
+    import its decoders (as on a machine whose cores are busy) still runs the
+    item: the item's clock starts when the worker begins it."""
+    limits = MediaLimits(timeout_s=1.0)
+    async with MediaHasher(limits, workers=1) as hasher:
+        hung = await hasher.run(os.getpid)
+        with pytest.raises(DecodeTimeout):
+            await hasher.run(time.sleep, 3600)  # the pool is rebuilt: the next item needs a new worker
+        job = asyncio.create_task(hasher.run(os.getpid))
+        worker = await _new_worker({hung})
+        os.kill(worker, signal.SIGSTOP)
+        resume = asyncio.get_running_loop().call_later(3 * limits.timeout_s, os.kill, worker, signal.SIGCONT)
+        try:
+            assert await job == worker
+        finally:
+            resume.cancel()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGCONT)
+        assert hasher.rebuilds == 1
+
+
+async def test_a_worker_that_cannot_start_is_bounded_separately_and_replaced() -> None:
+    limits = MediaLimits(timeout_s=30.0, worker_start_timeout_s=1.0)
+    async with MediaHasher(limits, workers=1) as hasher:
+        job = asyncio.create_task(hasher.run(os.getpid))
+        worker = await _new_worker(set())
+        os.kill(worker, signal.SIGSTOP)  # never continued: it is killed by the pool
+        with pytest.raises(WorkerStartTimeout, match=r"within 1 s \(\[media\] worker_start_timeout_s\)"):
+            await job
+        assert hasher.rebuilds == 1
+        assert await hasher.run(os.getpid) != worker
 
 
 async def test_crashing_worker_fails_only_its_own_item() -> None:

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from agent.media.sniff import SNIFF_BYTES, media_kind, sniff_media_type
+from tests.conftest import MEDIA_FIXTURES
 
-MEDIA = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "media"
+MEDIA = MEDIA_FIXTURES
 
 
 def _head(path: Path) -> bytes:

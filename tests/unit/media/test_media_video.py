@@ -17,8 +17,9 @@ from agent.media.pool import MediaHasher
 from agent.media.video import VideoHashes, frame_mod, video_hashes, video_signals
 from agent.media.vpdq import match_videos, parse_vpdq_text
 from agent.signals import VideoFrameHash
+from tests.conftest import MEDIA_FIXTURES
 
-MEDIA = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "media"
+MEDIA = MEDIA_FIXTURES
 VIDEOS = sorted((MEDIA / "video").glob("*.mp4"))
 HASHES = MEDIA / "vpdq-hashes"
 EVERY_FRAME = MediaLimits(video_fps_sample=0)

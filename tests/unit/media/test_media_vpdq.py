@@ -10,8 +10,9 @@ import pytest
 from agent.media.errors import VpdqFormatError
 from agent.media.vpdq import comparable_frames, format_vpdq, match_videos, parse_vpdq_text
 from agent.signals import VideoFrameHash
+from tests.conftest import MEDIA_FIXTURES
 
-MEDIA = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "media"
+MEDIA = MEDIA_FIXTURES
 HASHES = MEDIA / "vpdq-hashes"
 REFERENCE = {p.stem: parse_vpdq_text(p.read_text()) for p in sorted(HASHES.glob("*.txt"))}
 
