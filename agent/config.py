@@ -120,6 +120,10 @@ class MediaSettings(_Section):
     timeout_s: float = Field(default=120.0, gt=0)
     # vPDQ frames hashed per second of video (0: every frame, as the reference lists do).
     video_fps_sample: float = Field(default=1.0, ge=0)
+    # Time a new worker may take to start and begin an item; timeout_s counts only after.
+    worker_start_timeout_s: float = Field(default=60.0, gt=0)
+    # Address space of each worker (0: unbounded); an item needing more fails alone.
+    max_worker_memory_bytes: int = Field(default=2 * 1024**3, ge=0)
 
 
 class ScheduleSettings(_Section):

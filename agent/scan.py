@@ -222,7 +222,8 @@ def media_hasher(settings: Settings) -> MediaHasher:
     m = settings.media
     limits = MediaLimits(max_pixels=m.max_pixels, max_frames=m.max_frames, max_bytes=m.max_bytes,
                          max_video_seconds=m.max_video_seconds, timeout_s=m.timeout_s,
-                         video_fps_sample=m.video_fps_sample)
+                         video_fps_sample=m.video_fps_sample, worker_start_timeout_s=m.worker_start_timeout_s,
+                         max_worker_memory_bytes=m.max_worker_memory_bytes)
     return MediaHasher(limits, workers=m.workers or None)
 
 
