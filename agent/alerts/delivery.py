@@ -368,10 +368,10 @@ def guard_refusal(exc: BlockedDestination) -> str:
     text = f"{GUARD_REFUSAL_PREFIX}{exc.url}: {exc.reason}"[:300]
     if exc.host is not None:
         hint = (f"; if this endpoint is yours, add {exc.host!r} to [alerts] allow_hosts "
-                "(or DWEB_AGENT_ALERTS_ALLOW_HOSTS) of the agent that delivers; retried on the schedule")
+                "(or DWEB_AGENT_ALERTS_ALLOW_HOSTS) of the agent that delivers")
     else:
         hint = ("; [alerts] allow_hosts cannot allow this, the URL itself must change "
-                "(webhooks remove, then add); retried on the schedule")
+                "(webhooks remove, then add)")
     return text + hint
 
 
