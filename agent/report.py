@@ -17,7 +17,7 @@ class ItemStatus(StrEnum):
     SKIPPED = "skipped"  # over a configured limit; not examined
 
 
-# Exit codes of `dweb-agent scan` (documented in the README).
+# Exit codes of `dweb-agent scan` (documented in the README; 130 and 141 are in agent.cli.common).
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
@@ -74,6 +74,12 @@ class ScanReport:
     lists: list[dict[str, Any]] = field(default_factory=list)
     # Findings about the scan's root itself (its CID is on a denylist).
     findings: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def failed(cls, target: str, error: str) -> ScanReport:
+        """The report of a scan that could not start (a target that names nothing scannable)."""
+        now = utcnow()
+        return cls(target=target, root=None, started_at=now, finished_at=now, errors=[error])
 
     def summary(self) -> dict[str, int]:
         counts = {status.value: 0 for status in ItemStatus}

@@ -1,6 +1,8 @@
 """`dweb-agent` commands. Each parses its arguments, calls the core, prints.
 
-Exit codes of `scan`: 0 clean, 1 findings, 2 error (including bad arguments)."""
+Exit codes of `scan`: 0 clean, 1 findings, 2 error (including bad arguments). Every command:
+130 when interrupted (Ctrl-C), 141 when the reader of its output went away, and 2, never 1,
+for a failure nobody foresaw (agent.cli.common.Commands)."""
 
 from __future__ import annotations
 

@@ -1,24 +1,33 @@
-"""`dweb-agent scan`: one-off scans of a target, with a progress bar on a terminal."""
+"""`dweb-agent scan`: one-off scans of a target, with a progress bar on a terminal.
+
+Everything that can be checked without fetching is checked first (gateways, the output
+path, the target, the lists), so a mistake costs nothing and is said in one line."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.cli.common import human, load
+from agent.cli.common import OutputFileError, ReportFile, human, load, write_stdout
 from agent.cli.main import main
+from agent.config import Settings
 from agent.observability import configure_logging
 from agent.report import EXIT_ERROR, ItemReport, ScanReport
+from agent.targets import Target, TargetError, parse_gateway_url, parse_target
 
-def _table(report: ScanReport, console: Console) -> None:
-    table = Table(title=f"{report.target}" + (f"  (root {report.root})" if report.root else ""))
+
+def _table(report: ScanReport, console: Console, *, with_scan_errors: bool) -> None:
+    # Paths, errors and targets come from the content and the user: never read them as rich markup.
+    table = Table(title=escape(report.target) + (f"  (root {report.root})" if report.root else ""))
     for col in ("path", "status", "type", "size", "sha256", "source", "findings"):
         table.add_column(col, overflow="fold")
     colors = {"verified": "green", "incomplete": "yellow", "blocked": "magenta", "error": "red", "skipped": "yellow"}
@@ -28,14 +37,15 @@ def _table(report: ScanReport, console: Console) -> None:
             src += f" (lied: {', '.join(item.source.lied)})"
         status = f"[{colors[item.status.value]}]{item.status.value}[/]"
         sha = str(item.signals.get("sha256", ""))[:16]
-        table.add_row(item.path or "(root)", status, item.media_type or "-", human(item.size), sha, src,
-                      str(len(item.findings)) if item.findings else "")
+        table.add_row(escape(item.path or "(root)"), status, escape(item.media_type or "-"), human(item.size), sha,
+                      escape(src), str(len(item.findings)) if item.findings else "")
     console.print(table)
     for item in report.items:
         if item.error:
-            console.print(f"[red]{item.path or '(root)'}[/]: {item.error}")
-    for error in report.errors:
-        console.print(f"[red]scan error[/]: {error}")
+            console.print(f"[red]{escape(item.path or '(root)')}[/]: {escape(item.error)}")
+    if with_scan_errors:
+        for error in report.errors:
+            console.print(f"[red]scan error[/]: {escape(error)}")
     s = report.summary()
     console.print(f"{s['items']} items: {s['verified']} verified, {s['incomplete']} incomplete, "
                   f"{s['blocked']} blocked, {s['error']} errors, {s['skipped']} skipped; {s['findings']} findings")
@@ -49,13 +59,69 @@ def _report_list_problems(catalog: Any, shown: int = 10) -> None:
         click.echo(f"warning: {len(catalog.problems) - shown} more list problems not shown", err=True)
 
 
+def _gateway_urls(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return tuple(parse_gateway_url(value) for value in values)
+    except TargetError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _missing_list(source: str) -> str | None:
+    """Why a local list source cannot be read, before anything is loaded or fetched."""
+    if source.startswith(("http://", "https://")):
+        return None  # a download failure names the URL and the reason when it happens
+    try:
+        path = Path(source).expanduser()
+        if path.exists():
+            return None
+    except (RuntimeError, UnicodeError):
+        return f"{source}: the home directory in that path is not known"
+    except OSError as exc:
+        return f"{source}: {(exc.strerror or str(exc)).lower()}"
+    where = "" if path.is_absolute() else f" ({path.absolute()})"
+    return f"{source}: no such file or directory{where}"
+
+
+def _write_report(report: ScanReport, fmt: str, out: ReportFile | None) -> None:
+    # Scan-level errors go to stderr in every format: a script reading JSON from stdout still
+    # leaves a person a reason on the terminal.
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+    if fmt == "json":
+        text = report.to_json() + "\n"
+        if out is not None:
+            out.commit(text)
+        else:
+            write_stdout(text)
+        return
+    if report.errors and not report.items:
+        return  # nothing to tabulate: the error said it all
+    if out is not None:
+        buffer = io.StringIO()
+        _table(report, Console(file=buffer, width=160), with_scan_errors=True)
+        out.commit(buffer.getvalue())
+        return
+    # Off a terminal, never fold CIDs and paths at 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=220)
+    with console.capture() as captured:
+        _table(report, console, with_scan_errors=False)
+    write_stdout(captured.get())
+
+
 @main.command()
 @click.argument("target")
-@click.option("--gateway", "gateways", multiple=True, metavar="URL",
-              help="Trustless gateway to fetch from (repeatable; default: [gateways] urls in the config).")
+@click.option("--gateway", "gateways", multiple=True, metavar="URL", callback=_gateway_urls,
+              help="Trustless gateway to fetch from, http(s)://host[:port] (repeatable; "
+                   "default: [gateways] urls in the config).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default=None,
               help="Report format (default: table on a terminal, JSON otherwise).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE instead of stdout.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to FILE instead of stdout (checked before the scan starts).")
 @click.option("--mode", type=click.Choice(["car", "raw"]), default="car", show_default=True,
               help="Retrieve whole entities as CAR streams, or block by block.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Items fetched at once.")
@@ -72,32 +138,47 @@ def scan(ctx: click.Context, target: str, gateways: tuple[str, ...], fmt: str | 
     subdomain gateway URL, a local .car file, or a local file or directory.
 
     Exit status: 0 every item verified and nothing matched; 1 something matched
-    a list; 2 some item could not be verified, or the scan failed."""
+    a list; 2 some item could not be verified, the scan failed, or the arguments
+    were wrong; 130 interrupted (Ctrl-C); 141 the reader of the report went away."""
+    configure_logging(ctx.obj["log_level"])
+    settings = load(config)
+    fmt = fmt or ("table" if sys.stdout.isatty() and out is None else "json")
+    try:
+        report_file = ReportFile(out) if out is not None else None
+    except OutputFileError as exc:
+        _fail(f"--out {exc}")
+    try:
+        _scan(settings, target, gateways, fmt, report_file, mode, concurrency, lists, no_media)
+    finally:
+        if report_file is not None:
+            report_file.discard()
+
+
+def _scan(settings: Settings, text: str, gateways: tuple[str, ...], fmt: str, out: ReportFile | None, mode: str,
+          concurrency: int, lists: tuple[str, ...], no_media: bool) -> None:
     from agent.lists.catalog import ListLoadError
     from agent.scan import Scanner, load_scan_catalog
 
-    configure_logging(ctx.obj["log_level"])
-    settings = load(config)
-    stdout_tty = sys.stdout.isatty() and out is None
-    fmt = fmt or ("table" if stdout_tty else "json")
-    err_console = Console(stderr=True)
-    progress: Progress | None = None
-    task: Any = None
-    if err_console.is_terminal:
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} items"),
-                            TimeElapsedColumn(), console=err_console, transient=True)
-        task = progress.add_task(f"scanning {target}", total=None)
-
-    def on_item(item: ItemReport) -> None:
-        if progress is not None:
-            progress.update(task, advance=1, description=f"{item.path or target}"[:60])
-
+    try:
+        target = parse_target(text)
+    except TargetError as exc:
+        # Reported like any failed scan (JSON readers get `errors`), without starting one.
+        _write_report(ScanReport.failed(text, str(exc)), fmt, out)
+        sys.exit(EXIT_ERROR)
+    for source in [*settings.lists.sources, *lists]:
+        if (problem := _missing_list(source)) is not None:
+            _fail(f"list {problem}")
     try:
         catalog = asyncio.run(load_scan_catalog(settings, list(lists)))
     except ListLoadError as exc:
-        click.echo(f"error: list {exc}", err=True)
-        sys.exit(EXIT_ERROR)
+        _fail(f"list {exc}")
     _report_list_problems(catalog)
+    progress = _progress(target)
+
+    def on_item(item: ItemReport) -> None:
+        if progress is not None:
+            progress.update(progress.task_ids[0], advance=1, description=escape(f"{item.path or target.text}"[:60]))
+
     scanner = Scanner(settings, gateways=list(gateways), mode=mode,  # type: ignore[arg-type]
                       concurrency=concurrency, on_item=on_item, catalog=catalog, hash_media=not no_media)
     if progress is not None:
@@ -105,18 +186,16 @@ def scan(ctx: click.Context, target: str, gateways: tuple[str, ...], fmt: str | 
             report = asyncio.run(scanner.scan(target))
     else:
         report = asyncio.run(scanner.scan(target))
-
-    if fmt == "json":
-        text = report.to_json()
-        if out is not None:
-            out.write_text(text + "\n", encoding="utf-8")
-        else:
-            click.echo(text)
-    else:
-        if out is not None:
-            with out.open("w", encoding="utf-8") as fh:
-                _table(report, Console(file=fh, width=160))
-        else:
-            # Off a terminal, never fold CIDs and paths at 80 columns.
-            _table(report, Console() if sys.stdout.isatty() else Console(width=220))
+    _write_report(report, fmt, out)
     sys.exit(report.exit_code())
+
+
+def _progress(target: Target) -> Progress | None:
+    """A transient progress bar on stderr, only when stderr is a terminal."""
+    err_console = Console(stderr=True)
+    if not err_console.is_terminal:
+        return None
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} items"),
+                        TimeElapsedColumn(), console=err_console, transient=True)
+    progress.add_task(escape(f"scanning {target.text}"[:80]), total=None)
+    return progress
