@@ -51,6 +51,11 @@ class GatewaySettings(_Section):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=30.0, gt=0)
     max_retry_after_s: float = Field(default=30.0, ge=0)
+    # Each response: at most this long waiting for the gateway in all, and, once
+    # throughput_grace_s of waiting have passed, at least min_bytes_per_s on average.
+    response_deadline_s: float = Field(default=600.0, gt=0)
+    min_bytes_per_s: float = Field(default=1024.0, ge=0)
+    throughput_grace_s: float = Field(default=30.0, ge=0)
 
 
 class LimitSettings(_Section):
@@ -62,6 +67,8 @@ class LimitSettings(_Section):
     max_dag_nodes: int = Field(default=1_000_000, gt=0)
     max_file_blocks: int = Field(default=1_000_000, gt=0)
     max_buffered_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    # Bytes one CAR response may send that the walk did not ask for (early blocks, repeats).
+    max_unrequested_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
 
 
 class ScanSettings(_Section):

@@ -408,19 +408,18 @@ class _ScanRun:
             g = self.settings.gateways
             pool = GatewayPool(
                 [TrustlessGateway(u, http, max_block_bytes=self.limits.max_block_bytes,
-                                  connect_timeout_s=g.connect_timeout_s, read_timeout_s=g.read_timeout_s) for u in urls],
+                                  connect_timeout_s=g.connect_timeout_s, read_timeout_s=g.read_timeout_s,
+                                  response_deadline_s=g.response_deadline_s, min_bytes_per_s=g.min_bytes_per_s,
+                                  throughput_grace_s=g.throughput_grace_s) for u in urls],
                 mode=self.scanner.mode,
                 max_buffered_bytes=self.limits.max_buffered_bytes,
+                max_unrequested_bytes=self.limits.max_unrequested_bytes,
                 max_retry_after_s=g.max_retry_after_s,
             )
             try:
                 await self._scan_dag(pool, target.cid, target.path)
             finally:
-                self.report.gateways = [
-                    {"url": h.url, "served": h.successes, "failures": h.failures, "lied": h.lies,
-                     "blocked": h.blocked, "trusted": not h.bad, "last_error": h.last_error}
-                    for h in pool.health.values()
-                ]
+                self.report.gateways = pool.report()
 
     async def _scan_dag(self, source: BlockSource, root: CID, path: tuple[str, ...]) -> None:
         walker = DagWalker(source, max_depth=self.limits.max_dag_depth, max_items=self.limits.max_items,
