@@ -25,7 +25,7 @@ from agent.ipfs.carfile import CarFileBlockSource
 from agent.ipfs.cid import cid_from_prefix, cid_text, parse_cid
 from agent.ipfs.dag import DagWalker, EntryKind, decode_document, document_link_segments, safe_join_all
 from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, decode_pbnode, decode_unixfs
-from agent.ipfs.errors import DagError, InvalidCid, IpfsError
+from agent.ipfs.errors import DagError, InvalidCid, IpfsError, PathEscape
 from agent.lists.denylist import Denylist, parse_denylist
 from agent.lists.detect import detect_format
 from agent.lists.formats.plain import parse_plain
@@ -85,7 +85,10 @@ async def _walk_car_file(path: Path) -> None:
         for root in source.header.roots[:3]:
             walker = DagWalker(source, max_depth=32, max_items=200, max_nodes=2_000, max_file_blocks=200)
             async for entry in walker.walk(root):
-                _check_confined(entry.path)
+                if not isinstance(entry.error, PathEscape):
+                    # A refused link is reported under the name it gave, so the
+                    # operator sees it; it is never followed.
+                    _check_confined(entry.path)
                 try:
                     if entry.kind is EntryKind.FILE:
                         async for _chunk in walker.read_file(entry, max_bytes=1 * MiB):
