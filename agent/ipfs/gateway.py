@@ -149,6 +149,9 @@ class ResponseMeter:
     async def wait(self, awaitable: Awaitable[_T]) -> _T:
         left = self.time_left()
         if left <= 0:
+            close = getattr(awaitable, "close", None)  # never started: no "never awaited" warning
+            if callable(close):
+                close()
             raise self.breach()
         start = self._clock()
         timer = asyncio.timeout(left)
@@ -388,7 +391,7 @@ class GatewayPool:
         answers: dict[str, str] = dict(earlier or {})
         gateways = self.ranked()
         if not gateways:
-            excluded = "; ".join(f"{h.url}: {h.last_error}" for h in self.health.values() if h.excluded)
+            excluded = "; ".join(_named(h.url, h.last_error or "excluded") for h in self.health.values() if h.excluded)
             raise MissingBlock(str(cid), f"no gateway left to ask ({excluded})")
         for gw in gateways:
             for _ in range(2):  # a second try only after honouring a short Retry-After
@@ -427,7 +430,7 @@ class GatewayPool:
                     return data
         if provenance.blocked_at and all(url in provenance.blocked_at or "404" in why for url, why in answers.items()):
             raise BlockedContent(str(cid), dict(provenance.blocked_at))
-        detail = "; ".join(why if why.startswith(url) else f"{url}: {why}" for url, why in answers.items())
+        detail = "; ".join(_named(url, why) for url, why in answers.items())
         raise MissingBlock(str(cid), detail)
 
     async def fetch_block(self, cid: CID, provenance: Provenance) -> bytes:
@@ -443,6 +446,10 @@ class GatewayPool:
         session = _CarSession(self, cid) if self.mode == "car" else PrefetchingSession(self.fetch_block,
                                                                                          self.raw_prefetch)
         return await open_session(session, cid)
+
+
+def _named(url: str, why: str) -> str:
+    return why if why.startswith(url) else f"{url}: {why}"
 
 
 class _AlreadyRecorded(IpfsError):

@@ -230,3 +230,25 @@ async def test_raw_mode_fetches_block_by_block_with_the_same_result(
         await e.release()
     assert total == 31 + 31 + 12 + 1026
     assert gw.requests["car"] == 0 and gw.requests["raw"] >= 9
+
+
+@pytest.mark.parametrize("dups", [True, False], ids=["dups=y", "dups=n"])
+async def test_legitimate_repeats_of_a_leaf_do_not_count_as_unrequested(
+    make_gateway: MakeGateway, http: aiohttp.ClientSession, dups: bool
+) -> None:
+    """A dups=y stream resends a leaf the walker already had from its cache: that copy
+    was owed, not a repeat, so even a 1-byte unrequested budget is not spent."""
+    leaf, other = b"A" * 1000, b"B" * 1000
+    leaf_cid, other_cid = cid_of(leaf, "raw"), cid_of(other, "raw")
+    links = [(leaf_cid, "", 1000), (leaf_cid, "", 1000), (other_cid, "", 1000), (leaf_cid, "", 1000)]
+    root_block = pbnode(links, unixfs(2, filesize=4000, blocksizes=[1000] * 4))
+    root = cid_of(root_block)
+    gw = await make_gateway(honour_dups=dups)
+    gw.add_blocks([(leaf_cid, leaf), (other_cid, other), (root, root_block)])
+    pool = GatewayPool([TrustlessGateway(gw.url, http)], max_unrequested_bytes=1)
+    walker = DagWalker(pool)
+    (entry,) = [e async for e in walker.walk(root)]
+    data = b"".join([c async for c in walker.read_file(entry, max_bytes=1 << 20)])
+    await entry.release()
+    assert data == leaf * 2 + other + leaf
+    assert gw.requests["car"] == 1 and not pool.health[gw.url].excluded, pool.health[gw.url].last_error
