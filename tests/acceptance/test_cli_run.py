@@ -89,3 +89,16 @@ async def test_ctrl_c_after_a_poll_stops_run_with_exit_0_and_no_traceback(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_run_that_cannot_start_says_why_in_json_lines_and_exits_2(tmp_path: Path) -> None:
+    env = {"DWEB_AGENT_AGENT_DATA_DIR": str(tmp_path / "data"), "DWEB_AGENT_AGENT_HEALTH_PORT": "0"}
+    bad_config = tmp_path / "agent.toml"
+    bad_config.write_text("[agent]\nshutdown_grace_s = -1\n")
+    unreachable = f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/test"  # nothing listens there
+    for args, extra, why in ((["--config", str(bad_config)], {}, "shutdown_grace_s"),
+                             ([], {"DWEB_AGENT_AGENT_DATABASE_URL": unreachable}, "Connect")):
+        result = await run_cli("run", *args, env={**env, **extra}, timeout=60)
+        assert result.code == 2, result.stderr
+        lines = [json.loads(x) for x in result.stderr.splitlines()]  # every line JSON, the traceback inside one
+        assert lines[-1]["level"] == "error" and why in lines[-1]["error"], lines[-1]
