@@ -8,12 +8,13 @@ most exposed to hostile input."""
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+from PIL import Image, UnidentifiedImageError, features
 
 from agent.media.errors import (
     CorruptMedia,
@@ -36,6 +37,18 @@ _FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF")
 
 _EXIF_ORIENTATION = 0x0112
 _ROTATING_ORIENTATIONS = frozenset(range(2, 9))  # 1 = as stored; 0 and >8 are invalid
+_MIN_HASH_SIDE = 16
+_SWAPPING_ORIENTATIONS = frozenset(range(5, 9))  # transposed: width and height swap
+# What ImageOps.exif_transpose does for each orientation.
+_TRANSPOSE: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,16 +179,25 @@ def _hash_image(image: Image.Image, limits: MediaLimits) -> ImageResult:
         frame_count = int(getattr(image, "n_frames", 1))
         walk = min(frame_count, limits.max_frames)
         samples = _spread(walk, limits.animated_frame_samples)
+        # Read before any reduction: a reduced copy carries no EXIF, and the
+        # size reported is the image's own, not that of the copy hashed.
+        orientation = _orientation(image)
+        width, height = image.size
+        if orientation in _SWAPPING_ORIENTATIONS:
+            width, height = height, width
 
+        _draft(image, limits.max_hash_pixels)
         image.load()
-        stored_rgb = _to_rgb(image)
-        displayed = ImageOps.exif_transpose(image)
-        displayed_rgb = _to_rgb(displayed)
+        stored_rgb = _working_rgb(image, limits.max_hash_pixels)
+        if frame_count == 1 and stored_rgb is not image:
+            # Free the decoded pixels before hashing: the copy is all we need.
+            image.close()
+        displayed_rgb = _oriented(stored_rgb, orientation)
         signals = [pdq_signal(np.asarray(displayed_rgb))]
         signals.extend(_imagehash_signals(displayed_rgb))
 
         stored_pdq: Signal | None = None
-        if _orientation(image) in _ROTATING_ORIENTATIONS:
+        if orientation in _ROTATING_ORIENTATIONS:
             # Reference tools (ThreatExchange, HMA, pdqhash) hash the pixels as
             # stored and ignore EXIF; platforms that normalise orientation hash
             # what is displayed. Lists come from both, so report both.
@@ -187,7 +209,7 @@ def _hash_image(image: Image.Image, limits: MediaLimits) -> ImageResult:
             frames.append(FramePdq(0, signals[0]))
             for index in samples[1:]:
                 image.seek(index)
-                frame_rgb = _to_rgb(ImageOps.exif_transpose(image))
+                frame_rgb = _oriented(_working_rgb(image, limits.max_hash_pixels), orientation)
                 frames.append(FramePdq(index, pdq_signal(np.asarray(frame_rgb))))
             seen = {s.value for s in signals if s.type == SignalType.PDQ}
             for frame in frames:
@@ -199,7 +221,7 @@ def _hash_image(image: Image.Image, limits: MediaLimits) -> ImageResult:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise MediaTooLarge(f"{fmt} image too large: {exc}") from None
     except MemoryError:
-        raise MediaTooLarge(f"{fmt} {image.size[0]}x{image.size[1]}: out of memory while decoding") from None
+        raise MediaTooLarge(f"{fmt} {image.size[0]}x{image.size[1]}: {_out_of_memory(limits)}") from None
     except Exception as exc:  # decoder errors on truncated or hostile data
         raise CorruptMedia(
             f"{fmt} {image.size[0]}x{image.size[1]} ({mode}): cannot decode: "
@@ -209,13 +231,65 @@ def _hash_image(image: Image.Image, limits: MediaLimits) -> ImageResult:
     return ImageResult(
         format=fmt,
         mode=mode,
-        width=displayed_rgb.width,
-        height=displayed_rgb.height,
+        width=width,
+        height=height,
         frame_count=frame_count,
         signals=tuple(signals),
         frames=tuple(frames),
         stored_orientation_pdq=stored_pdq,
     )
+
+
+def _out_of_memory(limits: MediaLimits) -> str:
+    if limits.max_worker_memory_bytes:
+        return (
+            "decoding needs more memory than a media worker may use "
+            f"([media] max_worker_memory_bytes = {limits.max_worker_memory_bytes})"
+        )
+    return "out of memory while decoding"
+
+
+def reduction_factor(width: int, height: int, max_pixels: int) -> int:
+    """The smallest integer n such that (width/n) x (height/n) <= max_pixels,
+    short of reducing the shorter side below _MIN_HASH_SIDE pixels (a sliver
+    that thin has no picture left to hash)."""
+    cap = max(1, min(width, height) // _MIN_HASH_SIDE)
+    factor = max(1, math.isqrt(max(0, width * height - 1) // max_pixels))
+    while factor < cap and (width // factor) * (height // factor) > max_pixels:
+        factor += 1
+    return min(factor, cap)
+
+
+def _draft(image: Image.Image, max_pixels: int) -> None:
+    # JPEG can decode at 1/2, 1/4 or 1/8 scale straight from its DCT
+    # coefficients, so a large photo never exists at full size in memory.
+    # draft() keeps the result at least as large as asked.
+    if image.format != "JPEG":
+        return
+    factor = reduction_factor(image.width, image.height, max_pixels)
+    if factor > 1:
+        image.draft(image.mode, (-(-image.width // factor), -(-image.height // factor)))
+
+
+def _working_rgb(image: Image.Image, max_pixels: int) -> Image.Image:
+    """RGB pixels of `image`, box-reduced by an integer factor to at most
+    `max_pixels` (the perceptual hashes work on small downsamples anyway)."""
+    factor = reduction_factor(image.width, image.height, max_pixels)
+    if factor == 1:
+        return _to_rgb(image)
+    # reduce() averages pixel values: palette indexes and 1-bit pixels must
+    # become colours or grey levels first, 16-bit greyscale 8-bit levels.
+    if image.mode == "1":
+        return image.convert("L").reduce(factor).convert("RGB")
+    if image.mode in ("P", "PA") or image.mode.startswith("I;16"):
+        return _to_rgb(image).reduce(factor)
+    return _to_rgb(image.reduce(factor))
+
+
+def _oriented(rgb: Image.Image, orientation: int | None) -> Image.Image:
+    """`rgb` as displayed under EXIF `orientation` (as ImageOps.exif_transpose)."""
+    method = _TRANSPOSE.get(orientation or 1)
+    return rgb if method is None else rgb.transpose(method)
 
 
 def _imagehash_signals(rgb: Image.Image) -> list[Signal]:

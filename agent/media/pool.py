@@ -19,6 +19,7 @@ interpreter exits without closing it, and die with the agent if it is killed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import multiprocessing
@@ -79,7 +80,7 @@ def _default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class _Generation:
     """One executor and the pipe its workers report job starts on."""
 
@@ -148,10 +149,10 @@ class MediaHasher:
         # Jobs submitted and not finished, whether or not their caller still
         # waits (a cancelled caller leaves its job running, maybe hung).
         self._running: set[Future[Any]] = set()
-        # Every executor not yet shut down, for the finalizer: a pool dropped or
-        # left open at exit must not leave its processes behind.
-        self._executors: set[ProcessPoolExecutor] = set()
-        self._finalizer = weakref.finalize(self, _kill_all, self._executors)
+        # Every generation not yet shut down, for the finalizer: a pool dropped
+        # or left open at exit must not leave its processes behind.
+        self._live: set[_Generation] = set()
+        self._finalizer = weakref.finalize(self, _kill_all, self._live)
 
     @property
     def rebuilds(self) -> int:
@@ -183,7 +184,7 @@ class MediaHasher:
             _kill_workers(executor)
         # Waiting for workers to exit is blocking: do it off the loop.
         await asyncio.to_thread(_end_workers, executor, _EXIT_GRACE_S)
-        self._executors.discard(executor)
+        self._live.discard(current)
         _stop_forkserver_if_unused(self._context)
 
     async def hash_image(self, data: bytes | Path) -> ImageResult:
@@ -289,9 +290,9 @@ class MediaHasher:
                 initializer=init_worker,
                 initargs=(WorkerSetup(writer, self.limits.max_worker_memory_bytes),),
             )
-            self._executors.add(executor)
             current = _Generation(executor, reader, writer, asyncio.get_running_loop())
             current.loop.add_reader(reader.fileno(), current.on_notice)
+            self._live.add(current)
             self._current = current
         return self._current
 
@@ -307,7 +308,7 @@ class MediaHasher:
         self._rebuilds += 1
         old.detach()
         _kill_workers(old.executor)
-        self._executors.discard(old.executor)
+        self._live.discard(old)
         self._ensure_generation()
 
 
@@ -342,11 +343,13 @@ def _end_workers(executor: ProcessPoolExecutor, grace_s: float) -> None:
         manager.join(grace_s)
 
 
-def _kill_all(executors: set[ProcessPoolExecutor]) -> None:
+def _kill_all(generations: set[_Generation]) -> None:
     """Finalizer of a pool that was not closed: kill, do not wait."""
-    for executor in list(executors):
-        _kill_workers(executor)
-    executors.clear()
+    for generation in list(generations):
+        with contextlib.suppress(Exception):  # at exit the loop may be closed already
+            generation.detach()
+        _kill_workers(generation.executor)
+    generations.clear()
 
 
 def _stop_forkserver_if_unused(context: BaseContext) -> None:

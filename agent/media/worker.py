@@ -9,7 +9,9 @@ this module's, so that a worker is ready as soon as it can run a job."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import multiprocessing.forkserver
 import os
 import resource
 import signal
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from agent.media.errors import MediaTooLarge
 from agent.media.image import ImageResult, image_signals
@@ -58,6 +60,7 @@ def init_worker(setup: WorkerSetup) -> None:
     # parent stops the workers itself, so a worker must not print a
     # KeyboardInterrupt traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _release_forkserver()
     _die_with_parent()
     _limit_memory(setup.max_memory_bytes)
 
@@ -102,9 +105,24 @@ def _read_bounded(source: bytes | Path, max_bytes: int) -> bytes:
     return source.read_bytes()
 
 
+def _release_forkserver() -> None:
+    # multiprocessing gives every process the forkserver forks a copy of the
+    # agent's end of the pipe whose closing tells the forkserver the agent is
+    # gone. A worker holding it keeps the forkserver alive after the agent
+    # died, and the forkserver keeps the worker alive: both would wait for
+    # ever. Workers never start processes themselves, so they let it go.
+    server: Any = getattr(multiprocessing.forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(fd, int):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None
+
+
 def _die_with_parent() -> None:
-    # A worker whose parent (the forkserver, which exits with the agent) is
-    # gone must not live on blocked on its job queue: ask Linux to kill it then.
+    # A worker whose parent (the forkserver, which exits when the agent's end
+    # of its pipe closes) is gone must not live on blocked on its job queue:
+    # ask Linux to kill it then.
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
