@@ -51,6 +51,14 @@ def _match(entry: ListEntry, distance: float, signal: Signal | None, compared: f
     )
 
 
+def _padded_bits(hex_length: int) -> int:
+    return max(64, -(-hex_length * 4 // 64) * 64)
+
+
+def _pad(value: str, hex_length: int) -> str:
+    return value.rjust(_padded_bits(hex_length) // 4, "0")
+
+
 class MatchIndex:
     def __init__(
         self,
@@ -64,6 +72,9 @@ class MatchIndex:
         self._exact: dict[tuple[SignalType, str], list[int]] = {}
         self._videos: list[int] = []
         pending: dict[SignalType, tuple[list[int], list[str]]] = {}
+        # colorhash has no fixed width (it depends on the hasher's bin count):
+        # one index per value length, values zero-padded to whole 64-bit words.
+        colour_pending: dict[int, tuple[list[int], list[str]]] = {}
         for list_pos, hash_list in enumerate(self.lists):
             for entry in hash_list.live_entries():
                 pos = len(self._entries)
@@ -75,14 +86,24 @@ class MatchIndex:
                     values.append(entry.value)
                 elif entry.signal_type is SignalType.VPDQ:
                     self._videos.append(pos)
+                elif entry.signal_type is SignalType.COLORHASH:
+                    # Never by equality: every greyscale image has colorhash
+                    # 07000000000, so equality accuses all of them.
+                    ids, values = colour_pending.setdefault(len(entry.value), ([], []))
+                    ids.append(pos)
+                    values.append(entry.value)
                 else:
-                    # md5/sha1/sha256, and colorhash (no fixed width, so equality).
                     self._exact.setdefault((entry.signal_type, entry.value), []).append(pos)
         self._perceptual: dict[SignalType, HammingIndex] = {}
         for signal_type, (ids, values) in pending.items():
             index = index_factory(PERCEPTUAL_BITS[signal_type])
             index.add(ids, values)
             self._perceptual[signal_type] = index
+        self._colour: dict[int, HammingIndex] = {}
+        for length, (ids, values) in colour_pending.items():
+            index = index_factory(_padded_bits(length))
+            index.add(ids, [_pad(v, length) for v in values])
+            self._colour[length] = index
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -100,11 +121,31 @@ class MatchIndex:
                 if len(value) != PERCEPTUAL_BITS[signal.type] // 4 or not _HEX.fullmatch(value):
                     raise ValueError(f"malformed {signal.type.value} query value {value[:80]!r}")
                 by_type.setdefault(signal.type, []).append(signal)
-            elif signal.type in EXACT_TYPES or signal.type is SignalType.COLORHASH:
+            elif signal.type in EXACT_TYPES:
                 for pos in self._exact.get((signal.type, value), ()):
                     matches.append(_match(self._entries[pos], 0, signal))
+            elif signal.type is SignalType.COLORHASH and len(value) in self._colour:
+                matches.extend(self._match_colour(signal, value))
         for signal_type, queries in by_type.items():
             matches.extend(self._match_perceptual(signal_type, queries))
+        return matches
+
+    def _radius(self, signal_type: SignalType) -> int | None:
+        """The widest threshold any list matches this type at; None = no list does."""
+        limits = [d for hl in self.lists if (d := hl.distance_for(signal_type)) is not None]
+        return max(limits, default=None)
+
+    def _match_colour(self, signal: Signal, value: str) -> list[Match]:
+        radius = self._radius(SignalType.COLORHASH)
+        if radius is None or not _HEX.fullmatch(value):
+            return []
+        index = self._colour[len(value)]
+        (hits,) = index.search([_pad(value, len(value))], radius)
+        matches: list[Match] = []
+        for pos, distance in hits:
+            limit = self.lists[self._list_of[pos]].distance_for(SignalType.COLORHASH)
+            if limit is not None and distance <= limit:
+                matches.append(_match(self._entries[pos], distance, signal))
         return matches
 
     def _match_perceptual(self, signal_type: SignalType, queries: Sequence[Signal]) -> list[Match]:
@@ -112,14 +153,17 @@ class MatchIndex:
         if index is None:
             return []
         # One search at the widest list threshold, then each hit is held to its
-        # own list's threshold.
-        radius = max(hl.distance_for(signal_type) for hl in self.lists)
+        # own list's threshold (a list without one does not match this type).
+        radius = self._radius(signal_type)
+        if radius is None:
+            return []
         found = index.search([q.value.strip().lower() for q in queries], radius)
         matches: list[Match] = []
         for query, hits in zip(queries, found):
             for pos, distance in hits:
                 hash_list = self.lists[self._list_of[pos]]
-                if distance > hash_list.distance_for(signal_type):
+                limit = hash_list.distance_for(signal_type)
+                if limit is None or distance > limit:
                     continue
                 if signal_type is SignalType.PDQ and (
                     query.quality is None or query.quality < hash_list.pdq_min_quality

@@ -27,16 +27,23 @@ _HEX = re.compile(r"[0-9a-f]+")
 # colorhash values are short; anything longer than a PDQ hash is not one.
 _COLORHASH_MAX_HEX = 64
 
+# The industry's PDQ rule (ThreatExchange, HMA). bench/fp_corpus.py found no
+# false match up to distance 37 on 1,870 unrelated images (none of quality
+# >= 50), and distance 31 still finds every edit of the bridge-mods fixtures.
 DEFAULT_PDQ_DISTANCE = 31
 DEFAULT_PDQ_MIN_QUALITY = 50
-DEFAULT_IMAGEHASH_DISTANCE = 10
 DEFAULT_VPDQ_MATCH_PERCENT = 80.0
-
-
-def _default_imagehash_distance() -> Mapping[SignalType, int]:
-    return MappingProxyType(
-        {t: DEFAULT_IMAGEHASH_DISTANCE for t, bits in PERCEPTUAL_BITS.items() if bits == 64}
-    )
+# pHash, dHash, aHash, wHash and colorhash are NOT matched unless a list asks
+# for a distance ([lists.thresholds.<name>] <type>_distance). On the
+# bench/fp_corpus.py corpus none of them reaches zero false positives at any
+# threshold, not even 0: every flat or near-flat image has the same value
+# (pHash 8000000000000000, aHash 0000000000000000, colorhash 07000000000 for
+# any greyscale image), and these hashes carry no quality score that would
+# let such images be skipped as PDQ's does. A list that matched them by
+# default accused unrelated images (issue 8).
+NOT_MATCHED_BY_DEFAULT = frozenset(
+    {SignalType.PHASH, SignalType.DHASH, SignalType.AHASH, SignalType.WHASH, SignalType.COLORHASH}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +91,19 @@ class HashList:
     entries: tuple[ListEntry, ...] = ()
     pdq_distance: int = DEFAULT_PDQ_DISTANCE
     pdq_min_quality: int = DEFAULT_PDQ_MIN_QUALITY
-    imagehash_distance: Mapping[SignalType, int] = field(default_factory=_default_imagehash_distance)
+    # Max distance per imagehash type (pHash, dHash, aHash, wHash, colorhash);
+    # a type absent here is not matched at all (see NOT_MATCHED_BY_DEFAULT).
+    imagehash_distance: Mapping[SignalType, int] = field(default_factory=dict)
     vpdq_match_percent: float = DEFAULT_VPDQ_MATCH_PERCENT
     # Share of the *list* video's frames that must match too; 0 = not required
     # (the ThreatExchange default only thresholds the query side).
     vpdq_compared_percent: float = 0.0
 
-    def distance_for(self, signal_type: SignalType) -> int:
-        """Max Hamming distance for a perceptual type (0 = exact only)."""
+    def distance_for(self, signal_type: SignalType) -> int | None:
+        """Max Hamming distance for a perceptual type, None = not matched."""
         if signal_type is SignalType.PDQ:
             return self.pdq_distance
-        return self.imagehash_distance.get(signal_type, 0)
+        return self.imagehash_distance.get(signal_type)
 
     def with_entries(self, entries: Iterable[ListEntry]) -> HashList:
         return replace(self, entries=tuple(entries))

@@ -4,12 +4,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import FIXTURES
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
     if not FIXTURES.is_dir():
-        pytest.fail(f"shared fixtures not found at {FIXTURES}")
+        pytest.fail(f"test fixtures not found at {FIXTURES}")
     return FIXTURES

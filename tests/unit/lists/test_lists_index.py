@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from agent.lists.index import HammingIndex, NumpyHammingIndex
+from tests.conftest import FIXTURES as FIXTURES_ROOT
 
-PDQ_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "media" / "pdq"
+PDQ_DIR = FIXTURES_ROOT / "media" / "pdq"
 
 
 def brute_force(haystack: list[str], needle: str, max_distance: int) -> list[tuple[int, int]]:

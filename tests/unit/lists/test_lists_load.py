@@ -16,8 +16,9 @@ from agent.lists.fetch import ListTooLarge, fetch_list
 from agent.lists.limits import ParseLimits
 from agent.lists.load import load_list, parse_list_bytes
 from agent.signals import SignalType
+from tests.conftest import FIXTURES as FIXTURES_ROOT
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures"
+FIXTURES = FIXTURES_ROOT
 PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 CID = "bafybeihvvulpp4evxj7x7armbqcyg6uezzuig6jp3lktpbovlqfkuqeuoq"

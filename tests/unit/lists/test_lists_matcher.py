@@ -11,8 +11,9 @@ import pytest
 from agent.lists.matcher import MatchIndex
 from agent.lists.model import HashList, ListEntry
 from agent.signals import Signal, SignalType
+from tests.conftest import FIXTURES as FIXTURES_ROOT
 
-PDQ_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "media" / "pdq"
+PDQ_DIR = FIXTURES_ROOT / "media" / "pdq"
 ORIG = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 
 
@@ -127,7 +128,9 @@ def test_64_bit_imagehash_uses_its_own_threshold() -> None:
     base = "8f373714acfcf4d0"
     near = f"{int(base, 16) ^ 0b1111111:016x}"  # 7 bits away
     far = f"{int(base, 16) ^ ((1 << 11) - 1):016x}"  # 11 bits away
-    hash_list = HashList("l", (ListEntry("l", SignalType.PHASH, base),))
+    # Not matched by default (see test_lists_thresholds.py): this list opts in.
+    hash_list = HashList("l", (ListEntry("l", SignalType.PHASH, base),),
+                         imagehash_distance={SignalType.PHASH: 10})
     index = MatchIndex([hash_list])
     assert [m.distance for m in index.match([Signal(SignalType.PHASH, near)])] == [7]
     assert index.match([Signal(SignalType.PHASH, far)]) == []

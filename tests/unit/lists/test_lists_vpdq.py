@@ -12,8 +12,9 @@ from agent.lists.formats.vpdq_text import parse_vpdq_file
 from agent.lists.matcher import MatchIndex
 from agent.lists.model import HashList, ListEntry
 from agent.signals import SignalType
+from tests.conftest import FIXTURES as FIXTURES_ROOT
 
-VPDQ_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "media" / "vpdq-hashes"
+VPDQ_DIR = FIXTURES_ROOT / "media" / "vpdq-hashes"
 VIDEOS = sorted(p.stem for p in VPDQ_DIR.glob("*.txt"))
 
 
