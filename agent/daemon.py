@@ -136,6 +136,9 @@ class StoreHooks:
                                                  outbox=FindingOutbox(context, self.agent.settings.gateways.urls))
         self.agent.announce(new, item.path, report.root)
 
+    async def record_directory(self, key: str, cid: str) -> None:
+        await self.agent.store.record_directory(key, cid)
+
 
 def finding_row(key: str, found: dict[str, Any], retroactive: bool = False) -> FindingRow:
     detail = {k: v for k, v in found.items()

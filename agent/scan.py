@@ -20,8 +20,9 @@ import structlog
 from agent.config import Settings
 from agent.ipfs.blocks import BlockSource, Provenance
 from agent.ipfs.carfile import CarFileBlockSource
-from agent.ipfs.cid import CID, block_key, cid_text
+from agent.ipfs.cid import CID, block_key, cid_text, parse_cid
 from agent.ipfs.dag import DagEntry, DagWalker, EntryKind
+from agent.ipfs.dagpb import DAG_PB
 from agent.ipfs.errors import BlockedContent, IpfsError, MissingBlock, TooLarge
 from agent.ipfs.gateway import GatewayPool, RetrievalMode, TrustlessGateway
 from agent.lists.catalog import ListCatalog, Thresholds, load_catalog
@@ -260,7 +261,18 @@ class KnownItem:
     signals: dict[str, Any]
     # "error" when the bytes were verified but could not be decoded as media: the
     # same bytes would fail the same way, so they are not fetched again either.
+    # DIRECTORY_STATUS for a directory or HAMT shard whose every entry was examined.
     status: str = "verified"
+
+
+# A directory (or HAMT shard) remembered because everything under it was examined.
+DIRECTORY_STATUS = "directory"
+
+
+def item_examined(status: str, signals: dict[str, Any]) -> bool:
+    """Whether an item needs no further fetch: verified, or verified bytes whose media
+    could not be decoded (an error that the same bytes would repeat)."""
+    return status in (ItemStatus.VERIFIED, DIRECTORY_STATUS) or (status == ItemStatus.ERROR and "sha256" in signals)
 
 
 class ScanHooks(Protocol):
@@ -268,11 +280,17 @@ class ScanHooks(Protocol):
 
     `known` is asked before a CID is fetched (by its multihash, hex); an answer
     means it is not fetched again. `record` is called as soon as each item is
-    examined, so an interrupted scan loses nothing it had finished."""
+    examined, so an interrupted scan loses nothing it had finished.
+    `record_directory` is called for each directory or HAMT shard once every
+    entry under it was examined completely (a partial walk records nothing, so
+    it can never hide content): `known` then answers it with DIRECTORY_STATUS
+    and a later root containing it skips the whole subtree."""
 
     async def known(self, key: str) -> KnownItem | None: ...
 
     async def record(self, item: ItemReport, key: str | None, report: ScanReport) -> None: ...
+
+    async def record_directory(self, key: str, cid: str) -> None: ...
 
 
 class Scanner:
@@ -423,6 +441,7 @@ class _ScanRun:
 
     async def _scan_dag(self, source: BlockSource, root: CID, path: tuple[str, ...]) -> None:
         walker = DagWalker(source, max_depth=self.limits.max_dag_depth, max_items=self.limits.max_items,
+                           max_nodes=self.limits.max_dag_nodes, max_file_blocks=self.limits.max_file_blocks,
                            before_fetch=self._before_fetch)
         self.report.root = self.report.root or cid_text(root)
         decision = self.catalog.denylist.check_cid(cid_text(root))
@@ -455,12 +474,17 @@ class _ScanRun:
                 # Reported now, in the order items finish; the report keeps DAG order (below).
                 self._notify(item)
                 if self.scanner.hooks is not None:
-                    await self.scanner.hooks.record(item, block_key(entry.cid).hex(), self.report)
+                    # A directory is remembered only once all under it is examined
+                    # (_record_directories); a repeat is recorded by its first path.
+                    content = item.kind != EntryKind.DIRECTORY and entry.duplicate_of is None
+                    await self.scanner.hooks.record(item, block_key(entry.cid).hex() if content else None,
+                                                    self.report)
 
         producer = asyncio.create_task(produce())
         consumers = [asyncio.create_task(consume()) for _ in range(self.scanner.concurrency)]
         try:
             await asyncio.gather(producer, *consumers)
+            await self._record_directories(walker, results)
         except BaseException:
             for task in (producer, *consumers):
                 task.cancel()
@@ -473,6 +497,28 @@ class _ScanRun:
         finally:
             self.report.items.extend(results[index] for index in sorted(results))
 
+    async def _record_directories(self, walker: DagWalker, results: dict[int, ItemReport]) -> None:
+        """Tell the store about each directory and HAMT shard everything under which
+        was examined: a repeat under it counts only if its first walk was complete."""
+        hooks = self.scanner.hooks
+        if hooks is None:
+            return
+        complete: set[bytes] = set()
+
+        def done(item: ItemReport | None) -> bool:
+            if item is None or not item_examined(item.status, item.signals):
+                return False
+            if item.duplicate_of is None or item.kind not in (EntryKind.DIRECTORY, EntryKind.DOCUMENT):
+                return True
+            return item.cid is not None and block_key(parse_cid(item.cid)) in complete
+
+        for node in walker.walked_nodes:  # in the order they ended: a repeat's first walk comes first
+            if not all(done(results.get(i)) for i in range(node.first, node.end)):
+                continue
+            complete.add(block_key(node.cid))
+            if node.cid.codec.code == DAG_PB:  # documents are items themselves
+                await hooks.record_directory(block_key(node.cid).hex(), cid_text(node.cid))
+
     async def _examine(self, walker: DagWalker, entry: DagEntry) -> ItemReport:
         item = ItemReport(path=entry.path, cid=cid_text(entry.cid), size=entry.size, media_type=None,
                           status=ItemStatus.VERIFIED, kind=entry.kind.value, codec=entry.codec or None,
@@ -483,7 +529,15 @@ class _ScanRun:
                 assert entry.error is not None
                 item.findings = self._denied(item)
                 raise entry.error
-            if entry.kind == EntryKind.KNOWN:
+            if entry.duplicate_of is not None:
+                # Walked under its first path already: its entries are reported there.
+                item.duplicate_of = entry.duplicate_of
+                item.media_type = "inode/directory"
+                item.findings = self._denied(item)
+                first = self.examined.get(block_key(entry.cid))
+                if entry.kind == EntryKind.DOCUMENT and first is not None:
+                    self._reuse(item, await asyncio.shield(first), entry.duplicate_of)
+            elif entry.kind == EntryKind.KNOWN:
                 await self._reuse_known(item, entry)
             elif entry.kind == EntryKind.WITHHELD:
                 item.findings = self._denied(item)
@@ -494,15 +548,7 @@ class _ScanRun:
                 item.media_type = "inode/symlink"
                 item.symlink_target = entry.symlink_target
             elif entry.kind == EntryKind.DOCUMENT:
-                item.media_type = _DOCUMENT_TYPES.get(entry.codec, "application/octet-stream")
-                item.findings = self._denied(item)
-                content = _Content(self.settings.scan.sniff_bytes)
-                await content.feed(entry.root_block or b"")
-                content.finish()
-                item.signals = signals_view(content.signals(), None)
-                item.findings.extend(finding_view(m) for m in self.catalog.index.match(content.signals()))
-                if entry.error is not None:
-                    raise entry.error
+                await self._examine_document(entry, item)
             else:
                 await self._examine_file(walker, entry, item)
         except (IpfsError, OSError) as exc:
@@ -511,6 +557,30 @@ class _ScanRun:
         item.source = _source(provenance, item.status)
         return item
 
+    def _reuse(self, item: ItemReport, earlier: ItemReport, first_path: str) -> None:
+        """Same CID, same bytes: what was computed for the first path, with this path's own denylist findings."""
+        item.media_type, item.signals, item.size = earlier.media_type, dict(earlier.signals), earlier.size
+        item.findings = [f for f in earlier.findings if f["signal_type"] != "path"] + [
+            f for f in self._denied(item) if f["signal_type"] == "path"]
+        item.duplicate_of = first_path
+        item.status, item.error = earlier.status, earlier.error
+
+    async def _examine_document(self, entry: DagEntry, item: ItemReport) -> None:
+        mine: asyncio.Future[ItemReport] = asyncio.get_running_loop().create_future()
+        self.examined[block_key(entry.cid)] = mine  # a repeat of this document waits for it
+        try:
+            item.media_type = _DOCUMENT_TYPES.get(entry.codec, "application/octet-stream")
+            item.findings = self._denied(item)
+            content = _Content(self.settings.scan.sniff_bytes)
+            await content.feed(entry.root_block or b"")
+            content.finish()
+            item.signals = signals_view(content.signals(), None)
+            item.findings.extend(finding_view(m) for m in self.catalog.index.match(content.signals()))
+            if entry.error is not None:
+                item.status, item.error = _status_for(entry.error), str(entry.error)
+        finally:
+            mine.set_result(item)
+
     async def _examine_file(self, walker: DagWalker, entry: DagEntry, item: ItemReport) -> None:
         key = block_key(entry.cid)
         first = self.examined.get(key)
@@ -518,10 +588,7 @@ class _ScanRun:
             earlier = await asyncio.shield(first)
             if earlier.status == ItemStatus.VERIFIED:
                 # Same CID, same bytes: reuse what was computed, fetch nothing again.
-                item.media_type, item.signals, item.size = earlier.media_type, dict(earlier.signals), earlier.size
-                item.findings = [f for f in earlier.findings if f["signal_type"] != "path"] + [
-                    f for f in self._denied(item) if f["signal_type"] == "path"]
-                item.duplicate_of = earlier.path
+                self._reuse(item, earlier, earlier.path)
                 entry.provenance.merge(Provenance(served_by=list(earlier.source.gateways)))
                 return
         mine: asyncio.Future[ItemReport] = asyncio.get_running_loop().create_future()
@@ -536,6 +603,10 @@ class _ScanRun:
 
     async def _reuse_known(self, item: ItemReport, entry: DagEntry) -> None:
         known = self._known[block_key(entry.cid).hex()]  # cached by _before_fetch, which made it KNOWN
+        if known.status == DIRECTORY_STATUS:  # examined completely under an earlier root: skipped whole
+            item.kind, item.media_type, item.seen_before = EntryKind.DIRECTORY.value, "inode/directory", True
+            item.findings = self._denied(item)
+            return
         item.kind = "file"
         item.size, item.media_type, item.signals = known.size, known.media_type, dict(known.signals)
         item.seen_before = True
@@ -553,6 +624,8 @@ class _ScanRun:
         if hooks is not None:
             key = block_key(cid).hex()
             known = self._known.get(key) or await hooks.known(key)
+            if known is not None and known.status == DIRECTORY_STATUS and cid.codec.code != DAG_PB:
+                known = None  # the same bytes as a remembered directory, linked as a file: examine them
             if known is not None:
                 self._known[key] = known
                 return EntryKind.KNOWN

@@ -20,7 +20,7 @@ from agent.config import Settings
 from agent.ipfs.cid import parse_cid
 from agent.ipfs.errors import InvalidCid
 from agent.report import ItemSource, ItemStatus, ScanReport
-from agent.scan import Scanner
+from agent.scan import Scanner, item_examined
 from agent.targets import TargetError, TargetKind as ScanTargetKind, parse_target
 
 log = structlog.get_logger(__name__)
@@ -112,9 +112,9 @@ class PollOutcome:
 
 
 def examined(status: str, signals: dict[str, Any]) -> bool:
-    """Whether an item needs no further fetch: verified, or verified bytes whose media
-    could not be decoded (an error that the same bytes would repeat)."""
-    return status == ItemStatus.VERIFIED or (status == ItemStatus.ERROR and "sha256" in signals)
+    """Whether a stored item needs no further fetch (a directory remembered as examined
+    included): see agent.scan.item_examined."""
+    return item_examined(status, signals)
 
 
 def _complete(report: ScanReport) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import dag_cbor
 
 from agent.ipfs.blocks import BlockSession, BlockSource, Provenance
-from agent.ipfs.cid import CID, IDENTITY_CODE, block_key, parse_cid, split_multihash
+from agent.ipfs.cid import CID, IDENTITY_CODE, block_key, cid_text, parse_cid, split_multihash
 from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, DAG_PB, RAW, PBNode, UnixFSData, UnixFSType, decode_pbnode, decode_unixfs
 from agent.ipfs.errors import BlockMismatch, DagCycle, DagError, InvalidCid, IpfsError, PathEscape, TooLarge
 from agent.ipfs.multihash import verify_block
@@ -210,7 +210,7 @@ class _BlockBudget:
         self.used += 1
         if self.used > self.limit:
             raise TooLarge(f"file has more than {self.limit} blocks (limits.max_file_blocks); "
-                           f"stopped reading at block {cid}")
+                           f"stopped reading at block {cid_text(cid)}")
 
 
 class DagWalker:
@@ -553,13 +553,13 @@ class DagWalker:
             raise DagError(f"file DAG deeper than {self._max_depth} levels")
         key = block_key(cid)
         if key in ancestors:
-            raise DagCycle(f"file block {cid} links back to its own ancestor")
+            raise DagCycle(f"file block {cid_text(cid)} links back to its own ancestor")
         node = decode_pbnode(block)
         if node.data is None:
-            raise DagError(f"file block {cid} has no UnixFS data")
+            raise DagError(f"file block {cid_text(cid)} has no UnixFS data")
         unixfs = decode_unixfs(node.data)
         if unixfs.type not in (UnixFSType.FILE, UnixFSType.RAW):
-            raise DagError(f"block {cid} inside a file is a UnixFS {unixfs.type.name.lower()}")
+            raise DagError(f"block {cid_text(cid)} inside a file is a UnixFS {unixfs.type.name.lower()}")
         _check_declared_sizes(cid, node, unixfs, expected)
         if unixfs.data:
             yield unixfs.data
@@ -581,7 +581,7 @@ class DagWalker:
                 produced += len(chunk)
                 yield chunk
             if produced != size:
-                raise DagError(f"block {link.cid} holds {produced} bytes of file data, its parent says {size}")
+                raise DagError(f"block {cid_text(link.cid)} holds {produced} bytes of file data, its parent says {size}")
 
 
 def _known_without_fetch(cid: CID, size: int) -> bool:
@@ -592,13 +592,13 @@ def _known_without_fetch(cid: CID, size: int) -> bool:
 def _check_declared_sizes(cid: CID, node: PBNode, unixfs: UnixFSData, expected: int | None) -> None:
     """Refuse a file node whose sizes disagree, before any block below it is read."""
     if node.links and len(unixfs.blocksizes) != len(node.links):
-        raise DagError(f"file block {cid} has {len(node.links)} links but {len(unixfs.blocksizes)} blocksizes")
+        raise DagError(f"file block {cid_text(cid)} has {len(node.links)} links but {len(unixfs.blocksizes)} blocksizes")
     if not node.links and unixfs.blocksizes:
-        raise DagError(f"file block {cid} has {len(unixfs.blocksizes)} blocksizes but no links")
+        raise DagError(f"file block {cid_text(cid)} has {len(unixfs.blocksizes)} blocksizes but no links")
     holds = len(unixfs.data or b"") + sum(unixfs.blocksizes)
     if unixfs.filesize is not None and unixfs.filesize != holds:
-        raise DagError(f"file block {cid} declares a filesize of {unixfs.filesize} bytes but its data and "
+        raise DagError(f"file block {cid_text(cid)} declares a filesize of {unixfs.filesize} bytes but its data and "
                        f"blocksizes add up to {holds}")
     if expected is not None and holds != expected:
-        raise DagError(f"file block {cid} holds {holds} bytes of file data by its own blocksizes, "
+        raise DagError(f"file block {cid_text(cid)} holds {holds} bytes of file data by its own blocksizes, "
                        f"its parent says {expected}")

@@ -46,6 +46,10 @@ from agent.store.schema import (
 )
 from agent.store.types import utcnow
 
+# Items-table status of a directory remembered as examined (see Store.record_directory);
+# the scan's KnownItem carries the same word.
+DIRECTORY_STATUS = "directory"
+
 DialectName = Literal["sqlite", "postgresql"]
 FINISHED_STATUSES = frozenset({"ok", "failed", "interrupted"})
 INTERRUPTED_ERROR = "the agent stopped before the scan finished"
@@ -447,6 +451,18 @@ class Store(AlertQueries):
             return
         await self._write_events(conn, outbox(new, location, await self._enabled_subscriptions(conn)))
 
+    async def record_directory(self, key: str, cid: str | None) -> None:
+        """Remember a directory (or HAMT shard) whose every entry was examined, by its
+        multihash, so a later root that still contains it skips it unfetched. Kept in
+        the items table with status 'directory' (no signals, no findings); a content
+        item already stored under the same multihash is left as it is."""
+        now = utcnow()
+        values: dict[str, Any] = {"key": key, "cid": cid, "size": None, "media_type": "inode/directory",
+                                  "status": DIRECTORY_STATUS, "signals": {}, "video_frames": None,
+                                  "first_seen_at": now, "last_seen_at": now}
+        async with self._write() as conn:
+            await conn.execute(self._insert(items, values, (items.c.key,)))
+
     def _upsert_item(self, item: ItemRow) -> sa.Insert:
         values = {
             "key": item.key,
@@ -571,8 +587,10 @@ class Store(AlertQueries):
             after = page[-1].key
 
     async def count_items(self) -> int:
+        """Content items; directories remembered by `record_directory` are not items."""
+        query = sa.select(sa.func.count()).select_from(items).where(items.c.status != DIRECTORY_STATUS)
         async with self._read() as conn:
-            return int(await conn.scalar(sa.select(sa.func.count()).select_from(items)) or 0)
+            return int(await conn.scalar(query) or 0)
 
     async def locations_of(self, item_key: str) -> list[LocationRow]:
         query = (

@@ -10,6 +10,7 @@ import tracemalloc
 import dag_cbor
 import pytest
 
+from agent.ipfs.cid import block_key
 from agent.ipfs.dag import DagEntry, DagWalker, EntryKind, WalkBudgetExceeded
 from agent.ipfs.errors import DagError, PathEscape, TooLarge
 from tests.support.dagpb import (
@@ -246,3 +247,36 @@ async def test_a_leaf_of_wrong_size_zero_is_still_fetched_and_refused() -> None:
 
 def test_cid_of_empty_raw_block_is_the_well_known_one() -> None:
     assert str(cid_of(b"", "raw")) == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+
+
+# --- issue 8 item 20: what the walker tells its caller about walked directories -------
+
+async def test_walked_nodes_span_exactly_the_entries_below_them() -> None:
+    blocks: Blocks = []
+    f1, f2, f3 = (block(blocks, n, "raw") for n in (b"1", b"2", b"3"))
+    sub = block(blocks, pbnode([(f2, "two", 1), (f3, "three", 1)], unixfs(1)))
+    root = block(blocks, pbnode([(f1, "one", 1), (sub, "sub", 3)], unixfs(1)))
+    walker = DagWalker(source_of(blocks))
+    entries = await entries_of(walker, root)
+    assert [e.path for e in entries] == ["one", "sub/two", "sub/three"]
+    assert [(block_key(n.cid), n.first, n.end) for n in walker.walked_nodes] == [
+        (block_key(sub), 1, 3), (block_key(root), 0, 3)]
+
+
+async def test_a_hamt_sub_shard_the_caller_knows_is_not_read() -> None:
+    blocks: Blocks = []
+    leaf = block(blocks, b"x", "raw")
+    known = block(blocks, hamt_shard([(leaf, "00old.txt", 1)]))
+    fresh = block(blocks, hamt_shard([(leaf, "00new.txt", 1)]))
+    root = block(blocks, hamt_shard([(known, "00", 1), (fresh, "01", 1)]))
+    source = source_of(blocks)
+
+    async def before_fetch(cid: object, path: str) -> EntryKind | None:
+        return EntryKind.KNOWN if block_key(cid) == block_key(known) else None  # type: ignore[arg-type]
+
+    walker = DagWalker(source, before_fetch=before_fetch)  # type: ignore[arg-type]
+    entries = await entries_of(walker, root)
+    assert [e.path for e in entries] == ["new.txt"]
+    assert source.served == 3, "root shard, the new sub-shard, the leaf"
+    assert [(block_key(n.cid), n.shard) for n in walker.walked_nodes] == [
+        (block_key(fresh), True), (block_key(root), False)]

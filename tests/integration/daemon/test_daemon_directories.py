@@ -1,0 +1,128 @@
+"""Issue 8 item 20: an IPNS name moving to a new root fetches only blocks never seen.
+Unchanged directories and HAMT shards are remembered in the store once everything
+under them was examined, and a later root skips them unfetched; a directory with
+something not examined under it is walked again."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.daemon import Agent
+from agent.ipfs.cid import CID, block_key, parse_cid
+from agent.ipfs.unixfs_builder import UnixFSBuilder
+from agent.sources.ipns_record import build_ipns_record, ipns_name_for_key
+from tests.support.agent import settings_for
+from tests.support.dagpb import block, hamt_shard
+from tests.support.gateway import FixtureGateway
+
+MakeGateway = Callable[..., Awaitable[FixtureGateway]]
+
+
+def key(cid: CID) -> str:
+    return bytes(cid.digest).hex()
+
+
+def requested(gw: FixtureGateway) -> set[str]:
+    """Every CID a request was made for, by multihash."""
+    return {parse_cid(cid).digest.hex() for fmt, cid, _ in gw.log if fmt in ("car", "raw")}
+
+
+def site(builder: UnixFSBuilder, version: int) -> tuple[CID, dict[str, CID]]:
+    """A site with nested directories and a HAMT directory; version 2 adds a file at the
+    top and an entry to the HAMT's root shard, and changes nothing else."""
+    cids: dict[str, CID] = {}
+
+    def add(name: str, data: bytes) -> tuple[CID, int]:
+        cid, size = builder.add_file(data)
+        cids[name] = cid
+        return cid, size
+
+    docs = builder.add_directory({"x.txt": add("x", b"x\n"), "y.txt": add("y", b"y\n")})
+    deep = builder.add_directory({"z.txt": add("z", b"z\n")})
+    pics = builder.add_directory({"deep": deep})
+    cids.update(docs=docs[0], deep=deep[0], pics=pics[0])
+    e1, e2, c = add("e1", b"e1\n"), add("e2", b"e2\n"), add("c", b"c\n")
+    cids["shard"] = block(builder.blocks, hamt_shard([(e1[0], "00e1.txt", 3), (e2[0], "01e2.txt", 3)]))
+    top = [(cids["shard"], "00", 10), (c[0], "01c.txt", 3)]
+    if version == 2:
+        top.append((add("d", b"d\n")[0], "02d.txt", 3))
+    cids["big"] = block(builder.blocks, hamt_shard(top))
+    entries = {"a.txt": add("a", b"alpha\n"), "docs": docs, "pics": pics, "big": (cids["big"], 40)}
+    if version == 2:
+        entries["b.txt"] = add("b", b"beta\n")
+    root, _ = builder.add_directory(entries)
+    cids["root"] = root
+    return root, cids
+
+
+class Publisher:
+    def __init__(self, gw: FixtureGateway) -> None:
+        self.key = Ed25519PrivateKey.generate()
+        self.name = ipns_name_for_key(self.key).text
+        self.gw = gw
+        self.sequence = 0
+
+    def publish(self, root: CID) -> None:
+        self.sequence += 1
+        self.gw.ipns_records[self.name] = build_ipns_record(
+            self.key, f"/ipfs/{root}", self.sequence, datetime.now(timezone.utc) + timedelta(days=1),
+            timedelta(minutes=1))
+
+
+async def test_a_new_root_fetches_only_blocks_never_seen(make_gateway: MakeGateway, tmp_path: Path) -> None:
+    gw = await make_gateway()
+    builder = UnixFSBuilder()
+    first, old = site(builder, 1)
+    second, new = site(builder, 2)
+    gw.add_blocks(builder.blocks)
+    ipns = Publisher(gw)
+    ipns.publish(first)
+    async with Agent(settings_for(tmp_path, gw.url)) as agent:
+        target = await agent.add_target(f"ipns://{ipns.name}", 60)
+        assert (await agent.poll_target(target.id, scheduled=False)).ok
+        # (the sub-shard travels inside the HAMT's entity CAR: no request of its own)
+        assert {key(old[n]) for n in ("docs", "deep", "pics", "big")} <= requested(gw)
+        assert await agent.store.count_items() == 7  # files only
+
+        ipns.publish(second)
+        gw.log.clear()
+        assert (await agent.poll_target(target.id, scheduled=False)).ok
+        assert requested(gw) == {key(new[n]) for n in ("root", "big", "b", "d")}, \
+            "unchanged directories and the unchanged HAMT shard are not fetched again"
+        assert await agent.store.count_items() == 9
+        names = ("root", "docs", "deep", "pics", "shard", "big")
+        stored = await agent.store.get_items([key(old[n]) for n in names] + [key(new["root"]), key(new["big"])])
+        assert {k: r.status for k, r in stored.items()} == {
+            **{key(old[n]): "directory" for n in names}, key(new["root"]): "directory", key(new["big"]): "directory"}
+
+
+async def test_a_directory_with_an_unexamined_entry_is_walked_again(make_gateway: MakeGateway,
+                                                                      tmp_path: Path) -> None:
+    gw = await make_gateway()
+    builder = UnixFSBuilder()
+    first, old = site(builder, 1)
+    second, new = site(builder, 2)
+    gw.add_blocks(builder.blocks)
+    gw.hide.add(block_key(old["y"]))  # docs/y.txt cannot be fetched
+    ipns = Publisher(gw)
+    ipns.publish(first)
+    async with Agent(settings_for(tmp_path, gw.url)) as agent:
+        target = await agent.add_target(f"ipns://{ipns.name}", 60)
+        await agent.poll_target(target.id, scheduled=False)
+        stored = await agent.store.get_items([key(old[n]) for n in ("root", "docs", "pics")])
+        assert key(old["docs"]) not in stored and key(old["root"]) not in stored, "incomplete: not remembered"
+        assert stored[key(old["pics"])].status == "directory"
+
+        gw.hide.clear()
+        ipns.publish(second)
+        gw.log.clear()
+        assert (await agent.poll_target(target.id, scheduled=False)).ok
+        fetched = requested(gw)
+        assert {key(new["docs"]), key(new["y"])} <= fetched, "the incomplete directory is walked again"
+        assert key(new["pics"]) not in fetched and key(new["x"]) not in fetched
+        assert (await agent.store.get_items([key(new["docs"])]))[key(new["docs"])].status == "directory"
+
