@@ -89,6 +89,12 @@ class WalkedNode:
     shard: bool = False
 
 
+def _facts(entry: DagEntry) -> DagEntry:
+    """A file entry without its block or session: what a repeated path reports."""
+    return DagEntry(entry.path, entry.cid, entry.kind, size=entry.size, mode=entry.mode, mtime=entry.mtime,
+                    codec=entry.codec)
+
+
 def inline_block(cid: CID) -> bytes | None:
     """An identity CID carries its block; nothing to fetch or verify."""
     code, digest = split_multihash(cid)
@@ -231,6 +237,7 @@ class DagWalker:
         self.nodes_visited = 0
         # File roots already seen in this walk: a second path to the same CID is
         # reported without fetching its root again (directories share files often).
+        # Only what a repeat needs is kept, not the entry: its root block would stay in memory.
         self._known_files: dict[bytes, DagEntry] = {}
         # Directories and documents already walked, with their first path and kind.
         self._walked: dict[bytes, tuple[str, EntryKind]] = {}
@@ -334,7 +341,7 @@ class DagWalker:
                 keep_session = True
                 entry = DagEntry(path, cid, EntryKind.FILE, size=len(block), codec="raw", provenance=provenance,
                                  root_block=block, session=session)
-                self._known_files[key] = entry
+                self._known_files[key] = _facts(entry)
                 yield entry
                 return
             if codec in _DOCUMENT_CODECS:
@@ -360,7 +367,7 @@ class DagWalker:
                 keep_session = True
                 entry = DagEntry(path, cid, EntryKind.FILE, size=_pb_file_size(unixfs), mode=mode, mtime=mtime,
                                  codec="dag-pb", provenance=provenance, root_block=block, session=session)
-                self._known_files[key] = entry
+                self._known_files[key] = _facts(entry)
                 yield entry
                 return
             if unixfs is not None and unixfs.type == UnixFSType.SYMLINK:
@@ -371,11 +378,10 @@ class DagWalker:
             if unixfs is not None and unixfs.type == UnixFSType.HAMT_SHARD:
                 self._walked[key] = (path, EntryKind.DIRECTORY)
                 first = self.items_yielded
+                keep_session = True  # _visit_hamt closes it, as early as it can
                 async for entry in self._visit_hamt(cid, node, unixfs, session, path, depth, ancestors | {key},
                                                     provenance):
                     yield entry
-                if session is not None:  # closed by _visit_hamt when it read the whole HAMT first
-                    keep_session = True
                 self.walked_nodes.append(WalkedNode(cid, first, self.items_yielded))
                 return
             if unixfs is not None and unixfs.type != UnixFSType.DIRECTORY:
@@ -410,42 +416,38 @@ class DagWalker:
                           path: str, depth: int, ancestors: frozenset[bytes],
                           provenance: Provenance) -> AsyncIterator[DagEntry]:
         """A HAMT directory's entries, each walked as soon as its shard is read (never
-        all collected first), unless too many HAMT sessions are open already."""
+        all collected first), unless too many HAMT sessions are open already. Closes
+        `session` once the shards are read, whatever happens."""
         streaming = self._open_hamts < _MAX_OPEN_HAMTS
         links = self._hamt_links(node, unixfs, session, 0, set(), walking=streaming)
-        if not streaming:
-            collected: list[tuple[str, CID]] = []
-            try:
-                async for link in links:  # each entry counted against the node budget as it is read
-                    collected.append(link)
-            except WalkBudgetExceeded:
-                raise
-            except IpfsError as exc:
-                yield DagEntry(path, cid, EntryKind.ERROR, codec="dag-pb", error=exc, provenance=provenance)
-                return
-            if session is not None:
-                await session.aclose()
-            for name, child in collected:
-                async for entry in self._visit_link(path, name, child, depth, ancestors):
-                    yield entry
-            return
-        self._open_hamts += 1
+        if streaming:
+            self._open_hamts += 1
         try:
+            collected: list[tuple[str, CID]] = []
             while True:
                 try:
-                    name, child = await anext(links)
+                    link = await anext(links)  # each entry counted against the node budget as it is read
                 except StopAsyncIteration:
-                    return
+                    break
                 except WalkBudgetExceeded:
                     raise
                 except IpfsError as exc:
                     yield DagEntry(path, cid, EntryKind.ERROR, codec="dag-pb", error=exc, provenance=provenance)
                     return
-                async for entry in self._visit_link(path, name, child, depth, ancestors):
+                if not streaming:
+                    collected.append(link)
+                    continue
+                async for entry in self._visit_link(path, link[0], link[1], depth, ancestors):
                     yield entry
         finally:
-            self._open_hamts -= 1
+            if streaming:
+                self._open_hamts -= 1
             await links.aclose()
+            if session is not None:
+                await session.aclose()
+        for name, child in collected:
+            async for entry in self._visit_link(path, name, child, depth, ancestors):
+                yield entry
 
     async def _visit_document(self, cid: CID, block: bytes, path: str, depth: int, ancestors: frozenset[bytes],
                               provenance: Provenance) -> AsyncIterator[DagEntry]:

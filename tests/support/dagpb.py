@@ -63,20 +63,30 @@ class CountingSource(DictSource):
 
     guard: int = 100_000
     served: int = 0
+    open_sessions: int = 0
+    most_open: int = 0  # the most sessions open at once (a CAR stream, a connection each, for real)
 
     async def open(self, cid: CID) -> tuple[bytes, _DictSession]:
         session = _CountingSession(self)
+        self.open_sessions += 1
+        self.most_open = max(self.most_open, self.open_sessions)
         return await session.get(cid), session
 
 
 class _CountingSession(_DictSession):
     source: CountingSource
+    closed = False
 
     async def get(self, cid: CID) -> bytes:
         self.source.served += 1
         if self.source.served > self.source.guard:
             raise TooManyFetches(f"more than {self.source.guard} blocks asked for")
         return await super().get(cid)
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.source.open_sessions -= 1
 
 
 Blocks = list[tuple[CID, bytes]]

@@ -136,6 +136,25 @@ async def test_hamt_entries_count_against_the_node_budget() -> None:
     assert walker.nodes_visited == 101
 
 
+async def test_nested_hamt_directories_keep_a_bounded_number_of_sessions_open() -> None:
+    from agent.ipfs.dag import _MAX_OPEN_HAMTS
+
+    blocks: Blocks = []
+    leaf = block(blocks, b"x", "raw")
+    inner = block(blocks, hamt_shard([(leaf, "00file", 1)]))
+    for level in range(3 * _MAX_OPEN_HAMTS):  # each HAMT holds the next one and a file
+        inner = block(blocks, hamt_shard([(inner, "00d", 1), (leaf, f"01f{level}", 1)]))
+    source = source_of(blocks)
+    walker = DagWalker(source)
+    paths = []
+    async for entry in walker.walk(inner):
+        paths.append(entry.path)
+        await entry.release()
+    assert len(paths) == 3 * _MAX_OPEN_HAMTS + 1 and paths[0] == "d/" * (3 * _MAX_OPEN_HAMTS) + "file"
+    assert source.most_open <= _MAX_OPEN_HAMTS + 1, "HAMTs nested deeper are read whole, their session closed"
+    assert source.open_sessions == 0
+
+
 # --- item 5: files that lie about their size ------------------------------------------
 
 def _liar(root_filesize: int, via_parent: bool) -> tuple[object, Blocks]:
