@@ -11,10 +11,9 @@ import dag_cbor
 import pytest
 
 from agent.config import LimitSettings, Settings
-from agent.ipfs.car import encode_car_header, encode_car_section
 from agent.report import EXIT_ERROR, ItemStatus
 from agent.scan import Scanner
-from tests.support.dagpb import Blocks, block, file_node, hamt_bomb, pbnode, shared_directory_bomb, unixfs
+from tests.support.dagpb import Blocks, block, file_node, hamt_bomb, pbnode, shared_directory_bomb, unixfs, write_car
 from tests.support.gateway import FixtureGateway
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
@@ -24,14 +23,6 @@ LEVELS = 40  # 2**40 paths through 40 directories
 def settings(**limits: int) -> Settings:
     # max_items guards the old code, which yields every path: it would stop there with an error.
     return Settings(limits=LimitSettings(**{"max_items": 1000, **limits}))
-
-
-def write_car(path: Path, root: object, blocks: Blocks) -> Path:
-    with path.open("wb") as fh:
-        fh.write(encode_car_header([root]))  # type: ignore[list-item]
-        for cid, data in blocks:
-            fh.write(encode_car_section(cid, data))
-    return path
 
 
 def bomb() -> tuple[object, Blocks]:

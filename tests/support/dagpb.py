@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from multiformats import CID, multihash
 
 from agent.ipfs.blocks import Provenance
+from agent.ipfs.car import encode_car_header, encode_car_section
 from agent.ipfs.cid import block_key
 from agent.ipfs.dagpb import encode_pbnode, encode_unixfs
 from agent.ipfs.errors import MissingBlock
@@ -130,3 +132,12 @@ def file_node(links: list[tuple[CID, int]], filesize: int | None = None) -> byte
     sizes = [size for _, size in links]
     return pbnode([(cid, "", size) for cid, size in links],
                   unixfs(2, filesize=sum(sizes) if filesize is None else filesize, blocksizes=sizes))
+
+
+def write_car(path: Path, root: CID, blocks: Blocks) -> Path:
+    """A CAR v1 file of `blocks` under `root`, as `ipfs dag export` writes one."""
+    with path.open("wb") as fh:
+        fh.write(encode_car_header([root]))
+        for cid, data in blocks:
+            fh.write(encode_car_section(cid, data))
+    return path
