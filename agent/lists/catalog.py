@@ -14,7 +14,7 @@ import aiohttp
 
 from agent.lists.denylist import Denylist
 from agent.lists.fetch import ListTooLarge, fetch_list
-from agent.lists.limits import DEFAULT_LIMITS, ParseLimits
+from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, problem_total
 from agent.lists.load import LoadResult, load_list, parse_list_bytes
 from agent.lists.matcher import MatchIndex
 from agent.lists.model import HashList, ParseProblem
@@ -39,7 +39,13 @@ class ListCatalog:
     index: MatchIndex
     denylist: Denylist
     summaries: tuple[ListSummary, ...] = ()
+    # The first problems of all lists (a Problems tuple: `.total` counts them all).
     problems: tuple[ParseProblem, ...] = field(default=(), repr=False)
+
+    @property
+    def problem_count(self) -> int:
+        """Every problem of every list, including those not kept."""
+        return problem_total(self.problems)
 
     @classmethod
     def empty(cls) -> ListCatalog:
@@ -89,7 +95,7 @@ async def load_catalog(
     lists: list[HashList] = []
     denylists: list[Denylist] = []
     summaries: list[ListSummary] = []
-    problems: list[ParseProblem] = []
+    problems = ProblemLog()
     for source in sources:
         name = _name_for(source)
         result: LoadResult
@@ -113,5 +119,5 @@ async def load_catalog(
         denylists.append(result.denylist)
         problems.extend(result.problems)
         summaries.append(ListSummary(name, source, len(result.list.live_entries()), len(result.denylist.rules),
-                                     len(result.problems)))
-    return ListCatalog(MatchIndex(lists), Denylist.combine(denylists), tuple(summaries), tuple(problems))
+                                     problem_total(result.problems)))
+    return ListCatalog(MatchIndex(lists), Denylist.combine(denylists), tuple(summaries), problems.result())

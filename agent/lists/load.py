@@ -12,9 +12,12 @@ from agent.lists.formats.plain import parse_plain
 from agent.lists.formats.tcap import apply_tcap_page, parse_tcap_page
 from agent.lists.formats.te_csv import parse_te_csv
 from agent.lists.formats.vpdq_text import parse_vpdq_file
-from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, TooLarge
+from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, TooLarge
 from agent.lists.model import HashList, ParseProblem
 from agent.signals import SignalType
+
+
+_READ_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +31,10 @@ class _Accumulator:
     def __init__(self, hash_list: HashList) -> None:
         self.list = hash_list
         self.denylists: list[Denylist] = []
-        self.problems: list[ParseProblem] = []
+        self.problems = ProblemLog()
 
     def result(self) -> LoadResult:
-        return LoadResult(self.list, Denylist.combine(self.denylists), tuple(self.problems))
+        return LoadResult(self.list, Denylist.combine(self.denylists), self.problems.result())
 
 
 def _parse_into(
@@ -88,15 +91,22 @@ def parse_list_bytes(
     return acc.result()
 
 
-def _read_bounded(path: Path, limits: ParseLimits) -> bytes:
+def read_list_file(path: Path, limits: ParseLimits) -> bytes:
+    """The bytes of a list file. Raises OSError, or TooLarge over limits.max_bytes."""
     size = path.stat().st_size
     if size > limits.max_bytes:
         raise TooLarge(f"{size} bytes exceeds the limit of {limits.max_bytes}")
+    # In chunks: read(max_bytes + 1) would allocate the whole limit (256 MiB)
+    # for a list of a few lines. The file may grow meanwhile, hence the loop.
+    chunks: list[bytes] = []
+    total = 0
     with path.open("rb") as handle:
-        data = handle.read(limits.max_bytes + 1)  # the file may grow meanwhile
-    if len(data) > limits.max_bytes:
-        raise TooLarge(f"more than {limits.max_bytes} bytes")
-    return data
+        while chunk := handle.read(min(_READ_CHUNK, limits.max_bytes + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limits.max_bytes:
+                raise TooLarge(f"more than {limits.max_bytes} bytes")
+    return b"".join(chunks)
 
 
 def load_list(
@@ -128,7 +138,7 @@ def load_list(
     for path in files:
         source = str(path)
         try:
-            data = _read_bounded(path, limits)
+            data = read_list_file(path, limits)
         except (OSError, TooLarge) as exc:
             acc.problems.append(ParseProblem(source, None, f"not loaded: {exc}"))
             continue

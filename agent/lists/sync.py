@@ -30,8 +30,8 @@ from agent.lists.denylist import Denylist
 # parses it (TCAP pages applied in name order, denylists combined), but from
 # the bytes we hashed rather than from a second read that could differ.
 from agent.lists.detect import LIST_SUFFIXES, detect_format
-from agent.lists.limits import DEFAULT_LIMITS, ParseLimits
-from agent.lists.load import LoadResult, _Accumulator, _parse_into, parse_list_bytes
+from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, TooLarge, problem_total
+from agent.lists.load import LoadResult, _Accumulator, _parse_into, parse_list_bytes, read_list_file
 from agent.lists.matcher import MatchIndex
 from agent.lists.model import HashList, ListEntry, ParseProblem
 from agent.lists.tcap_client import ListSyncError, Paging, TcapClient, diff_entries, display_url
@@ -248,14 +248,11 @@ def _load_files(root: Path, name: str, limits: ParseLimits, previous: _Version |
     blobs: list[tuple[Path, bytes]] = []
     digest = hashlib.sha256()
     for path in files:
-        size = path.stat().st_size
-        if size > limits.max_bytes:
+        try:
+            data = read_list_file(path, limits)
+        except TooLarge as exc:
             # Loading the rest would silently drop this file's entries.
-            raise ListSyncError(f"{path}: {size} bytes exceeds the limit of {limits.max_bytes}")
-        with path.open("rb") as handle:
-            data = handle.read(limits.max_bytes + 1)
-        if len(data) > limits.max_bytes:
-            raise ListSyncError(f"{path}: more than {limits.max_bytes} bytes")
+            raise ListSyncError(f"{path}: {exc}") from None
         blobs.append((path, data))
         digest.update(f"{path.name}\0{len(data)}\0".encode())
         digest.update(data)
@@ -362,7 +359,7 @@ class ListSyncer:
                     content_hash=v.content_hash if v else None,
                     entries=len(v.hash_list.live_entries()) if v else 0,
                     deny_rules=len(v.denylist.rules) if v else 0,
-                    problems=len(v.problems) if v else 0,
+                    problems=problem_total(v.problems) if v else 0,
                     changed=list_changed,
                     error=outcome.error,
                     previous_content_hash=self._previous_hash.get(src.name),
@@ -378,7 +375,7 @@ class ListSyncer:
         lists: list[HashList] = []
         denylists: list[Denylist] = []
         summaries: list[ListSummary] = []
-        problems: list[ParseProblem] = []
+        problems = ProblemLog()
         for src in self._sources:
             v = self._versions.get(src.name)
             if v is None:
@@ -390,8 +387,8 @@ class ListSyncer:
             denylists.append(v.denylist)
             problems.extend(v.problems)
             summaries.append(ListSummary(src.name, src.source, len(v.hash_list.live_entries()),
-                                         len(v.denylist.rules), len(v.problems)))
-        return ListCatalog(MatchIndex(lists), Denylist.combine(denylists), tuple(summaries), tuple(problems))
+                                         len(v.denylist.rules), problem_total(v.problems)))
+        return ListCatalog(MatchIndex(lists), Denylist.combine(denylists), tuple(summaries), problems.result())
 
     async def _refresh_one(self, src: _Source) -> _Outcome:
         previous = self._versions.get(src.name)

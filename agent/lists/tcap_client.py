@@ -37,7 +37,7 @@ import structlog
 from agent.http_headers import parse_retry_after
 from agent.lists.fetch import ListTooLarge, read_bounded
 from agent.lists.formats.tcap import apply_tcap_page, parse_tcap_page
-from agent.lists.limits import MiB, ParseLimits, TooLarge
+from agent.lists.limits import MiB, ParseLimits, ProblemLog, TooLarge
 from agent.lists.model import HashList, ListEntry, ParseProblem
 
 log = structlog.get_logger(__name__)
@@ -181,7 +181,7 @@ class TcapClient:
         hash_list = list_so_far
         url: str | None = self._url_with(checkpoint)
         last_checkpoint: str | None = None
-        problems: list[ParseProblem] = []
+        problems = ProblemLog()
         pages = 0
         complete = True
         while url is not None:
@@ -217,8 +217,8 @@ class TcapClient:
         added, removed = diff_entries(before, hash_list.live_entries())
         new_checkpoint = last_checkpoint or checkpoint
         log.info("tcap.pulled", source=self.label, pages=pages, added=len(added), removed=len(removed),
-                 complete=complete, problems=len(problems))
-        return TcapPull(hash_list, new_checkpoint, added, removed, pages, complete, tuple(problems))
+                 complete=complete, problems=problems.total)
+        return TcapPull(hash_list, new_checkpoint, added, removed, pages, complete, problems.result())
 
     async def _get(self, url: str) -> bytes:
         headers = {"Authorization": self._auth, "Accept": "application/json"}

@@ -7,6 +7,7 @@ from agent.lists.formats import ParseResult
 from agent.lists.limits import (
     DEFAULT_LIMITS,
     ParseLimits,
+    ProblemLog,
     decode_text,
     entry_limit_problem,
     numbered_lines,
@@ -28,7 +29,7 @@ def parse_plain(
 
     Raises TooLarge if the input exceeds limits.max_bytes."""
     text = decode_text(data, source, limits)
-    problems: list[ParseProblem] = []
+    problems = ProblemLog()
     entries: list[ListEntry] = []
     for number, line in numbered_lines(text, source, limits, problems):
         stripped = line.strip()
@@ -56,4 +57,4 @@ def parse_plain(
         entries.append(
             ListEntry(list_name, signal_type, value, labels=labels, source=source, line=number)
         )
-    return ParseResult(tuple(entries), tuple(problems))
+    return ParseResult(tuple(entries), problems.result())

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, decode_text
+from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, decode_text
 from agent.lists.model import HashList, ListEntry, ParseProblem, normalise_value
 from agent.signals import SignalType
 
@@ -91,7 +91,7 @@ def parse_tcap_page(
     """Raises TooLarge if the input exceeds limits.max_bytes. A page that is not
     valid JSON yields no entries and one problem."""
     text = decode_text(data, source, limits)
-    problems: list[ParseProblem] = []
+    problems = ProblemLog()
     try:
         page = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -114,7 +114,7 @@ def parse_tcap_page(
     count = page.get("count")
     return TcapPage(
         entries=tuple(entries),
-        problems=tuple(problems),
+        problems=problems.result(),
         count=count if isinstance(count, int) and not isinstance(count, bool) else None,
         next=_optional_str(page.get("next")),
         checkpoint=_optional_str(page.get("checkpoint")),
