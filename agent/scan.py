@@ -26,7 +26,7 @@ from agent.ipfs.dagpb import DAG_PB
 from agent.ipfs.errors import BlockedContent, IpfsError, MissingBlock, TooLarge
 from agent.ipfs.gateway import GatewayPool, RetrievalMode, TrustlessGateway
 from agent.lists.catalog import ListCatalog, Thresholds, load_catalog
-from agent.lists.denylist import DenyDecision
+from agent.lists.denylist import DenyDecision, RuleKind
 from agent.lists.matcher import Match
 from agent.media import CryptoHasher, MediaError, MediaHasher, MediaLimits, MediaResult
 from agent.media.sniff import media_kind, sniff_media_type
@@ -386,6 +386,12 @@ class _ScanRun:
         self.examined: dict[bytes, asyncio.Future[ItemReport]] = {}
         # What the store said about CIDs the walker was told not to fetch (asked once per CID).
         self._known: dict[str, KnownItem] = {}
+        # A remembered directory is skipped whole, so the paths below it are never
+        # listed: only safe while no denylist rule names paths (a rule added since
+        # could name one under it).
+        self._skip_directories = not any(
+            rule.kind is RuleKind.PATH or (rule.kind is RuleKind.IPFS and (rule.path.path or rule.path.prefix))
+            for rule in self.catalog.denylist.rules)
 
     def _add(self, item: ItemReport) -> ItemReport:
         self.report.items.append(item)
@@ -624,8 +630,11 @@ class _ScanRun:
         if hooks is not None:
             key = block_key(cid).hex()
             known = self._known.get(key) or await hooks.known(key)
-            if known is not None and known.status == DIRECTORY_STATUS and cid.codec.code != DAG_PB:
-                known = None  # the same bytes as a remembered directory, linked as a file: examine them
+            if known is not None and known.status == DIRECTORY_STATUS and (
+                    cid.codec.code != DAG_PB or not self._skip_directories):
+                # Linked as a file (the same bytes as a remembered directory), or path
+                # rules are loaded: walk it again (its files are still known, not fetched).
+                known = None
             if known is not None:
                 self._known[key] = known
                 return EntryKind.KNOWN

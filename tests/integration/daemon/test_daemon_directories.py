@@ -126,3 +126,32 @@ async def test_a_directory_with_an_unexamined_entry_is_walked_again(make_gateway
         assert key(new["pics"]) not in fetched and key(new["x"]) not in fetched
         assert (await agent.store.get_items([key(new["docs"])]))[key(new["docs"])].status == "directory"
 
+
+
+async def test_with_a_path_rule_loaded_remembered_directories_are_walked_again(make_gateway: MakeGateway,
+                                                                                tmp_path: Path) -> None:
+    gw = await make_gateway()
+    builder = UnixFSBuilder()
+    first, old = site(builder, 1)
+    second, new = site(builder, 2)
+    gw.add_blocks(builder.blocks)
+    deny = tmp_path / "paths.deny"
+    deny.write_text("# nothing yet\n")
+    ipns = Publisher(gw)
+    ipns.publish(first)
+    async with Agent(settings_for(tmp_path, gw.url, lists=[str(deny)])) as agent:
+        await agent.refresh_lists()
+        target = await agent.add_target(f"ipns://{ipns.name}", 60)
+        assert (await agent.poll_target(target.id, scheduled=False)).ok
+        assert (await agent.store.get_items([key(old["pics"])]))[key(old["pics"])].status == "directory"
+
+        deny.write_text("/pics/deep/z.txt\n")  # a path under a remembered directory
+        await agent.refresh_lists()
+        ipns.publish(second)
+        gw.log.clear()
+        assert (await agent.poll_target(target.id, scheduled=False)).ok
+        fetched = requested(gw)
+        assert {key(new["pics"]), key(new["deep"])} <= fetched, "the paths below are listed again"
+        assert key(new["z"]) not in fetched, "files examined before are still not fetched"
+        findings = await agent.store.list_findings()
+        assert [(f.item_key, f.signal_type) for f in findings] == [(key(new["z"]), "path")]
