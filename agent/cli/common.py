@@ -113,33 +113,39 @@ class OutputFileError(Exception):
 
 
 class ReportFile:
-    """Where --out writes. Checked before the scan, by creating a temporary file beside it
-    (the only test that holds for root, read-only mounts and full directories alike); the
-    report replaces the target in one rename at the end, so an existing report is replaced only
-    by a complete one, and an interrupted scan leaves nothing behind."""
+    """Where --out writes. Checked before the scan by creating (and removing) a file beside
+    it: the only test that holds for root, read-only mounts and full directories alike. The
+    report then replaces the target in one rename, so an existing report is replaced only by a
+    complete one, and an interrupted scan leaves it as it was."""
 
     def __init__(self, path: Path) -> None:
-        shown = path
+        self._shown = path
         # Through a symlink to the file it names: the rename must not replace the link itself.
-        self.path = path = Path(os.path.realpath(path))
-        parent = path.parent
-        if path.exists() and not os.access(path, os.W_OK):
-            raise OutputFileError(f"{shown}: the file is not writable")
-        self._tmp = parent / f".{path.name[:64]}.{secrets.token_hex(4)}.tmp"
+        self.path = Path(os.path.realpath(path))
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            raise OutputFileError(f"{path}: the file is not writable")
+        # Removed at once: a scan of the directory the report goes to must not find it.
+        probe = self._create()
+        os.close(probe)
+        self._tmp.unlink(missing_ok=True)
+
+    def _create(self) -> int:
+        parent = self.path.parent
+        self._tmp = parent / f".{self.path.name[:64]}.{secrets.token_hex(4)}.tmp"
         try:
-            self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            return os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileNotFoundError as exc:
             if parent.is_dir():  # /proc, say: there, but no file can be made in it
-                raise OutputFileError(f"{shown}: cannot create a file in {parent}") from exc
-            raise OutputFileError(f"{shown}: the directory {parent} does not exist") from exc
+                raise OutputFileError(f"{self._shown}: cannot create a file in {parent}") from exc
+            raise OutputFileError(f"{self._shown}: the directory {parent} does not exist") from exc
         except NotADirectoryError as exc:
-            raise OutputFileError(f"{shown}: {parent} is not a directory") from exc
+            raise OutputFileError(f"{self._shown}: {parent} is not a directory") from exc
         except OSError as exc:
-            raise OutputFileError(f"{shown}: cannot write in {parent}: {(exc.strerror or str(exc)).lower()}") from exc
+            reason = (exc.strerror or str(exc)).lower()
+            raise OutputFileError(f"{self._shown}: cannot write in {parent}: {reason}") from exc
 
     def commit(self, text: str) -> None:
-        assert self._fd is not None, "a report file is written once"
-        fd, self._fd = self._fd, None
+        fd = self._create()
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
@@ -147,13 +153,6 @@ class ReportFile:
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise
-
-    def discard(self) -> None:
-        """Drop the temporary file if nothing was committed (the scan failed or was interrupted)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-            self._tmp.unlink(missing_ok=True)
 
 
 def human(n: int | None) -> str:

@@ -147,11 +147,7 @@ def scan(ctx: click.Context, target: str, gateways: tuple[str, ...], fmt: str | 
         report_file = ReportFile(out) if out is not None else None
     except OutputFileError as exc:
         _fail(f"--out {exc}")
-    try:
-        _scan(settings, target, gateways, fmt, report_file, mode, concurrency, lists, no_media)
-    finally:
-        if report_file is not None:
-            report_file.discard()
+    _scan(settings, target, gateways, fmt, report_file, mode, concurrency, lists, no_media)
 
 
 def _scan(settings: Settings, text: str, gateways: tuple[str, ...], fmt: str, out: ReportFile | None, mode: str,
