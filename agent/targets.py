@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import re
+import stat
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -216,7 +217,12 @@ def _local_or_cid(raw: str) -> Target:
         local = Path(raw)
     try:
         if local.exists():
-            if local.is_file() and local.suffix.lower() == ".car":
+            mode = local.stat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                # /dev/zero never ends and a pipe may never answer: only files and directories are read.
+                raise TargetError(f"{quoted(raw)}: not a regular file or directory "
+                                  "(devices, pipes and sockets are never read)")
+            if stat.S_ISREG(mode) and local.suffix.lower() == ".car":
                 return Target(raw, TargetKind.CAR_FILE, local_path=local)
             return Target(raw, TargetKind.LOCAL, local_path=local)
         missing = "no such file or directory"

@@ -312,6 +312,7 @@ async def test_a_missing_list_names_its_path_and_why(make_gateway: MakeGateway) 
     ("a" * 300, "is not a valid CID"),
     ("./" + "a" * 300 + ".car", "too long to be a file name"),
     ("ipfs://bafkqaaa/%2e%2e/etc", "not allowed"),
+    ("/dev/zero", "not a regular file or directory"),  # was read for ever
 ])
 async def test_hostile_targets_are_one_clear_line_and_exit_2(target: str, reason: str) -> None:
     result = await run_cli("scan", target, "--format", "table")

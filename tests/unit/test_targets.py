@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,14 @@ def test_hostile_targets_are_refused_with_a_reason_in_words(text: str, message: 
     assert len(str(caught.value)) < 600
     assert not any(ord(c) < 32 for c in str(caught.value))
     assert "Pad bits" not in str(caught.value) and "multibase prefix '.'" not in str(caught.value)
+
+
+def test_devices_and_pipes_are_refused_not_read_for_ever(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.car"
+    os.mkfifo(fifo)
+    for special in (str(fifo), "/dev/zero"):
+        with pytest.raises(TargetError, match="not a regular file or directory"):
+            parse_target(special)
 
 
 def test_a_path_gateway_under_an_ipfs_named_host_is_still_a_path_gateway() -> None:
