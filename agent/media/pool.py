@@ -180,10 +180,11 @@ class MediaHasher:
             return
         current.detach()
         executor = current.executor
+        processes = _processes(executor)  # shutdown() forgets them
         if any(not f.done() for f in self._running):
             _kill_workers(executor)
         # Waiting for workers to exit is blocking: do it off the loop.
-        await asyncio.to_thread(_end_workers, executor, _EXIT_GRACE_S)
+        await asyncio.to_thread(_end_workers, executor, processes, _EXIT_GRACE_S)
         self._live.discard(current)
         _stop_forkserver_if_unused(self._context)
 
@@ -327,9 +328,11 @@ def _kill_workers(executor: ProcessPoolExecutor) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _end_workers(executor: ProcessPoolExecutor, grace_s: float) -> None:
-    """Shut `executor` down and wait (bounded) for its processes to be gone."""
-    processes = _processes(executor)
+def _end_workers(
+    executor: ProcessPoolExecutor, processes: list[multiprocessing.process.BaseProcess], grace_s: float
+) -> None:
+    """Shut `executor` down and wait (bounded) for its `processes` to be gone:
+    joined, so reaped, not merely signalled."""
     manager: Any = getattr(executor, "_executor_manager_thread", None)
     executor.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + grace_s

@@ -125,10 +125,14 @@ async def test_workers_die_with_a_killed_owner() -> None:
         cwd=Path(__file__).resolve().parents[3],
     )
     assert owner.stdout is not None
-    line = await asyncio.wait_for(owner.stdout.readline(), 120)
-    assert await asyncio.wait_for(owner.wait(), 60) == -signal.SIGKILL
-    workers = {int(pid) for pid in line.split()}
-    assert len(workers) >= 1
-    # The session id outlives the parent chain: orphans are found by it.
-    left = await wait_until_gone(lambda: in_session(owner.pid), 60)
-    assert left == [], [p.cmdline[:80] for p in left]
+    try:
+        line = await asyncio.wait_for(owner.stdout.readline(), 120)
+        assert await asyncio.wait_for(owner.wait(), 60) == -signal.SIGKILL
+        assert len(line.split()) >= 1  # the workers' pids
+        # The session id outlives the parent chain: orphans are found by it.
+        left = await wait_until_gone(lambda: in_session(owner.pid), 60)
+        assert left == [], [p.cmdline[:80] for p in left]
+    finally:
+        for proc in in_session(owner.pid):  # a failed run must not leave them either
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
