@@ -28,7 +28,21 @@ async def test_hash_prints_threatexchange_lines_with_the_reference_pdq() -> None
     manifest = {row.split("\t")[0]: row.split("\t") for row in (MEDIA_FIXTURES / "MANIFEST.tsv").read_text().splitlines()}
     pdf_row = next(v for k, v in manifest.items() if k.endswith("test_pdf_half.pdf"))
     assert pdf_row[2] in by_type["md5"] and pdf_row[3] in by_type["sha256"]
-    assert set(by_type) >= {"md5", "sha1", "sha256", "pdq", "phash", "dhash", "ahash", "whash", "colorhash"}
+    # Only what lists match by default (issue 8): not the imagehash family.
+    assert set(by_type) == {"md5", "sha256", "pdq"}
+
+
+async def test_hash_signals_option_chooses_the_types_and_rejects_unknown_ones() -> None:
+    result = await run_cli("hash", "--signals", "pdq,phash,sha1", str(ORIGINAL))
+    assert result.code == 0, result.stderr
+    kinds = [line.split(" ")[0] for line in result.stdout.splitlines() if not line.startswith("#")]
+    assert kinds == ["pdq", "phash", "sha1"]
+    assert "# phash: not matched unless the list sets [lists.thresholds.<list>] phash_distance" in result.stdout
+    bad = await run_cli("hash", "--signals", "pdq,sha512", str(ORIGINAL))
+    assert bad.code == 2 and "sha512" in bad.stderr and "valid: md5, sha1, sha256, pdq" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    everything = json.loads((await run_cli("hash", "--format", "json", str(ORIGINAL))).stdout)
+    assert {s["type"] for s in everything[0]["signals"]} >= {"phash", "dhash", "ahash", "whash", "colorhash"}
 
 
 async def test_hash_of_a_corrupt_image_is_an_error_with_exit_2_and_digests_still_printed(tmp_path: Path) -> None:
@@ -47,7 +61,8 @@ async def test_hash_json_and_vpdq_formats(tmp_path: Path) -> None:
     assert entry["media_type"] == "video/mp4" and len(entry["vpdq"]) > 1
     frames = await run_cli("hash", "--format", "vpdq", "--every-frame", str(video))
     reference = (MEDIA_FIXTURES / "vpdq-hashes" / "doorknob-hd-no-bar.txt").read_text().splitlines()
-    ours = frames.stdout.splitlines()
+    header, *ours = frames.stdout.splitlines()
+    assert header == "# video: doorknob-hd-no-bar.mp4"
     assert len(ours) == len(reference)
     assert [line.split(",")[0] for line in ours] == [line.split(",")[0] for line in reference]
 
@@ -129,3 +144,77 @@ async def test_hash_says_when_a_pdq_is_too_flat_to_match() -> None:
     assert "# pdq quality 3 (under 50" in flat.stdout
     good = await run_cli("hash", str(ORIGINAL))
     assert "# pdq quality 100\n" in good.stdout
+
+
+def _scenes(tmp_path: Path) -> dict[str, bytes]:
+    """Unrelated images: flat, greyscale, gradients and shapes, as a DAG would hold."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    out: dict[str, bytes] = {}
+    for n in range(24):
+        grey = n % 2 == 0
+        colour = (n * 10 % 256,) * 3 if grey else (n * 37 % 256, n * 91 % 256, n * 53 % 256)
+        image = Image.new("RGB", (120 + n * 7, 90 + n * 5), colour)
+        draw = ImageDraw.Draw(image)
+        if n % 3:
+            for k in range(n % 5 + 1):
+                ink = ((n * 29 + k * 71) % 256,) * 3 if grey else ((n * 13 + k * 50) % 256, k * 40 % 256, 200)
+                draw.ellipse((k * 15, k * 9, k * 15 + 40 + n, k * 9 + 30 + n), fill=ink)
+        buf = io.BytesIO()
+        image.save(buf, "PNG" if n % 4 else "JPEG")
+        out[f"scene-{n:02d}.{'png' if n % 4 else 'jpg'}"] = buf.getvalue()
+    for path in sorted((MEDIA_FIXTURES / "pdq" / "low-quality").iterdir()):
+        out[f"low/{path.name}"] = path.read_bytes()
+    return out
+
+
+async def test_a_list_built_as_the_readme_shows_flags_no_unrelated_image(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    """Issue 8: two photos, a greyscale copy and a brightened edit hashed into a
+    list flagged 38% of a DAG of unrelated images (colorhash, aHash, wHash)."""
+    from PIL import Image, ImageEnhance
+
+    photo = MEDIA_FIXTURES / "pdq" / "letterboxed_sample-b.jpg"
+    grey, bright = tmp_path / "grey.png", tmp_path / "bright.jpg"
+    Image.open(photo).convert("L").save(grey)
+    ImageEnhance.Brightness(Image.open(ORIGINAL)).enhance(1.4).save(bright)
+    hashed = await run_cli("hash", str(ORIGINAL), str(photo), str(grey), str(bright))
+    assert hashed.code == 0, hashed.stderr
+    listing = tmp_path / "mylist.txt"
+    listing.write_text(hashed.stdout)
+
+    gw = await make_gateway()
+    root = serve_files(gw, _scenes(tmp_path))
+    result = await run_cli("scan", f"ipfs://{root}", "--gateway", gw.url, "--list", str(listing), "--format", "json")
+    report = json.loads(result.stdout)
+    assert len(report["items"]) >= 30
+    assert [(i["path"], f["signal_type"]) for i in report["items"] for f in i["findings"]] == []
+    assert result.code == 0, result.stderr
+
+
+async def test_hash_of_two_videos_is_a_list_of_two_entries(tmp_path: Path) -> None:
+    """Issue 8: `hash --format vpdq a.mp4 b.mp4 > list` made one entry of both,
+    which a third, unrelated video then matched at 100%."""
+    videos = MEDIA_FIXTURES / "video"
+    hashed = await run_cli("hash", "--format", "vpdq", str(videos / "chair-19-sd-bar.mp4"),
+                           str(videos / "pattern-hd-no-bar.mp4"))
+    assert hashed.code == 0, hashed.stderr
+    listing = tmp_path / "videos.txt"
+    listing.write_text(hashed.stdout)
+    folder = tmp_path / "suspect"
+    folder.mkdir()
+    for name in ("doorknob-hd-no-bar.mp4", "chair-19-sd-bar.mp4", "pattern-hd-no-bar.mp4"):
+        shutil.copy(videos / name, folder / name)
+    result = await run_cli("scan", str(folder), "--list", str(listing), "--format", "json")
+    items = {i["path"]: i for i in json.loads(result.stdout)["items"]}
+    assert items["doorknob-hd-no-bar.mp4"]["findings"] == []
+    header_line = {line.removeprefix("# video: "): n for n, line in enumerate(hashed.stdout.splitlines(), 1)
+                   if line.startswith("# video: ")}
+    for name in ("chair-19-sd-bar.mp4", "pattern-hd-no-bar.mp4"):
+        (finding,) = [f for f in items[name]["findings"] if f["signal_type"] == "vpdq"]
+        assert finding["distance"] >= 80, name
+        assert finding["list_line"] == header_line[name], finding
+    assert result.code == 1, result.stderr

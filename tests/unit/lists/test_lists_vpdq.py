@@ -92,3 +92,33 @@ def test_a_directory_of_vpdq_files_is_one_list_of_videos() -> None:
     index = MatchIndex([result.list])
     (match,) = index.match_video(video_entry("doorknob-hd-no-bar").frames)
     assert match.source.endswith("doorknob-hd-no-bar.txt") and match.distance == 100.0
+
+
+def test_a_file_of_several_videos_is_one_entry_per_video() -> None:
+    """Issue 8: `hash --format vpdq a.mp4 b.mp4` wrote one file that loaded as a
+    single entry holding both videos' frames."""
+    names = ["chair-19-sd-bar", "pattern-hd-no-bar"]
+    text = "".join(f"# video: {n}.mp4\n" + (VPDQ_DIR / f"{n}.txt").read_text() for n in names)
+    result = parse_vpdq_file(text, list_name="videos", source="videos.txt")
+    assert result.problems == ()
+    chair, pattern = result.entries
+    assert [len(chair.frames), len(pattern.frames)] == [len(video_entry(n).frames) for n in names]
+    assert (chair.line, pattern.line) == (1, len(chair.frames) + 2)  # each names its `# video:` line
+    assert chair.value != pattern.value
+    index = MatchIndex([HashList("videos", result.entries)])
+    assert index.match_video(video_entry("doorknob-hd-no-bar").frames) == []
+    # A near-copy matches its own video's entry only, with the reference share
+    # of that video's frames (not of both videos').
+    expected = {(q, c): (qp, cp) for q, c, qp, cp in PAIRS}
+    (match,) = index.match_video(video_entry("chair-20-sd-bar").frames)
+    assert match.line == chair.line
+    assert (match.distance, match.compared_percent) == pytest.approx(
+        expected[("chair-20-sd-bar", "chair-19-sd-bar")], abs=0.1)
+
+
+def test_the_id_of_a_video_does_not_depend_on_its_name_or_neighbours() -> None:
+    chair = (VPDQ_DIR / "chair-19-sd-bar.txt").read_text()
+    one = parse_vpdq_file(f"# video: a.mp4\n{chair}", list_name="v", source="1.txt").entries
+    two = parse_vpdq_file(f"# video: b.mp4\n{chair}# video: c.mp4\n{chair[:200]}", list_name="v",
+                          source="2.txt").entries
+    assert one[0].value == two[0].value and len(two) == 2
