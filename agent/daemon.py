@@ -205,6 +205,7 @@ class Agent:
         self._running: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._stop_task: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()  # set: the grace period ends now
         self._targets: dict[int, TargetRow] = {}
         self.delivery: WebhookDelivery | None = None
         self._delivery_stop = asyncio.Event()
@@ -321,7 +322,12 @@ class Agent:
         if jobs:
             log.info("agent.waiting_for_polls", running=len(jobs), grace_s=grace)
         if waiting:
-            _, late = await asyncio.wait(waiting, timeout=grace)
+            every = asyncio.ensure_future(asyncio.wait(waiting))
+            hurry = asyncio.ensure_future(self._hurry.wait())
+            await asyncio.wait([every, hurry], timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+            every.cancel()  # only the waiting: the polls themselves are cancelled below
+            hurry.cancel()
+            late = {t for t in waiting if not t.done()}
             for task in late:
                 task.cancel()
             if late:
@@ -330,6 +336,10 @@ class Agent:
                 log.warning("agent.polls_cancelled", count=len(late & jobs), grace_s=grace)
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=False)
+
+    def hurry(self) -> None:
+        """End the grace period of a stop now (a second SIGTERM or Ctrl-C)."""
+        self._hurry.set()
 
     def _tracked(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[], Awaitable[None]]:
         """A scheduler job that runs `fn` as a task of the agent's own, which the
@@ -617,17 +627,20 @@ async def run_daemon(settings: Settings, registry: CollectorRegistry, stop: asyn
     when the agent cannot start, before it has touched the database."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    agent = Agent(settings, registry)
 
     def on_signal(sig: signal.Signals) -> None:
         if not stop.is_set():
-            log.info("agent.stopping", signal=sig.name)
-        stop.set()
+            log.info("agent.stopping", signal=sig.name, grace_s=settings.agent.shutdown_grace_s)
+            stop.set()
+        else:  # asked twice: the operator will not wait out the grace
+            log.warning("agent.stopping_now", signal=sig.name)
+            agent.hurry()
 
     # Left installed until asyncio.run closes the loop: removed earlier, a second
     # Ctrl-C during the last steps of the stop would raise KeyboardInterrupt there.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    agent = Agent(settings, registry)
     runner = web.AppRunner(agent.health_app(), access_log=None)
     await runner.setup()
     try:

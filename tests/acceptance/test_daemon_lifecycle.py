@@ -161,7 +161,7 @@ async def test_sigterm_lets_the_running_poll_finish_and_a_second_agent_on_the_po
             await _until(lambda: run.logged("agent.waiting_for_polls"))
             held = gw.requests["car"] + gw.requests["raw"]
             gw.release()
-            assert await _stop(agent) == 0, run.logs[-1].read_text()[-3000:]
+            assert await asyncio.wait_for(agent.wait(), 120) == 0, run.logs[-1].read_text()[-3000:]
         finally:
             await _kill(agent)
 
@@ -254,3 +254,24 @@ async def test_a_polls_log_context_stays_on_its_own_lines(make_gateway: MakeGate
              or (e["event"] == "finding.created" and e.get("retroactive"))]
     leaked = [e for e in later if "target_id" in e or "scan_id" in e]
     assert not leaked, leaked
+
+
+async def test_a_second_sigterm_ends_the_grace_at_once(make_gateway: MakeGateway, tmp_path: Path) -> None:
+    root, keys, builder = _photo_dag()
+    gw = await make_gateway(hold_after=3)
+    gw.add_blocks(builder.blocks)
+    run = Run(tmp_path, gw.url, [f"ipfs://{root}"], grace_s=3600)  # far longer than the test waits below
+    agent = await run.start()
+    try:
+        await _until(lambda: asyncio.sleep(0, gw.requests["car"] + gw.requests["raw"] > 3))
+        agent.send_signal(signal.SIGTERM)
+        await _until(lambda: run.logged("agent.waiting_for_polls"))
+        agent.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(agent.wait(), 90) == 0
+    finally:
+        await _kill(agent)
+    events = run.events()
+    assert events.index("agent.waiting_for_polls") < events.index("agent.stopping_now") \
+        < events.index("agent.polls_cancelled") < events.index("agent.stopped")
+    async with await run.store() as store:
+        assert [s.status for s in await store.recent_scans(5)] == ["interrupted"]
