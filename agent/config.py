@@ -51,8 +51,8 @@ class GatewaySettings(_Section):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=30.0, gt=0)
     max_retry_after_s: float = Field(default=30.0, ge=0)
-    # Each response: at most this long waiting for the gateway in all, and, once
-    # throughput_grace_s of waiting have passed, at least min_bytes_per_s on average.
+    # Each response: at most this long waiting for the gateway in all, and, once its
+    # body has had throughput_grace_s of waiting, at least min_bytes_per_s on average.
     response_deadline_s: float = Field(default=600.0, gt=0)
     min_bytes_per_s: float = Field(default=1024.0, ge=0)
     throughput_grace_s: float = Field(default=30.0, ge=0)

@@ -109,10 +109,13 @@ class GatewayHealth:
 
 
 class ResponseMeter:
-    """Bounds one response in time: a total deadline and, after a grace period, a minimum
-    average throughput. Only time spent waiting for the gateway counts, not the time the
-    agent spends between reads (hashing, decoding), so a slow consumer is never blamed
-    on the gateway. `clock` is injectable for tests."""
+    """Bounds one response in time: a total deadline, and a minimum average throughput
+    of its body once a grace period of waiting for body bytes has passed (the wait for
+    the headers is bounded by the deadline and the per-read timeout, as a gateway
+    fetching content from the network may take long to start). Only time spent
+    waiting for the gateway counts, not the time the agent spends between reads
+    (hashing, decoding), so a slow consumer is never blamed on the gateway. `clock`
+    is injectable for tests."""
 
     def __init__(self, url: str, *, deadline_s: float, min_bytes_per_s: float, grace_s: float,
                  clock: Callable[[], float] = time.monotonic,
@@ -124,13 +127,14 @@ class ResponseMeter:
         self._clock = clock
         self._on_bytes = on_bytes
         self.bytes = 0
-        self.waited = 0.0
+        self.waited = 0.0  # all waiting, headers included: against the deadline
+        self.body_waited = 0.0  # waiting for body bytes: against the minimum throughput
 
-    def time_left(self) -> float:
+    def time_left(self, *, body: bool = True) -> float:
         """How long the next wait may last before a limit is crossed."""
         left = self._deadline - self.waited
-        if self._min_rate > 0:
-            left = min(left, max(self._grace, self.bytes / self._min_rate) - self.waited)
+        if body and self._min_rate > 0:
+            left = min(left, max(self._grace, self.bytes / self._min_rate) - self.body_waited)
         return left
 
     def add(self, n: int) -> None:
@@ -142,12 +146,18 @@ class ResponseMeter:
         if self.waited >= self._deadline:
             return SlowGateway(self.url, f"response not complete after {self.waited:.1f} s of waiting "
                                          f"({self.bytes} bytes); the deadline is {self._deadline:g} s", too_slow=False)
-        rate = self.bytes / self.waited if self.waited else 0.0
-        return SlowGateway(self.url, f"sent {self.bytes} bytes in {self.waited:.1f} s ({rate:.0f} B/s), "
+        rate = self.bytes / self.body_waited if self.body_waited else 0.0
+        return SlowGateway(self.url, f"sent {self.bytes} bytes in {self.body_waited:.1f} s ({rate:.0f} B/s), "
                                      f"below the minimum of {self._min_rate:g} B/s", too_slow=True)
 
-    async def wait(self, awaitable: Awaitable[_T]) -> _T:
-        left = self.time_left()
+    def _waited(self, seconds: float, body: bool) -> None:
+        self.waited += seconds
+        if body:
+            self.body_waited += seconds
+
+    async def wait(self, awaitable: Awaitable[_T], *, body: bool = True) -> _T:
+        """Await the gateway within the limits; `body=False` for the wait for the headers."""
+        left = self.time_left(body=body)
         if left <= 0:
             close = getattr(awaitable, "close", None)  # never started: no "never awaited" warning
             if callable(close):
@@ -159,14 +169,14 @@ class ResponseMeter:
             async with timer:
                 result = await awaitable
         except TimeoutError:
-            self.waited += self._clock() - start
+            self._waited(self._clock() - start, body)
             if not timer.expired():
                 raise  # aiohttp's own per-read timeout, reported as such
             raise self.breach() from None
         except BaseException:
-            self.waited += self._clock() - start
+            self._waited(self._clock() - start, body)
             raise
-        self.waited += self._clock() - start
+        self._waited(self._clock() - start, body)
         return result
 
 
@@ -236,7 +246,7 @@ class TrustlessGateway:
         # The canonical spelling (base32 v1, base58btc v0): strict gateways refuse base36 and others.
         return meter.wait(self._session.get(f"{self.url}/ipfs/{cid_text(cid)}", params=params,
                                             headers={"Accept": accept}, allow_redirects=False,
-                                            timeout=self._timeout))
+                                            timeout=self._timeout), body=False)
 
     def __repr__(self) -> str:
         return f"TrustlessGateway({self.url!r})"

@@ -17,9 +17,9 @@ class Clock:
         return self.now
 
 
-def meter(clock: Clock, **kw: float) -> ResponseMeter:
-    args = {"deadline_s": 10.0, "min_bytes_per_s": 100.0, "grace_s": 2.0, **kw}
-    return ResponseMeter("http://gw.test", clock=clock, **args)
+def meter(clock: Clock, deadline_s: float = 10.0, min_bytes_per_s: float = 100.0, grace_s: float = 2.0) -> ResponseMeter:
+    return ResponseMeter("http://gw.test", clock=clock, deadline_s=deadline_s, min_bytes_per_s=min_bytes_per_s,
+                         grace_s=grace_s)
 
 
 def test_the_grace_period_is_allowed_whatever_arrives() -> None:
@@ -30,9 +30,9 @@ def test_the_grace_period_is_allowed_whatever_arrives() -> None:
 def test_after_the_grace_the_wait_allowed_follows_the_bytes_received() -> None:
     m = meter(Clock())
     m.add(500)  # 500 bytes at 100 B/s pay for 5 s of waiting in all
-    m.waited = 3.0
+    m.waited = m.body_waited = 3.0
     assert m.time_left() == pytest.approx(2.0)
-    m.waited = 5.0
+    m.waited = m.body_waited = 5.0
     assert m.time_left() == pytest.approx(0.0)
     breach = m.breach()
     assert breach.too_slow and "below the minimum of 100 B/s" in str(breach)
@@ -74,5 +74,19 @@ async def test_a_wait_past_the_limit_is_cut_and_named() -> None:
     with pytest.raises(SlowGateway, match="http://gw.test: sent 0 bytes"):
         await m.wait(never.wait())
     with pytest.raises(SlowGateway):  # once over, every later wait fails at once
-        m.waited = 1.0
+        m.body_waited = 1.0
         await m.wait(never.wait())
+
+
+async def test_the_wait_for_headers_counts_for_the_deadline_not_the_throughput() -> None:
+    clock = Clock()
+    m = meter(clock, deadline_s=10.0, grace_s=2.0)
+
+    async def headers_after(seconds: float) -> str:
+        clock.now += seconds  # a gateway looking for providers before it answers
+        return "200 OK"
+
+    assert await m.wait(headers_after(6.0), body=False) == "200 OK"
+    assert (m.waited, m.body_waited) == (6.0, 0.0)
+    assert m.time_left() == pytest.approx(2.0)  # the grace is whole; the deadline has 4 s left
+    assert m.time_left(body=False) == pytest.approx(4.0)
