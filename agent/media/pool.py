@@ -152,6 +152,8 @@ class MediaHasher:
         # Every generation not yet shut down, for the finalizer: a pool dropped
         # or left open at exit must not leave its processes behind.
         self._live: set[_Generation] = set()
+        # Workers killed by a rebuild, joined at close so that none outlives it.
+        self._killed: list[multiprocessing.process.BaseProcess] = []
         self._finalizer = weakref.finalize(self, _kill_all, self._live)
 
     @property
@@ -180,7 +182,8 @@ class MediaHasher:
             return
         current.detach()
         executor = current.executor
-        processes = _processes(executor)  # shutdown() forgets them
+        processes = _processes(executor) + self._killed  # shutdown() forgets them
+        self._killed = []
         if any(not f.done() for f in self._running):
             _kill_workers(executor)
         # Waiting for workers to exit is blocking: do it off the loop.
@@ -308,6 +311,7 @@ class MediaHasher:
         self._generation += 1
         self._rebuilds += 1
         old.detach()
+        self._killed = [p for p in self._killed if p.is_alive()] + _processes(old.executor)
         _kill_workers(old.executor)
         self._live.discard(old)
         self._ensure_generation()

@@ -16,6 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from agent.media.errors import DecodeTimeout
+from agent.media.limits import MediaLimits
 from agent.media.pool import MediaHasher
 from tests.support.processes import Proc, descendants, in_session, processes, wait_until_gone
 
@@ -62,6 +66,16 @@ async def test_close_ends_every_worker_and_the_forkserver() -> None:
     assert _pool_processes() == []
 
 
+async def test_close_also_ends_the_workers_a_rebuild_killed() -> None:
+    async with MediaHasher(MediaLimits(timeout_s=1.0), workers=1) as hasher:
+        with pytest.raises(DecodeTimeout):
+            await hasher.run(time.sleep, 3600)
+        await hasher.run(os.getpid)
+        seen = {p.pid for p in _pool_processes()}
+    assert _alive(seen) == []
+    assert _pool_processes() == []
+
+
 async def test_close_kills_a_hung_worker_whose_caller_gave_up(tmp_path: Path) -> None:
     flag = tmp_path / "running"
 
@@ -105,6 +119,10 @@ async def test_a_worker_ignores_sigint_and_keeps_serving() -> None:
 
 _OWNER = """
 import asyncio, os, signal
+import pytest
+
+from agent.media.errors import DecodeTimeout
+from agent.media.limits import MediaLimits
 from agent.media.pool import MediaHasher
 
 async def main():
