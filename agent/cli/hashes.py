@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from agent.cli.common import load
+from agent.cli.common import load, write_stdout
 from agent.cli.main import main
 from agent.lists.formats.vpdq_text import VIDEO_HEADER
 from agent.lists.model import NOT_MATCHED_BY_DEFAULT
@@ -62,7 +62,7 @@ def hash_files(ctx: click.Context, files: tuple[Path, ...], fmt: str, signal_typ
     results = asyncio.run(hash_local_files(settings, list(files)))
     failed = False
     if fmt == "json":
-        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        write_stdout(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
     for r in results:
         if r.error:
             failed = True

@@ -55,8 +55,10 @@ def _report_list_problems(catalog: Any, shown: int = 10) -> None:
     for problem in catalog.problems[:shown]:
         where = f"{problem.source}:{problem.line}" if problem.line else problem.source
         click.echo(f"warning: {where}: {problem.message} (line skipped)", err=True)
-    if len(catalog.problems) > shown:
-        click.echo(f"warning: {len(catalog.problems) - shown} more list problems not shown", err=True)
+    # The catalog keeps only the first problems of a long run of bad lines; problem_count has them all.
+    total = catalog.problem_count
+    if total > min(shown, len(catalog.problems)):
+        click.echo(f"warning: {total - min(shown, len(catalog.problems))} more list problems not shown", err=True)
 
 
 def _gateway_urls(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:

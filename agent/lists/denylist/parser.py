@@ -22,7 +22,7 @@ from agent.lists.denylist.multihash import (
 from agent.lists.denylist.names import normalise_dns_name
 from agent.lists.denylist.paths import BlockedPath
 from agent.lists.denylist.rules import DenylistHeader, DenyRule, RuleKind
-from agent.lists.limits import ParseLimits, decode_text, entry_limit_problem, numbered_lines
+from agent.lists.limits import ParseLimits, ProblemLog, decode_text, entry_limit_problem, numbered_lines
 from agent.lists.model import ParseProblem
 
 MAX_HEADER_BYTES = 1024 * 1024  # per the spec
@@ -46,7 +46,7 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _parse_header(lines: list[str], source: str, problems: list[ParseProblem]) -> DenylistHeader | None:
+def _parse_header(lines: list[str], source: str, problems: ProblemLog) -> DenylistHeader | None:
     """The YAML header, read as the flat `key: value` map (plus a `hints:` map
     of indented `key: value` lines) that denylists use. Returns None when the
     header is unusable, which per the spec means: load no rules."""
@@ -149,11 +149,11 @@ def parse_denylist(
 ) -> DenylistParse:
     """Raises TooLarge if the input exceeds limits.max_bytes."""
     text = decode_text(data, source, limits).replace("\r\n", "\n")
-    problems: list[ParseProblem] = []
+    problems = ProblemLog()
     header_lines, skip = _split_header(text)
     header = _parse_header(header_lines, source, problems) if header_lines else DenylistHeader()
     if header is None:
-        return DenylistParse(DenylistHeader(), (), tuple(problems))
+        return DenylistParse(DenylistHeader(), (), problems.result())
     parts = text.split("\n", skip)
     body = (parts[skip] if len(parts) > skip else "") if skip else text
     rules: list[DenyRule] = []
@@ -179,4 +179,4 @@ def parse_denylist(
             rules.extend(_parse_rule(rule, allow, hints, line.strip(), source, number))
         except (ValueError, UnicodeDecodeError) as exc:
             problems.append(ParseProblem(source, number, str(exc)))
-    return DenylistParse(header, tuple(rules), tuple(problems))
+    return DenylistParse(header, tuple(rules), problems.result())

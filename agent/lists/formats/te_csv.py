@@ -11,6 +11,7 @@ from agent.lists.limits import (
     ParseLimits,
     decode_text,
     entry_limit_problem,
+    ProblemLog,
     numbered_lines,
 )
 from agent.lists.model import ListEntry, ParseProblem, normalise_value, parse_signal_type
@@ -48,7 +49,7 @@ def parse_te_csv(
 ) -> ParseResult:
     """Raises TooLarge if the input exceeds limits.max_bytes."""
     text = decode_text(data, source, limits)
-    problems: list[ParseProblem] = []
+    problems = ProblemLog()
     entries: list[ListEntry] = []
     # Each physical line is parsed on its own (quoted newlines are not part of
     # this format), which keeps line numbers exact and bounds every row.
@@ -93,5 +94,5 @@ def parse_te_csv(
                 line=number,
             )
         )
-    return ParseResult(tuple(entries), tuple(problems))
+    return ParseResult(tuple(entries), problems.result())
 

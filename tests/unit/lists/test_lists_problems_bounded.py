@@ -73,3 +73,21 @@ def test_tcap_page_and_vpdq_file_problems_are_bounded() -> None:
     video, peak = _peak(lambda: parse_vpdq_file(frames, list_name="v", source="v.txt"))
     assert problem_total(video.problems) == BAD_LINES + 1  # type: ignore[attr-defined]  # + "no frames"
     assert peak < PEAK_BOUND, peak  # peak-report
+
+
+def test_csv_and_denylist_parsers_keep_the_first_problems_and_count_the_rest() -> None:
+    from agent.lists.denylist.parser import parse_denylist
+    from agent.lists.formats.te_csv import parse_te_csv
+
+    csv_data = b"signal_type,signal_str,collab,category,tags\n" + b"md5,zz,c,x,\n" * BAD_LINES
+    result, peak = _peak(lambda: parse_te_csv(csv_data, list_name="c", source="bad.csv"))
+    problems = result.problems  # type: ignore[attr-defined]
+    assert len(problems) == MAX_PROBLEMS_KEPT
+    assert problem_total(problems) == BAD_LINES
+    assert peak < PEAK_BOUND, peak
+
+    deny_data = b"/ipfs/not-a-cid\n" * BAD_LINES
+    parsed, peak = _peak(lambda: parse_denylist(deny_data, source="bad.deny"))
+    assert len(parsed.problems) == MAX_PROBLEMS_KEPT  # type: ignore[attr-defined]
+    assert problem_total(parsed.problems) == BAD_LINES  # type: ignore[attr-defined]
+    assert peak < PEAK_BOUND, peak
