@@ -24,7 +24,10 @@ import functools
 import itertools
 import multiprocessing
 import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 import os
+import signal
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -287,6 +290,7 @@ class MediaHasher:
 
     def _ensure_generation(self) -> _Generation:
         if self._current is None:
+            _start_helpers_deaf_to_sigint(self._context)
             reader, writer = self._context.Pipe(duplex=False)
             executor = ProcessPoolExecutor(
                 max_workers=self.workers,
@@ -357,6 +361,24 @@ def _kill_all(generations: set[_Generation]) -> None:
             generation.detach()
         _kill_workers(generation.executor)
     generations.clear()
+
+
+def _start_helpers_deaf_to_sigint(context: BaseContext) -> None:
+    # Ctrl-C at a terminal reaches the whole process group. A forkserver or
+    # resource tracker still starting its interpreter then dies with "Fatal
+    # Python error: init_import_site ... KeyboardInterrupt", and workers forked
+    # before their initializer runs print a KeyboardInterrupt traceback. Started
+    # while SIGINT is ignored, they inherit SIG_IGN through exec (Python keeps an
+    # ignored SIGINT ignored), and the forkserver hands SIG_IGN on to every
+    # worker it forks: the parent alone decides when they stop.
+    if context.get_start_method() != "forkserver" or threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.resource_tracker.ensure_running()
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _stop_forkserver_if_unused(context: BaseContext) -> None:

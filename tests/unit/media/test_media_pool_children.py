@@ -117,6 +117,36 @@ async def test_a_worker_ignores_sigint_and_keeps_serving() -> None:
         assert hasher.rebuilds == 0
 
 
+def _ignores_sigint(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+    return bool(mask & (1 << (signal.SIGINT - 1)))
+
+
+def _write_sigint_disposition(path: str) -> None:
+    Path(path).write_text("ignored" if signal.getsignal(signal.SIGINT) == signal.SIG_IGN else "raises")
+
+
+async def test_the_forkserver_hands_an_ignored_sigint_to_every_child_from_birth(tmp_path: Path) -> None:
+    # A Ctrl-C that reaches a child while its interpreter is still starting (before
+    # any initializer runs) must not kill it with a traceback: the forkserver is
+    # started with SIGINT ignored and hands that to every process it forks. A plain
+    # process forked by the same forkserver (no worker initializer) shows what a
+    # worker has before its initializer runs.
+    import multiprocessing
+
+    async with MediaHasher(workers=1) as hasher:
+        await hasher.run(os.getpid)
+        pool = _pool_processes()
+        assert pool and all(_ignores_sigint(p.pid) for p in pool), pool
+        out = tmp_path / "disposition"
+        child = multiprocessing.get_context("forkserver").Process(target=_write_sigint_disposition, args=(str(out),))
+        child.start()
+        await asyncio.get_running_loop().run_in_executor(None, child.join, 60)
+        assert out.read_text() == "ignored"
+    assert not _ignores_sigint(os.getpid())  # the owner's own Ctrl-C still works
+
+
 _OWNER = """
 import asyncio, os, signal
 import pytest
