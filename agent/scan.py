@@ -717,6 +717,9 @@ class _ScanRun:
                 if stat.S_ISLNK(info.st_mode):
                     item.kind, item.media_type = "symlink", "inode/symlink"
                     item.symlink_target = os.readlink(path)
+                elif not stat.S_ISREG(info.st_mode):
+                    # A FIFO would block the scan for ever and a device never ends: never opened.
+                    raise NotRegularFile(f"not a regular file ({_file_type(info.st_mode)}); not read")
                 elif info.st_size > self.limits.max_item_bytes:
                     raise TooLarge(f"file is {info.st_size} bytes; the limit per item is {self.limits.max_item_bytes}")
                 else:
@@ -747,7 +750,26 @@ def _local_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
+class NotRegularFile(OSError):
+    """A local path that is a FIFO, device or socket: reading it could block or never end."""
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
 async def _read_local(path: Path) -> AsyncIterator[bytes]:
-    with path.open("rb") as fh:
+    # O_NOFOLLOW and O_NONBLOCK: a path swapped for a symlink or a FIFO after lstat()
+    # is refused instead of followed or waited on.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise NotRegularFile(f"not a regular file ({_file_type(info.st_mode)}); not read")
+    with os.fdopen(fd, "rb") as fh:
         while chunk := await asyncio.to_thread(fh.read, _LOCAL_CHUNK):
             yield chunk

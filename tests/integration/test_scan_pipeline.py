@@ -228,3 +228,17 @@ async def test_local_directory_is_hashed_without_ipfs(tmp_path: Path) -> None:
     assert by_path["sub/hello.txt"].cid is None and by_path["sub/hello.txt"].source.local
     assert by_path["link"].kind == "symlink" and by_path["link"].signals == {}
     assert by_path["empty.bin"].size == 0
+
+
+async def test_a_fifo_inside_a_scanned_directory_is_reported_never_opened(tmp_path: Path) -> None:
+    # Opening a FIFO with no writer blocks for ever: the scan would never end.
+    import os
+
+    (tmp_path / "a.txt").write_bytes(b"hello world\n")
+    os.mkfifo(tmp_path / "pipe")
+    report = await Scanner(Settings()).scan(str(tmp_path))
+    by_path = {i.path: i for i in report.items}
+    assert by_path["a.txt"].status == ItemStatus.VERIFIED
+    assert by_path["pipe"].status == ItemStatus.ERROR
+    assert "not a regular file (a FIFO)" in (by_path["pipe"].error or "")
+    assert report.exit_code() == EXIT_ERROR
