@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -74,60 +73,6 @@ async def open_session(session: _S, cid: CID) -> tuple[bytes, _S]:
         await session.aclose()
         raise
     return root, session
-
-
-class BlockStash:
-    """Blocks that arrived before they were asked for.
-
-    Kept in memory up to `max_memory` bytes, then appended to an anonymous
-    temporary file, so a gateway sending blocks in an unexpected order costs
-    disk, never unbounded memory."""
-
-    def __init__(self, max_memory: int) -> None:
-        self._max_memory = max_memory
-        self._memory: dict[bytes, bytes] = {}
-        self._memory_bytes = 0
-        self._spill: tempfile.SpooledTemporaryFile[bytes] | None = None
-        self._on_disk: dict[bytes, tuple[int, int]] = {}
-
-    def __contains__(self, key: bytes) -> bool:
-        return key in self._memory or key in self._on_disk
-
-    def __len__(self) -> int:
-        return len(self._memory) + len(self._on_disk)
-
-    def put(self, key: bytes, data: bytes) -> None:
-        if key in self:
-            return
-        if self._memory_bytes + len(data) <= self._max_memory:
-            self._memory[key] = data
-            self._memory_bytes += len(data)
-            return
-        if self._spill is None:
-            self._spill = tempfile.SpooledTemporaryFile(max_size=0)
-        self._spill.seek(0, os.SEEK_END)
-        offset = self._spill.tell()
-        self._spill.write(data)
-        self._on_disk[key] = (offset, len(data))
-
-    def pop(self, key: bytes) -> bytes | None:
-        data = self._memory.pop(key, None)
-        if data is not None:
-            self._memory_bytes -= len(data)
-            return data
-        where = self._on_disk.pop(key, None)
-        if where is None or self._spill is None:
-            return None
-        self._spill.seek(where[0])
-        return self._spill.read(where[1])
-
-    def close(self) -> None:
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
-        self._memory.clear()
-        self._on_disk.clear()
-        self._memory_bytes = 0
 
 
 class RecentBlocks:

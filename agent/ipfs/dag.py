@@ -19,7 +19,7 @@ from typing import Any
 import dag_cbor
 
 from agent.ipfs.blocks import BlockSession, BlockSource, Provenance
-from agent.ipfs.cid import CID, IDENTITY_CODE, block_key, cid_text, parse_cid, split_multihash
+from agent.ipfs.cid import CID, IDENTITY_CODE, block_key, check_cid, cid_text, parse_cid, split_multihash
 from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, DAG_PB, RAW, PBNode, UnixFSData, UnixFSType, decode_pbnode, decode_unixfs
 from agent.ipfs.errors import BlockMismatch, DagCycle, DagError, InvalidCid, IpfsError, PathEscape, TooLarge
 from agent.ipfs.multihash import verify_block
@@ -96,8 +96,11 @@ def _facts(entry: DagEntry) -> DagEntry:
 
 
 def inline_block(cid: CID) -> bytes | None:
-    """An identity CID carries its block; nothing to fetch or verify."""
-    code, digest = split_multihash(cid)
+    """An identity CID carries its block; nothing to fetch or verify.
+
+    The CID still meets the rules every other CID meets (an identity digest of at
+    most 128 bytes, an IPLD codec): a dag-cbor link is not checked before this."""
+    code, digest = split_multihash(check_cid(cid))
     return digest if code == IDENTITY_CODE else None
 
 

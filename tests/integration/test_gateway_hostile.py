@@ -221,3 +221,20 @@ async def test_links_with_short_digests_are_errors_and_nothing_is_fetched(make_g
         assert by_path[path].status == ItemStatus.ERROR, by_path[path]
         assert f"digest of {size} bytes is too short" in (by_path[path].error or "")
     assert [cid for _, cid, _ in gw.log] == [cid_text(doc_cid)], "no request for a CID that cannot be verified"
+
+
+async def test_an_oversized_identity_link_in_a_document_is_an_error_not_inlined(make_gateway: MakeGateway) -> None:
+    """Identity CIDs carry their block, so nothing is fetched for them; one of 200 bytes is
+    still refused (identity digests are at most 128 bytes, as for every other CID)."""
+    big = CID("base32", 1, "raw", multihash.wrap(b"x" * 200, "identity"))
+    small = CID("base32", 1, "raw", multihash.wrap(b"hello", "identity"))
+    doc = dag_cbor.encode({"big": big, "small": small})
+    doc_cid = CID("base32", 1, "dag-cbor", multihash.digest(doc, "sha2-256"))
+    gw = await make_gateway()
+    gw.add_blocks([(doc_cid, doc)])
+    async with asyncio.timeout(GUARD_S):
+        report = await Scanner(Settings(), gateways=[gw.url]).scan(str(doc_cid))
+    by_path = {i.path: i for i in report.items}
+    assert by_path["big"].status == ItemStatus.ERROR, by_path["big"]
+    assert "128" in (by_path["big"].error or "")
+    assert by_path["small"].status == ItemStatus.VERIFIED and by_path["small"].size == 5
