@@ -3,6 +3,8 @@ and one Denylist, collecting every problem instead of stopping at the first."""
 
 from __future__ import annotations
 
+import errno
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +126,7 @@ def load_list(
     Raises FileNotFoundError if `path_or_dir` does not exist."""
     root = Path(path_or_dir)
     if not root.exists():
-        raise FileNotFoundError(str(root))
+        raise FileNotFoundError(errno.ENOENT, "no such file or directory", str(root))
     if root.is_dir():
         files = sorted(
             p for p in root.iterdir()

@@ -87,9 +87,11 @@ def test_oversized_file_is_a_problem_and_the_rest_still_loads(tmp_path: Path) ->
     assert Path(result.problems[0].source).name == "big.txt" and "1000" in result.problems[0].message
 
 
-def test_missing_path_raises(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+def test_missing_path_raises_an_error_that_says_what_is_missing(tmp_path: Path) -> None:
+    # The daemon's list sync logs str(exc): it must say more than the bare name.
+    with pytest.raises(FileNotFoundError) as caught:
         load_list(tmp_path / "nope")
+    assert str(caught.value) == f"[Errno 2] no such file or directory: '{tmp_path / 'nope'}'"
 
 
 def test_parse_downloaded_bytes() -> None:
