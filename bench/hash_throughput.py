@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from agent.media.pool import MediaHasher  # noqa: E402
 
-FIXTURES = REPO.parent / "shared" / "fixtures" / "media" / "pdq"
+FIXTURES = REPO / "tests" / "fixtures" / "media" / "pdq"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 
 

@@ -8,7 +8,7 @@ import pytest
 from tests.support.gateway import FixtureGateway
 
 REPO = Path(__file__).resolve().parents[1]
-# Copied from ../shared/fixtures (see tests/fixtures/NOTICE), so a clone alone passes.
+# Copied from the workplace's shared fixtures (see tests/fixtures/NOTICE), so a clone alone passes.
 FIXTURES = REPO / "tests" / "fixtures"
 IPFS_FIXTURES = FIXTURES / "ipfs"
 MEDIA_FIXTURES = FIXTURES / "media"

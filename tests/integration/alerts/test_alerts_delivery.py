@@ -34,6 +34,7 @@ from agent.alerts.signing import event_body, new_secret, webhook_headers
 from agent.store import NewEvent, Store
 from agent.store.rows import DeliveryRow, SubscriptionRow
 from agent.store.schema import delivery_attempts
+from tests.support.postgres import connect_admin
 from tests.support.webhook_receiver import WebhookReceiver
 
 GUARD = NetGuard(allow_hosts=frozenset({"127.0.0.1"}))
@@ -549,13 +550,7 @@ async def test_on_result_callback(store: Store, receiver: WebhookReceiver, secre
 
 @pytest.fixture
 async def postgres_opener() -> AsyncIterator[Callable[[], Any]]:
-    admin = create_async_engine(POSTGRES_URL, connect_args={"timeout": 5})
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-    except (OSError, TimeoutError, sa.exc.SQLAlchemyError) as exc:
-        await admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc!r}")
+    admin = await connect_admin(POSTGRES_URL)  # fails under CI=true when the server is down
     schema = f"t_{uuid.uuid4().hex[:12]}"
     async with admin.begin() as conn:
         await conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))

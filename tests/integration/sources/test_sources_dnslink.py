@@ -19,9 +19,10 @@ from agent.sources.dnslink import (
     parse_content_path,
     resolve_dnslink,
 )
+from tests.conftest import IPFS_FIXTURES
 from tests.support.dns_server import TestDnsServer
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "ipfs" / "gateway-conformance"
+FIXTURES = IPFS_FIXTURES / "gateway-conformance"
 CID_A = "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"
 CID_B = "bafybeiaysi4s6lnjev27ln5icwm6tueaw2vdykrtjkwiphwekaywqhcjze"
 KEY_B58 = "12D3KooWLQzUv2FHWGVPXTXSZpdHs7oHbXub2G5WC8Tx4NQhyd2d"

@@ -45,9 +45,10 @@ from agent.sources.ipns_record import (
     parse_ipns_name,
     verify_ipns_record,
 )
+from tests.conftest import IPFS_FIXTURES
 from tests.support.dns_server import TestDnsServer
 
-CONFORMANCE = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "ipfs" / "gateway-conformance"
+CONFORMANCE = IPFS_FIXTURES / "gateway-conformance"
 TODAY = datetime(2026, 11, 23, tzinfo=timezone.utc)
 INSIDE = datetime(2100, 1, 1, tzinfo=timezone.utc)  # inside every fixture record's validity (EOLs are 2123-2126)
 AFTER = datetime(2200, 1, 1, tzinfo=timezone.utc)  # after all of them
