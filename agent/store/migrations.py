@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agent.store.errors import SchemaTooNew
+from agent.lists.denylist.ids import DENY_SIGNAL_TYPES, migrated_entry_id
 from agent.store.schema import (
     content_status,
     deliveries,
@@ -80,9 +81,47 @@ def _v2(conn: sa.Connection) -> None:
             content_status)
 
 
+def _v3(conn: sa.Connection) -> None:
+    # Denylist findings were identified by `<the operator's file path>:<line>`, which
+    # leaked the path to platforms and changed with how the path was typed. They
+    # are now `<list>:<rule hash>`. Stored findings and their suppressions move to
+    # the new ids, or every finding suppressed as a false positive would be alerted
+    # again under its new id. Data only: no table changes shape.
+    rows = conn.execute(
+        sa.select(findings.c.id, findings.c.item_key, findings.c.list_name, findings.c.entry_id,
+                  findings.c.entry_value, findings.c.signal_type)
+        .where(findings.c.signal_type.in_(sorted(DENY_SIGNAL_TYPES)))
+        .order_by(findings.c.id)
+    ).all()
+    taken = {(r.item_key, r.list_name, r.entry_id, r.signal_type) for r in rows}
+    for r in rows:
+        new_id = migrated_entry_id(r.list_name, r.entry_id, r.entry_value, r.signal_type)
+        if new_id is None:
+            continue
+        suppressed = conn.execute(
+            sa.select(suppressions.c.created_at).where(
+                suppressions.c.item_key == r.item_key, suppressions.c.list_name == r.list_name,
+                suppressions.c.entry_id == r.entry_id)
+        ).first()
+        if suppressed is not None and conn.execute(
+            sa.select(suppressions.c.item_key).where(
+                suppressions.c.item_key == r.item_key, suppressions.c.list_name == r.list_name,
+                suppressions.c.entry_id == new_id)
+        ).first() is None:
+            conn.execute(sa.insert(suppressions).values(
+                item_key=r.item_key, list_name=r.list_name, entry_id=new_id, created_at=suppressed.created_at))
+        if (r.item_key, r.list_name, new_id, r.signal_type) in taken:
+            # The same rule reached through two spellings of the list's path: the first
+            # finding takes the new id, the other keeps its old one (history is kept).
+            continue
+        conn.execute(sa.update(findings).where(findings.c.id == r.id).values(entry_id=new_id))
+        taken.add((r.item_key, r.list_name, new_id, r.signal_type))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "targets, scans, items, locations, findings, lists, job slots", _v1),
     Migration(2, "alerts: subscriptions, events, deliveries, reviews, retractions, content status", _v2),
+    Migration(3, "denylist entry ids: <list>:<rule hash> instead of the list file's path and line", _v3),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
