@@ -15,6 +15,7 @@ import pytest
 
 from agent.ipfs.unixfs_builder import UnixFSBuilder
 from tests.conftest import IPFS_FIXTURES, MEDIA_FIXTURES
+from tests.support.cli import Result as CliResult
 from tests.support.cli import dweb_agent_command, run_cli
 from tests.support.dagpb import cid_of, pbnode, unixfs
 from tests.support.gateway import FixtureGateway
@@ -201,16 +202,21 @@ def _crash_on_import(tmp_path: Path, patch: str) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
 
-async def test_an_unexpected_exception_is_one_line_and_exit_2_never_1(tmp_path: Path) -> None:
+async def _scan_where_exit_code_raises(tmp_path: Path, raise_: str) -> CliResult:
+    """A real `dweb-agent scan` of a local file whose ScanReport.exit_code runs `raise_`."""
     env = _crash_on_import(tmp_path, (
         "import agent.report\n"
         "def boom(self):\n"
-        "    raise RuntimeError('nobody foresaw this\\nsecond line')\n"
+        f"    {raise_}\n"
         "agent.report.ScanReport.exit_code = boom\n"))
     files = tmp_path / "files"
     files.mkdir()
     (files / "a.txt").write_text("a\n")
-    result = await run_cli("scan", str(files), "--no-media", env=env)
+    return await run_cli("scan", str(files), "--no-media", env=env)
+
+
+async def test_an_unexpected_exception_is_one_line_and_exit_2_never_1(tmp_path: Path) -> None:
+    result = await _scan_where_exit_code_raises(tmp_path, "raise RuntimeError('nobody foresaw this\\nsecond line')")
     assert result.code == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: unexpected RuntimeError: nobody foresaw this second line"), result.stderr
@@ -218,15 +224,7 @@ async def test_an_unexpected_exception_is_one_line_and_exit_2_never_1(tmp_path: 
 
 
 async def test_a_broken_pipe_that_is_not_stdout_is_an_error_not_141(tmp_path: Path) -> None:
-    env = _crash_on_import(tmp_path, (
-        "import agent.report\n"
-        "def boom(self):\n"
-        "    raise BrokenPipeError(32, 'a worker went away')\n"
-        "agent.report.ScanReport.exit_code = boom\n"))
-    files = tmp_path / "files"
-    files.mkdir()
-    (files / "a.txt").write_text("a\n")
-    result = await run_cli("scan", str(files), "--no-media", env=env)
+    result = await _scan_where_exit_code_raises(tmp_path, "raise BrokenPipeError(32, 'a worker went away')")
     assert result.code == 2, result.stderr
     assert "unexpected BrokenPipeError" in result.stderr and "Traceback" not in result.stderr
 

@@ -6,18 +6,16 @@ something not examined under it is walked again."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.daemon import Agent
 from agent.ipfs.cid import CID, block_key, parse_cid
 from agent.ipfs.unixfs_builder import UnixFSBuilder
-from agent.sources.ipns_record import build_ipns_record, ipns_name_for_key
 from tests.support.agent import settings_for
 from tests.support.dagpb import block, hamt_shard
 from tests.support.gateway import FixtureGateway
+from tests.support.ipns import IpnsPublisher
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 
@@ -59,18 +57,6 @@ def site(builder: UnixFSBuilder, version: int) -> tuple[CID, dict[str, CID]]:
     return root, cids
 
 
-class Publisher:
-    def __init__(self, gw: FixtureGateway) -> None:
-        self.key = Ed25519PrivateKey.generate()
-        self.name = ipns_name_for_key(self.key).text
-        self.gw = gw
-        self.sequence = 0
-
-    def publish(self, root: CID) -> None:
-        self.sequence += 1
-        self.gw.ipns_records[self.name] = build_ipns_record(
-            self.key, f"/ipfs/{root}", self.sequence, datetime.now(timezone.utc) + timedelta(days=1),
-            timedelta(minutes=1))
 
 
 async def test_a_new_root_fetches_only_blocks_never_seen(make_gateway: MakeGateway, tmp_path: Path) -> None:
@@ -79,7 +65,7 @@ async def test_a_new_root_fetches_only_blocks_never_seen(make_gateway: MakeGatew
     first, old = site(builder, 1)
     second, new = site(builder, 2)
     gw.add_blocks(builder.blocks)
-    ipns = Publisher(gw)
+    ipns = IpnsPublisher(gw)
     ipns.publish(first)
     async with Agent(settings_for(tmp_path, gw.url)) as agent:
         target = await agent.add_target(f"ipns://{ipns.name}", 60)
@@ -108,7 +94,7 @@ async def test_a_directory_with_an_unexamined_entry_is_walked_again(make_gateway
     second, new = site(builder, 2)
     gw.add_blocks(builder.blocks)
     gw.hide.add(block_key(old["y"]))  # docs/y.txt cannot be fetched
-    ipns = Publisher(gw)
+    ipns = IpnsPublisher(gw)
     ipns.publish(first)
     async with Agent(settings_for(tmp_path, gw.url)) as agent:
         target = await agent.add_target(f"ipns://{ipns.name}", 60)
@@ -137,7 +123,7 @@ async def test_with_a_path_rule_loaded_remembered_directories_are_walked_again(m
     gw.add_blocks(builder.blocks)
     deny = tmp_path / "paths.deny"
     deny.write_text("# nothing yet\n")
-    ipns = Publisher(gw)
+    ipns = IpnsPublisher(gw)
     ipns.publish(first)
     async with Agent(settings_for(tmp_path, gw.url, lists=[str(deny)])) as agent:
         await agent.refresh_lists()

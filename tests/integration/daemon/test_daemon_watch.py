@@ -8,15 +8,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.daemon import Agent
 from agent.ipfs.cid import CID, cid_text, parse_cid
 from agent.ipfs.unixfs_builder import UnixFSBuilder
-from agent.sources.ipns_record import build_ipns_record, ipns_name_for_key
 from tests.conftest import IPFS_FIXTURES, MEDIA_FIXTURES
 from tests.support.agent import settings_for
 from tests.support.gateway import FixtureGateway
+from tests.support.ipns import IpnsPublisher
 from tests.support.kubo_server import FakeKubo
 from tests.support.media_dag import expected_pdq
 
@@ -40,18 +39,6 @@ def tree(files: dict[str, bytes]) -> tuple[CID, dict[str, CID], list[tuple[CID, 
     return root, file_cids, builder.blocks
 
 
-class IpnsPublisher:
-    def __init__(self, gw: FixtureGateway) -> None:
-        self.key = Ed25519PrivateKey.generate()
-        self.name = ipns_name_for_key(self.key).text
-        self.gw = gw
-        self.sequence = 0
-
-    def publish(self, root: CID) -> None:
-        self.sequence += 1
-        self.gw.ipns_records[self.name] = build_ipns_record(
-            self.key, f"/ipfs/{root}", self.sequence, datetime.now(timezone.utc) + timedelta(days=1),
-            timedelta(minutes=1))
 
 
 async def test_an_ipns_name_updated_between_polls_is_rescanned_and_only_new_items_are_fetched(
