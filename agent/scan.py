@@ -22,7 +22,7 @@ from agent.ipfs.blocks import BlockSource, Provenance
 from agent.ipfs.carfile import CarFileBlockSource
 from agent.ipfs.cid import CID, block_key, cid_text, parse_cid
 from agent.ipfs.dag import DagEntry, DagWalker, EntryKind
-from agent.ipfs.dagpb import DAG_PB
+from agent.ipfs.dagpb import DAG_PB, RAW
 from agent.ipfs.errors import BlockedContent, IpfsError, MissingBlock, TooLarge
 from agent.ipfs.gateway import GatewayPool, RetrievalMode, TrustlessGateway
 from agent.lists.catalog import ListCatalog, Thresholds, load_catalog
@@ -634,6 +634,12 @@ class _ScanRun:
                     cid.codec.code != DAG_PB or not self._skip_directories):
                 # Linked as a file (the same bytes as a remembered directory), or path
                 # rules are loaded: walk it again (its files are still known, not fetched).
+                known = None
+            elif known is not None and cid.codec.code not in (DAG_PB, RAW):
+                # A dag-cbor/dag-json document is an item of its own, recorded when its
+                # block was read, not when everything it links to was: answering it from
+                # the store would hide a link that could not be fetched the first time.
+                # Its one block is read again; what it links to is still asked of the store.
                 known = None
             if known is not None:
                 self._known[key] = known

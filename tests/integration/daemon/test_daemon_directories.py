@@ -141,3 +141,39 @@ async def test_with_a_path_rule_loaded_remembered_directories_are_walked_again(m
         assert key(new["z"]) not in fetched, "files examined before are still not fetched"
         findings = await agent.store.list_findings()
         assert [(f.item_key, f.signal_type) for f in findings] == [(key(new["z"]), "path")]
+
+
+async def test_a_document_with_an_unexamined_link_is_followed_again(make_gateway: MakeGateway,
+                                                                     tmp_path: Path) -> None:
+    # A dag-cbor document is an item of its own: once recorded it must not make a later
+    # root skip links of it that could not be fetched the first time.
+    import dag_cbor
+    from multiformats import CID as MfCID
+    from multiformats import multihash
+
+    gw = await make_gateway()
+    builder = UnixFSBuilder()
+    hidden, _ = builder.add_file(b"hidden the first time\n")
+    seen, _ = builder.add_file(b"seen\n")
+    doc = dag_cbor.encode({"a": MfCID.decode(bytes(hidden)), "b": MfCID.decode(bytes(seen))})
+    doc_cid = parse_cid(str(MfCID("base32", 1, "dag-cbor", multihash.digest(doc, "sha2-256"))))
+    builder.blocks.append((doc_cid, doc))
+    first, _ = builder.add_directory({"doc": (doc_cid, len(doc))})
+    extra, _ = builder.add_file(b"new\n")
+    second, _ = builder.add_directory({"doc": (doc_cid, len(doc)), "new.txt": (extra, 4)})
+    gw.add_blocks(builder.blocks)
+    gw.hide.add(block_key(hidden))
+    ipns = IpnsPublisher(gw)
+    ipns.publish(first)
+    async with Agent(settings_for(tmp_path, gw.url)) as agent:
+        target = await agent.add_target(f"ipns://{ipns.name}", 60)
+        await agent.poll_target(target.id, scheduled=False)
+        assert (await agent.store.get_items([key(hidden)]))[key(hidden)].status == "incomplete"
+
+        gw.hide.clear()
+        ipns.publish(second)
+        gw.log.clear()
+        await agent.poll_target(target.id, scheduled=False)
+        assert key(hidden) in requested(gw), "the link missed the first time is fetched now"
+        assert key(seen) not in requested(gw), "what was examined is still not fetched again"
+        assert (await agent.store.get_items([key(hidden)]))[key(hidden)].status == "verified"
