@@ -3,6 +3,7 @@ and one Denylist, collecting every problem instead of stopping at the first."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def _parse_into(
         if fmt is ListFormat.DENYLIST:
             deny_limits = ParseLimits(limits.max_bytes, DENYLIST_LIMITS.max_line_length, limits.max_entries)
             parsed = parse_denylist(data, source=source, limits=deny_limits)
-            acc.denylists.append(Denylist(parsed.rules))
+            acc.denylists.append(Denylist(tuple(dataclasses.replace(rule, list=name) for rule in parsed.rules)))
             acc.problems.extend(parsed.problems)
             return
         if fmt is ListFormat.TCAP_JSON:

@@ -49,3 +49,23 @@ async def test_entry_ids_are_list_name_and_rule_hash_whatever_the_path_or_line(
         assert f["list"] == "my" and f["list_source"] == "my.deny"
         assert "operator-private-folder" not in repr(f) and str(tmp_path) not in repr(f)
     assert [fs[0]["list_line"] for fs in found] == [1, 1, 3]
+
+
+async def test_rules_from_a_list_directory_carry_the_directory_s_list_name(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    # A directory source is one list (its hash entries are named after it); its
+    # denylist findings must be too, or a webhook subscribed to that list never
+    # gets them and one subscribed to the file's stem is refused as unknown.
+    builder = UnixFSBuilder()
+    bad = builder.add_file(b"denylisted bytes")
+    root, _ = builder.add_directory({"bad.bin": bad})
+    gw = await make_gateway()
+    gw.add_blocks(builder.blocks)
+    folder = tmp_path / "partner-lists"
+    folder.mkdir()
+    (folder / "cids.deny").write_text(f"/ipfs/{bad[0]}\n")
+    (folder / "hashes.txt").write_text("md5 " + hashlib.md5(b"other").hexdigest() + "\n")
+    (finding,) = await _deny_findings(gw, str(root), str(folder))
+    assert finding["list"] == "partner-lists"
+    assert finding["entry_id"].startswith("partner-lists:")

@@ -31,10 +31,13 @@ class DenyRule:
     source: str
     line: int
     hints: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The name of the list this rule was loaded into (a directory source's name, as
+    # its hash entries have): findings and webhook `--lists` filters use one name.
+    list: str = ""
 
     @property
     def list_name(self) -> str:
-        return list_name_of(self.source)
+        return self.list or list_name_of(self.source)
 
     @property
     def entry_id(self) -> str:
