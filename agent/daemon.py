@@ -28,11 +28,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from agent import __version__
+from agent.clock import utcnow
 from agent.config import Settings
 from agent.alerts.availability import ContentProbe
 from agent.alerts.delivery import WebhookDelivery
 from agent.alerts.events import FindingOutbox, ItemContext, content_changed, finding_retracted
-from agent.alerts.netguard import NetGuard
+from agent.net.guard import NetGuard
 from agent.lists.catalog import ListCatalog
 from agent.lists.matcher import MatchIndex
 from agent.lists.sync import ListSyncer, SyncState, TcapSourceConfig
@@ -44,10 +45,6 @@ from agent.store import DuplicateTarget, FindingRow, ItemRow, ListStateRow, Loca
 from agent.watch import PollContext, WatchTarget, classify_target, examined, poll
 
 log = structlog.get_logger(__name__)
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class DaemonError(Exception):
@@ -131,7 +128,7 @@ class StoreHooks:
         findings = [finding_row(key, f) for f in item.findings]
         context = ItemContext(key=key, cid=item.cid, path=item.path, root=report.root, target_id=target_id,
                               target_url=self.target.url if self.target else None, size=item.size,
-                              media_type=item.media_type, signals=item.signals, first_seen_at=now_utc())
+                              media_type=item.media_type, signals=item.signals, first_seen_at=utcnow())
         new = await self.agent.store.record_item(row, location, findings,
                                                  outbox=FindingOutbox(context, self.agent.settings.gateways.urls))
         self.agent.announce(new, item.path, report.root)
@@ -164,7 +161,7 @@ class _StateAdapter:
     async def put(self, state: SyncState) -> None:
         await self.store.put_list_state(ListStateRow(name=state.name, source=state.source, etag=state.etag,
                                                      last_modified=state.last_modified, checkpoint=state.checkpoint,
-                                                     content_hash=state.content_hash, updated_at=now_utc()))
+                                                     content_hash=state.content_hash, updated_at=utcnow()))
 
 
 @dataclass(frozen=True)
@@ -186,7 +183,7 @@ class Agent:
     """One agent process. `async with Agent(settings, registry) as agent: await agent.serve(stop)`."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None, *,
-                 node: str | None = None, clock: Callable[[], datetime] = now_utc,
+                 node: str | None = None, clock: Callable[[], datetime] = utcnow,
                  rng: random.Random | None = None) -> None:
         self.settings = settings
         # Schedules (next runs, backoff, jitter) come from these, so tests can drive them.
@@ -252,7 +249,7 @@ class Agent:
             await self.add_target(declared.url, declared.interval_s)
         a = s.alerts
         self.delivery = await self._stack.enter_async_context(WebhookDelivery(
-            self.store, NetGuard(allow_hosts=frozenset(h.lower() for h in a.allow_hosts)), self.node,
+            self.store, NetGuard.from_settings(a), self.node,
             timeout_s=a.delivery_timeout_s, disable_after=timedelta(days=a.disable_after_days),
             on_result=self._delivery_result))
 
@@ -479,7 +476,7 @@ class Agent:
         for error in result.errors:
             log.warning("lists.source_failed", error=error)
         self.metrics.list_syncs.labels("error" if result.errors else "ok").inc()
-        self.last_list_sync = now_utc()
+        self.last_list_sync = utcnow()
         if not result.changed:
             return
         self.catalog = result.catalog  # scans already running keep the catalog they started with
@@ -504,7 +501,7 @@ class Agent:
     async def retract_deleted(self, list_name: str, entry_ids: list[str]) -> list[int]:
         """Entries deleted upstream (a TCAP deletion, a line removed from a list): their findings are retracted."""
         subs = await self.store.list_subscriptions()
-        at = now_utc()
+        at = utcnow()
         done = await self.store.retract_entries(
             list_name, entry_ids, f"entry deleted from {list_name}",
             lambda f, recipients: finding_retracted(f, "entry_deleted", f"deleted from {list_name}", subs,
@@ -527,7 +524,7 @@ class Agent:
             interval = self.settings.alerts.recheck_interval_s
             if not await self.store.claim_slot("recheck", int(time.time() // interval), self.node):
                 return 0
-            await self.store.prune_slots(now_utc() - timedelta(days=7))
+            await self.store.prune_slots(utcnow() - timedelta(days=7))
         probe = ContentProbe(self.http, self.settings.gateways.urls,
                              routing_url=self.settings.alerts.routing_url or None)
         changed = 0
@@ -539,7 +536,7 @@ class Agent:
                                    for url, a in result.gateways.items()},
                       "providers": result.providers, "reason": result.reason}
             subs = await self.store.list_subscriptions()
-            at = now_utc()
+            at = utcnow()
             available = result.state == "available"
             prev, state = await self.store.set_content_state(
                 key, result.state, first_alert_at=first_alert, detail=detail,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
+
+from agent.clock import iso_utc, utcnow
 
 
 class ItemStatus(StrEnum):
@@ -21,10 +22,6 @@ class ItemStatus(StrEnum):
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
-
-
-def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -78,7 +75,7 @@ class ScanReport:
     @classmethod
     def failed(cls, target: str, error: str) -> ScanReport:
         """The report of a scan that could not start (a target that names nothing scannable)."""
-        now = utcnow()
+        now = iso_utc(utcnow())
         return cls(target=target, root=None, started_at=now, finished_at=now, errors=[error])
 
     def summary(self) -> dict[str, int]:

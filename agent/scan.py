@@ -30,7 +30,8 @@ from agent.lists.denylist import DenyDecision, RuleKind
 from agent.lists.matcher import Match
 from agent.media import CryptoHasher, MediaError, MediaHasher, MediaLimits, MediaResult
 from agent.media.sniff import media_kind, sniff_media_type
-from agent.report import ItemReport, ItemSource, ItemStatus, ScanReport, utcnow
+from agent.clock import iso_utc, utcnow
+from agent.report import ItemReport, ItemSource, ItemStatus, ScanReport
 from agent.signals import Signal, SignalType
 from agent.targets import Target, TargetError, TargetKind, parse_target
 
@@ -346,7 +347,7 @@ class Scanner:
         return await self._run(label, one)
 
     async def _run(self, label: str, body: Callable[[_ScanRun], Awaitable[None]]) -> ScanReport:
-        report = ScanReport(target=label, root=None, started_at=utcnow())
+        report = ScanReport(target=label, root=None, started_at=iso_utc(utcnow()))
         report.lists = [dict(vars(summary)) for summary in self.catalog.summaries]
         try:
             async with AsyncExitStack() as stack:
@@ -357,7 +358,7 @@ class Scanner:
         except (TargetError, IpfsError) as exc:
             report.errors.append(str(exc))
         finally:
-            report.finished_at = utcnow()
+            report.finished_at = iso_utc(utcnow())
         log.info("scan.finished", target=report.target, **report.summary())
         return report
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.alerts.delivery import WebhookDelivery
-from agent.alerts.netguard import NetGuard
+from agent.net.guard import NetGuard
 from agent.alerts.signing import new_secret
 from agent.store import NewEvent, Store
 from tests.support.webhook_receiver import WebhookReceiver

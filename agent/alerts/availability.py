@@ -27,7 +27,7 @@ from typing import Literal
 
 import aiohttp
 
-from agent.http_headers import parse_retry_after
+from agent.net.retry_after import parse_retry_after
 from agent.ipfs.cid import CID, cid_text, parse_cid
 from agent.ipfs.errors import BlockMismatch, UnsupportedHash
 from agent.ipfs.multihash import verify_block

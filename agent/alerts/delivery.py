@@ -40,17 +40,17 @@ from typing import Final, Self
 import aiohttp
 from yarl import URL
 
-from agent.alerts.netguard import (
+from agent.alerts.signing import event_body, webhook_headers
+from agent.clock import utcnow
+from agent.net.guard import (
     BlockedDestination,
     NetGuard,
     guarded_request,
     guarded_session,
 )
-from agent.alerts.signing import event_body, webhook_headers
-from agent.http_headers import parse_retry_after
+from agent.net.retry_after import parse_retry_after
 from agent.store import Store
 from agent.store.rows import DeliveryJob
-from agent.store.types import utcnow
 
 log = logging.getLogger(__name__)
 

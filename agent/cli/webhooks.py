@@ -69,11 +69,11 @@ def webhooks_add(url: str, lists: str | None, allow_unknown_lists: bool, labels:
                  config: Path | None) -> None:
     """Subscribe URL. Its signing secret is printed once: store it now."""
     from agent.alerts.events import EVENT_TYPES, normalise_label
-    from agent.alerts.netguard import BlockedDestination, NetGuard
     from agent.alerts.signing import new_secret
+    from agent.net.guard import BlockedDestination, NetGuard
 
     settings = load(config)
-    guard = NetGuard(allow_hosts=frozenset(h.lower() for h in settings.alerts.allow_hosts))
+    guard = NetGuard.from_settings(settings.alerts)
     try:
         guard.check_url(url)
     except BlockedDestination as exc:
@@ -180,9 +180,9 @@ def webhooks_rotate(subscription_id: int, grace_s: int | None, config: Path | No
 
 async def _deliver_now(settings: Settings, store: Any) -> int:
     from agent.alerts.delivery import WebhookDelivery
-    from agent.alerts.netguard import NetGuard
+    from agent.net.guard import NetGuard
 
-    guard = NetGuard(allow_hosts=frozenset(h.lower() for h in settings.alerts.allow_hosts))
+    guard = NetGuard.from_settings(settings.alerts)
     async with WebhookDelivery(store, guard, f"cli-{settings.agent.node_name or 'local'}",
                                timeout_s=settings.alerts.delivery_timeout_s) as worker:
         return await worker.run_once()

@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar
 import aiohttp
 import structlog
 
-from agent.http_headers import parse_retry_after
+from agent.net.retry_after import parse_retry_after
 from agent.ipfs.blocks import PrefetchingSession, Provenance, RecentBlocks, open_session
 from agent.ipfs.car import Block, CarReader
 from agent.ipfs.cid import CID, block_key, check_cid, cid_text

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from agent.http_headers import parse_retry_after
+from agent.net.retry_after import parse_retry_after
 from agent.ipfs.errors import TooLarge
 
 __all__ = [

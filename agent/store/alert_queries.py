@@ -48,7 +48,7 @@ from agent.store.schema import (
     suppressions,
     targets,
 )
-from agent.store.types import utcnow
+from agent.clock import utcnow
 
 # Builds the events for findings that were just recorded (given where the item
 # was seen and the enabled subscriptions); runs inside the recording transaction.

@@ -50,7 +50,7 @@ from agent.store.schema import (
     suppressions,
     targets,
 )
-from agent.store.types import utcnow
+from agent.clock import utcnow
 
 # Key for pg_advisory_xact_lock: ASCII "dwebmigr" as a signed 64-bit int. The
 # lock is per database, so agents using different schemas of one database

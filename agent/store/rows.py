@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent.store.types import utcnow
+from agent.clock import utcnow
 
 JSONObject = dict[str, Any]
 # One vPDQ frame as stored: [frame, quality, pdq_hex, timestamp].

@@ -44,7 +44,7 @@ from agent.store.schema import (
     scans,
     targets,
 )
-from agent.store.types import utcnow
+from agent.clock import utcnow
 
 # Items-table status of a directory remembered as examined (see Store.record_directory);
 # the scan's KnownItem carries the same word.

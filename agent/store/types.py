@@ -9,10 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine.interfaces import Dialect
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """An aware datetime, stored as UTC, always read back aware UTC.
 

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from agent.alerts.delivery import DEFAULT_SCHEDULE, GONE_REASON, WebhookDelivery
-from agent.alerts.netguard import NetGuard
+from agent.net.guard import NetGuard
 from agent.alerts.signing import event_body, new_secret, webhook_headers
 from agent.store import NewEvent, Store
 from agent.store.rows import DeliveryRow, SubscriptionRow

@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from agent.alerts.netguard import (
+from agent.config import AlertSettings
+from agent.net.guard import (
     BlockedDestination,
     GuardedResolver,
     NetGuard,
@@ -258,6 +259,21 @@ def test_allow_hosts_are_normalised_and_exact() -> None:
             guard.check_url(url)
     with pytest.raises(BlockedDestination, match="loopback"):
         guard.check_url("http://127.0.0.2/")
+
+
+def test_from_settings_builds_the_guard_from_the_alerts_section() -> None:
+    # The one construction the daemon and `webhooks add/test` share: the
+    # operator's [alerts] allow_hosts, normalised like any allow-list entry.
+    settings = AlertSettings(allow_hosts=["LocalHost", "[::1]", "127.0.0.1"])
+    guard = NetGuard.from_settings(settings)
+    assert guard == NetGuard(allow_hosts=frozenset({"localhost", "::1", "127.0.0.1"}))
+    assert guard.check_url("http://LOCALHOST:8080/hook").allowed_host
+    assert guard.check_url("http://[::1]/").allowed_host
+    with pytest.raises(BlockedDestination, match="loopback"):
+        guard.check_url("http://127.0.0.2/")
+    assert NetGuard.from_settings(AlertSettings()) == NetGuard()
+    with pytest.raises(ValueError, match="not a host"):
+        NetGuard.from_settings(AlertSettings(allow_hosts=["not a host"]))
 
 
 def test_allow_ports_and_schemes() -> None:

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent.alerts.netguard import (
+from agent.net.guard import (
     BlockedDestination,
     GuardedResolver,
     NetGuard,

@@ -29,11 +29,11 @@ import ipaddress
 import re
 import socket
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -278,6 +278,16 @@ def _normalise_allowed(entry: str) -> str:
     return raw
 
 
+class OperatorAllowList(Protocol):
+    """The settings a guard is built from (agent.config.AlertSettings has this shape).
+
+    A protocol rather than the settings class, so agent/net stays below agent.config.
+    """
+
+    @property
+    def allow_hosts(self) -> Sequence[str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class NetGuard:
     """Policy for outbound connections to user-supplied URLs.
@@ -302,6 +312,15 @@ class NetGuard:
         object.__setattr__(self, "allow_hosts", frozenset(_normalise_allowed(h) for h in self.allow_hosts))
         if self.allow_ports is not None:
             object.__setattr__(self, "allow_ports", frozenset(self.allow_ports))
+
+    @classmethod
+    def from_settings(cls, alerts: OperatorAllowList) -> NetGuard:
+        """The guard for webhook deliveries: the one way the daemon and the CLI build it.
+
+        Entries are normalised (case, brackets, IDNA) by __post_init__; a bad entry
+        raises ValueError naming it.
+        """
+        return cls(allow_hosts=frozenset(alerts.allow_hosts))
 
     def is_allowed_host(self, host: str) -> bool:
         """Whether the operator allow-listed `host` (as aiohttp passes it: ASCII, no brackets)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.http_headers import parse_retry_after
+from agent.net.retry_after import parse_retry_after
 
 
 @pytest.mark.parametrize("value, expected", [("120", 120.0), (" 0 ", 0.0), ("1.5", 1.5), ("-3", 0.0)])
