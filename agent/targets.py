@@ -19,6 +19,7 @@ from multiformats import multibase
 
 from agent.ipfs.cid import CID, parse_cid
 from agent.ipfs.errors import InvalidCid
+from agent.ipfs.varint import VarintError, VarintProblem, read_uvarint
 
 
 class TargetError(ValueError):
@@ -343,8 +344,11 @@ def _explain_v1_bytes(data: bytes) -> str | None:
     fields: list[int] = []
     pos = 0
     for what in ("version", "content type (codec)", "hash function", "hash length"):
-        value, pos = _varint(data, pos)
-        if value is None:
+        try:
+            value, pos = read_uvarint(data, pos, what)
+        except VarintError as exc:
+            if exc.problem is VarintProblem.NOT_MINIMAL:
+                return None  # parse_cid's own words say which field is spelled too long
             return f"it ends before its {what} is complete: too short to be a CID ({_CUT})"
         fields.append(value)
     version, _codec, _hash, length = fields
@@ -353,19 +357,6 @@ def _explain_v1_bytes(data: bytes) -> str | None:
     if len(data) - pos != length:
         return f"its hash should be {length} bytes but {len(data) - pos} follow: {_CUT}"
     return None
-
-
-def _varint(data: bytes, pos: int) -> tuple[int | None, int]:
-    value = 0
-    for shift in range(0, 63, 7):
-        if pos >= len(data):
-            return None, pos
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-    return None, pos
 
 
 def _library_reason(text: str, exc: Exception | None) -> str:

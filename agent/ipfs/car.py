@@ -16,9 +16,10 @@ from typing import Any, BinaryIO, Protocol
 
 import dag_cbor
 
-from agent.ipfs.cid import CID, block_key, check_cid, cid_from_prefix, encode_uvarint
+from agent.ipfs.cid import CID, block_key, check_cid, cid_from_prefix
 from agent.ipfs.errors import BlockTooLarge, CarError, InvalidCid
 from agent.ipfs.multihash import verify_block
+from agent.ipfs.varint import MULTIFORMATS, VarintError, VarintProblem, encode_uvarint, read_uvarint
 
 CARV2_PRAGMA = bytes.fromhex("0aa16776657273696f6e02")
 _CARV2_HEADER_LEN = 40
@@ -93,22 +94,31 @@ class _LimitedStream:
         return await self._inner.readexactly(n)
 
 
+_VARINT_MESSAGES = {
+    VarintProblem.NOT_MINIMAL: "malformed CAR: non-minimal varint",
+    VarintProblem.TOO_LONG: f"malformed CAR: varint longer than {MULTIFORMATS.max_bytes} bytes",
+}
+
+
 async def _read_varint(stream: ByteStream, *, at_boundary: bool) -> int | None:
-    """Unsigned LEB128. Returns None on a clean EOF before the first byte when at a boundary."""
-    value = 0
-    for shift in range(0, 63, 7):
+    """A length prefix, read from the stream byte by byte and decoded by the one varint reader.
+
+    Returns None on a clean EOF before the first byte when at a boundary."""
+    prefix = bytearray()
+    while len(prefix) < MULTIFORMATS.max_bytes:
         try:
             byte = (await stream.readexactly(1))[0]
         except asyncio.IncompleteReadError:
-            if shift == 0 and at_boundary:
+            if not prefix and at_boundary:
                 return None
             raise CarError("truncated CAR: stream ended inside a length prefix") from None
-        value |= (byte & 0x7F) << shift
+        prefix.append(byte)
         if not byte & 0x80:
-            if byte == 0 and shift > 0:
-                raise CarError("malformed CAR: non-minimal varint")
-            return value
-    raise CarError("malformed CAR: varint longer than 9 bytes")
+            break
+    try:
+        return read_uvarint(bytes(prefix), 0, "CAR length prefix", MULTIFORMATS)[0]
+    except VarintError as exc:
+        raise CarError(_VARINT_MESSAGES.get(exc.problem, f"malformed CAR: {exc}")) from None
 
 
 class CarReader:

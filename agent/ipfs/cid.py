@@ -18,73 +18,25 @@ from collections.abc import Callable
 from multiformats import CID, multibase, multicodec, multihash
 
 from agent.ipfs.errors import InvalidCid
+from agent.ipfs.multihash import SHA2_256, check_digest, read_multihash_header, split_multihash
+from agent.ipfs.varint import VarintError, encode_uvarint, read_uvarint
 
-__all__ = ["CID", "parse_cid", "cid_from_prefix", "check_cid", "block_key", "cid_text", "IDENTITY_MAX_DIGEST",
-           "MIN_DIGEST_BYTES", "HASH_DIGEST_BYTES", "check_digest"]
+# encode_uvarint stays importable from here for tests that write binary CIDs by hand.
+__all__ = ["CID", "parse_cid", "cid_from_prefix", "check_cid", "block_key", "cid_text", "encode_uvarint"]
 
-# Kubo and boxo refuse identity CIDs whose digest exceeds 128 bytes: an inlined
-# "block" that large is a way to smuggle data past block-level checks.
-IDENTITY_MAX_DIGEST = 128
-IDENTITY_CODE = 0x00
-# Kubo's verifcid refuses digests under 20 bytes: a 0-byte digest matches any
-# bytes and a 1-byte one is a 1-in-256 guess, so a gateway could substitute content.
-MIN_DIGEST_BYTES = 20
-# The hash functions whose blocks agent.ipfs.multihash can verify, with their full
-# digest size. Anything else (murmur3, md5, unknown codes) can never be verified,
-# so a CID using it is refused as soon as it is read.
-HASH_DIGEST_BYTES: dict[int, int] = {
-    0x11: 20,  # sha1
-    0x12: 32,  # sha2-256
-    0x13: 64,  # sha2-512
-    0x14: 64,  # sha3-512
-    0x16: 32,  # sha3-256
-    0x1E: 32,  # blake3 (default length)
-    0xB220: 32,  # blake2b-256
-}
 _DAG_PB = 0x70
-_SHA2_256 = 0x12
 _MAX_CID_TEXT = 1024
 _SUPPORTED_BASES = {"base32", "base32upper", "base58btc", "base36", "base36upper", "base16", "base16upper", "base64", "base64url"}
-
-
-def _hash_name(code: int) -> str:
-    try:
-        return str(multicodec.get(code=code).name)
-    except Exception:
-        return "unknown"
 
 
 def _validate(version: int, codec: int, hash_code: int, digest_len: int) -> None:
     """The rules every CID must meet, from text or from bytes."""
     if version not in (0, 1):
         raise InvalidCid(f"CID version {version} does not exist (only 0 and 1 do)")
-    if version == 0 and (codec != _DAG_PB or hash_code != _SHA2_256 or digest_len != 32):
+    if version == 0 and (codec != _DAG_PB or hash_code != SHA2_256 or digest_len != 32):
         raise InvalidCid("a CIDv0 is always dag-pb with a 32-byte sha2-256 digest")
     _codec(codec)
     check_digest(hash_code, digest_len)
-
-
-def check_digest(hash_code: int, digest_len: int) -> None:
-    """A multihash the agent can verify and that names one content: known function, 20+ bytes."""
-    if hash_code == IDENTITY_CODE:
-        if digest_len > IDENTITY_MAX_DIGEST:
-            raise InvalidCid(
-                f"identity CID carries {digest_len} bytes inline; at most {IDENTITY_MAX_DIGEST} are allowed"
-            )
-        return
-    full = HASH_DIGEST_BYTES.get(hash_code)
-    if full is None:
-        raise InvalidCid(
-            f"hash function 0x{hash_code:x} ({_hash_name(hash_code)}) is not one whose blocks can be verified"
-            " (sha2-256, sha2-512, sha3-256, sha3-512, blake2b-256, blake3, sha1, identity)"
-        )
-    if digest_len < MIN_DIGEST_BYTES:
-        raise InvalidCid(
-            f"{_hash_name(hash_code)} digest of {digest_len} bytes is too short to identify content"
-            f" (at least {MIN_DIGEST_BYTES} are required)"
-        )
-    if digest_len > full:
-        raise InvalidCid(f"{_hash_name(hash_code)} digest of {digest_len} bytes is longer than the function's {full}")
 
 
 def parse_cid(text: str) -> CID:
@@ -123,27 +75,6 @@ def _decode_text(text: str, base: str, decode: Callable[[str], bytes]) -> bytes:
         raise InvalidCid(f"{text!r} is not a valid CID: it is not well-formed {base} text ({exc})") from exc
 
 
-def _uvarint(buf: bytes | memoryview, pos: int, what: str = "varint") -> tuple[int, int]:
-    """Decode a minimally encoded unsigned varint at `pos`; returns (value, next position).
-
-    Hand-rolled because multiformats' decoder runs a runtime type validator on
-    every call, which dominated the cost of reading a CAR (measured: ~60%).
-    Non-minimal encodings are refused: two byte strings must never name one CID."""
-    value = 0
-    start = pos
-    for shift in range(0, 63, 7):
-        if pos >= len(buf):
-            raise InvalidCid(f"truncated {what}")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            if byte == 0 and pos - start > 1:
-                raise InvalidCid(f"{what} is not minimally encoded")
-            return value, pos
-    raise InvalidCid(f"{what} longer than 9 bytes")
-
-
 _BASE58 = multibase.get("base58btc")
 # Multicodec and Multihash objects by code: the set of codes is small and fixed.
 _CODECS: dict[int, multicodec.Multicodec] = {}
@@ -173,19 +104,6 @@ def _hashfun(code: int) -> multihash.Multihash:
     return found
 
 
-def encode_uvarint(value: int) -> bytes:
-    """Unsigned LEB128, as multiformats, CAR and protobuf write lengths and codes."""
-    if value < 0:
-        raise ValueError("varints are unsigned")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def cid_from_prefix(data: bytes | memoryview) -> tuple[CID, int]:
     """Read a binary CID at the start of `data`; return it and its length in bytes.
 
@@ -194,18 +112,19 @@ def cid_from_prefix(data: bytes | memoryview) -> tuple[CID, int]:
     more than hashing the block, so known codecs take a direct path."""
     buf = memoryview(data)
     if len(buf) >= 34 and buf[0] == 0x12 and buf[1] == 0x20:
-        version, codec, hash_code, start, end = 0, _DAG_PB, _SHA2_256, 0, 34  # CIDv0: a bare sha2-256 multihash
+        version, codec, hash_code, start, end = 0, _DAG_PB, SHA2_256, 0, 34  # CIDv0: a bare sha2-256 multihash
         length = 32
     else:
-        version, pos = _uvarint(buf, 0, "CID version")
-        if version != 1:
-            if version == 0x12:
-                raise InvalidCid("truncated CIDv0: a sha2-256 multihash needs 34 bytes")
-            raise InvalidCid(f"binary CID version {version} is not supported")
-        codec, pos = _uvarint(buf, pos, "CID codec")
-        start = pos
-        hash_code, pos = _uvarint(buf, pos, "multihash function code")
-        length, pos = _uvarint(buf, pos, "multihash digest length")
+        try:
+            version, pos = read_uvarint(buf, 0, "CID version")
+            if version != 1:
+                if version == 0x12:
+                    raise InvalidCid("truncated CIDv0: a sha2-256 multihash needs 34 bytes")
+                raise InvalidCid(f"binary CID version {version} is not supported")
+            codec, start = read_uvarint(buf, pos, "CID codec")
+        except VarintError as exc:
+            raise InvalidCid(str(exc)) from None
+        hash_code, length, pos = read_multihash_header(buf, start)
         end = pos + length
         if end > len(buf):
             raise InvalidCid(f"binary CID declares a {length}-byte digest but only {len(buf) - pos} bytes follow")
@@ -221,19 +140,9 @@ def cid_from_prefix(data: bytes | memoryview) -> tuple[CID, int]:
 
 def check_cid(cid: CID) -> CID:
     """Apply the same rules to a CID made elsewhere (a dag-cbor link, a CAR header root)."""
-    code, digest = split_multihash(cid)
+    code, digest = split_multihash(cid.digest)
     _validate(cid.version, cid.codec.code, code, len(digest))
     return cid
-
-
-def split_multihash(cid: CID) -> tuple[int, bytes]:
-    """(hash function code, raw digest) without going through the validating accessors."""
-    mh = cid.digest
-    code, pos = _uvarint(mh, 0, "multihash function code")
-    length, pos = _uvarint(mh, pos, "multihash digest length")
-    if len(mh) - pos != length:
-        raise InvalidCid(f"multihash declares a {length}-byte digest but carries {len(mh) - pos}")
-    return code, bytes(mh[pos:])
 
 
 def block_key(cid: CID) -> bytes:

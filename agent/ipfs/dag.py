@@ -19,10 +19,20 @@ from typing import Any
 import dag_cbor
 
 from agent.ipfs.blocks import BlockSession, BlockSource, Provenance
-from agent.ipfs.cid import CID, IDENTITY_CODE, block_key, check_cid, cid_text, parse_cid, split_multihash
-from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, DAG_PB, RAW, PBNode, UnixFSData, UnixFSType, decode_pbnode, decode_unixfs
+from agent.ipfs.cid import CID, block_key, check_cid, cid_text, parse_cid
+from agent.ipfs.dagpb import (
+    DAG_CBOR,
+    DAG_JSON,
+    DAG_PB,
+    RAW,
+    PBNode,
+    UnixFSData,
+    UnixFSType,
+    decode_pbnode,
+    decode_unixfs,
+)
 from agent.ipfs.errors import BlockMismatch, DagCycle, DagError, InvalidCid, IpfsError, PathEscape, TooLarge
-from agent.ipfs.multihash import verify_block
+from agent.ipfs.multihash import IDENTITY_CODE, split_multihash, verify_block
 
 CBOR = 0x51
 JSON = 0x0200
@@ -100,7 +110,7 @@ def inline_block(cid: CID) -> bytes | None:
 
     The CID still meets the rules every other CID meets (an identity digest of at
     most 128 bytes, an IPLD codec): a dag-cbor link is not checked before this."""
-    code, digest = split_multihash(check_cid(cid))
+    code, digest = split_multihash(check_cid(cid).digest)
     return digest if code == IDENTITY_CODE else None
 
 

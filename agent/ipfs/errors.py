@@ -16,6 +16,12 @@ class InvalidCid(IpfsError):
     """A string or byte sequence is not a valid CID."""
 
 
+class InvalidMultihash(InvalidCid, ValueError):
+    """Bytes that are not a multihash (a CID's, a peer ID's, a denylist rule's).
+
+    A ValueError too: the denylist parser refuses a rule on any ValueError."""
+
+
 class UnsupportedHash(IpfsError):
     """A multihash function we cannot compute: its blocks can never be verified."""
 

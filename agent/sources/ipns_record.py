@@ -38,8 +38,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from multiformats import CID, multibase
 
-from agent.ipfs.cid import encode_uvarint
-from agent.ipfs.errors import IpfsError
+from agent.ipfs.errors import InvalidMultihash, IpfsError
+from agent.ipfs.multihash import IDENTITY_CODE, IDENTITY_MAX_DIGEST, SHA2_256, encode_multihash, split_multihash
+from agent.ipfs.protobuf import field_bytes, field_varint, read_fields
 
 __all__ = [
     "MAX_RECORD_BYTES",
@@ -72,12 +73,9 @@ MAX_RECORD_BYTES = 10 * 1024
 IPNS_RECORD_TYPE = "application/vnd.ipfs.ipns-record"
 SIGNATURE_V2_PREFIX = b"ipns-signature:"
 LIBP2P_KEY_CODEC = 0x72
-_IDENTITY = 0x00
-_SHA2_256 = 0x12
 # go-libp2p inlines a serialized public key in the peer ID (identity multihash)
 # when it is at most this long, and hashes it with sha2-256 otherwise.
 _MAX_INLINE_KEY = 42
-_MAX_IDENTITY_DIGEST = 128
 _RSA_MIN_BITS, _RSA_MAX_BITS = 2048, 8192  # go-libp2p's bounds
 
 KeyType = Literal["RSA", "Ed25519", "Secp256k1", "ECDSA"]
@@ -154,8 +152,8 @@ class IpnsName:
     @property
     def inlined_key(self) -> bytes | None:
         """The serialized public key when the multihash is `identity` (Ed25519, secp256k1)."""
-        code, digest = _split_multihash(self.multihash)
-        return digest if code == _IDENTITY else None
+        code, digest = split_multihash(self.multihash)
+        return digest if code == IDENTITY_CODE else None
 
     def __str__(self) -> str:
         return self.text
@@ -176,38 +174,15 @@ class IpnsRecord:
 # ---------------------------------------------------------------- names ----
 
 
-def _uvarint(buf: bytes, pos: int, what: str) -> tuple[int, int]:
-    value = 0
-    for shift in range(0, 64, 7):
-        if pos >= len(buf):
-            raise MalformedRecord(f"truncated varint in {what}")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            if value >= 1 << 64:
-                raise MalformedRecord(f"varint over 64 bits in {what}")
-            return value, pos
-    raise MalformedRecord(f"varint longer than 10 bytes in {what}")
-
-
-def _split_multihash(mh: bytes) -> tuple[int, bytes]:
-    try:
-        code, pos = _uvarint(mh, 0, "multihash")
-        length, pos = _uvarint(mh, pos, "multihash")
-    except MalformedRecord as exc:
-        raise InvalidName(f"malformed multihash: {exc}") from None
-    if len(mh) - pos != length:
-        raise InvalidName(f"multihash declares a {length}-byte digest but carries {len(mh) - pos}")
-    return code, mh[pos:]
-
-
 def _check_name_multihash(mh: bytes, text: str) -> IpnsName:
-    code, digest = _split_multihash(mh)
-    if code == _IDENTITY:
-        if len(digest) > _MAX_IDENTITY_DIGEST:
+    try:
+        code, digest = split_multihash(mh)
+    except InvalidMultihash as exc:
+        raise InvalidName(f"{text!r}: malformed multihash: {exc}") from None
+    if code == IDENTITY_CODE:
+        if len(digest) > IDENTITY_MAX_DIGEST:
             raise InvalidName(f"{text!r}: identity multihash of {len(digest)} bytes is not a key")
-    elif code == _SHA2_256:
+    elif code == SHA2_256:
         if len(digest) != 32:
             raise InvalidName(f"{text!r}: sha2-256 digest of {len(digest)} bytes")
     else:
@@ -252,7 +227,7 @@ def parse_ipns_name(text: str) -> IpnsName:
 
 def _marshal_public_key(key_type: KeyType, data: bytes) -> bytes:
     """libp2p PublicKey protobuf: Type (field 1, varint, always written) + Data (field 2)."""
-    return b"\x08" + encode_uvarint(_KEY_CODES[key_type]) + b"\x12" + encode_uvarint(len(data)) + data
+    return field_varint(1, _KEY_CODES[key_type]) + field_bytes(2, data)
 
 
 def _key_data(key: PublicKey) -> tuple[KeyType, bytes]:
@@ -268,8 +243,8 @@ def _key_data(key: PublicKey) -> tuple[KeyType, bytes]:
 
 def _name_multihash(serialized_key: bytes) -> bytes:
     if len(serialized_key) <= _MAX_INLINE_KEY:
-        return bytes([_IDENTITY]) + encode_uvarint(len(serialized_key)) + serialized_key
-    return bytes([_SHA2_256, 32]) + hashlib.sha256(serialized_key).digest()
+        return encode_multihash(IDENTITY_CODE, serialized_key)
+    return encode_multihash(SHA2_256, hashlib.sha256(serialized_key).digest())
 
 
 def ipns_name_for_key(key: PublicKey | PrivateKey) -> IpnsName:
@@ -342,39 +317,8 @@ _FIELD_NAMES = {1: "value", 2: "signatureV1", 3: "validityType", 4: "validity", 
 
 
 def _read_protobuf(buf: bytes, known: dict[int, int], what: str) -> dict[int, int | bytes]:
-    """Decode a flat protobuf message. Unknown fields are skipped (forward
-    compatibility); a known field that repeats is refused, because parsers
-    disagree on which copy wins and a record must mean one thing."""
-    fields: dict[int, int | bytes] = {}
-    pos = 0
-    while pos < len(buf):
-        key, pos = _uvarint(buf, pos, what)
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise MalformedRecord(f"{what}: field number 0")
-        value: int | bytes
-        if wire == 0:
-            value, pos = _uvarint(buf, pos, what)
-        elif wire == 2:
-            length, pos = _uvarint(buf, pos, what)
-            if length > len(buf) - pos:
-                raise MalformedRecord(f"{what}: field {number} declares {length} bytes, {len(buf) - pos} remain")
-            value, pos = buf[pos:pos + length], pos + length
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            if size > len(buf) - pos:
-                raise MalformedRecord(f"{what}: truncated fixed-width field {number}")
-            value, pos = buf[pos:pos + size], pos + size
-        else:
-            raise MalformedRecord(f"{what}: field {number} uses wire type {wire} (groups are not allowed)")
-        if number not in known:
-            continue
-        if wire != known[number]:
-            raise MalformedRecord(f"{what}: field {number} has wire type {wire}, expected {known[number]}")
-        if number in fields:
-            raise MalformedRecord(f"{what}: field {number} appears twice")
-        fields[number] = value
-    return fields
+    """A flat protobuf message read by the one reader (agent.ipfs.protobuf), failing as MalformedRecord."""
+    return read_fields(buf, known, what, MalformedRecord)
 
 
 def _encode_entry(fields: dict[int, int | bytes]) -> bytes:
@@ -382,10 +326,7 @@ def _encode_entry(fields: dict[int, int | bytes]) -> bytes:
     out = bytearray()
     for number in sorted(fields):
         value = fields[number]
-        if isinstance(value, int):
-            out += encode_uvarint(number << 3) + encode_uvarint(value)
-        else:
-            out += encode_uvarint(number << 3 | 2) + encode_uvarint(len(value)) + value
+        out += field_varint(number, value) if isinstance(value, int) else field_bytes(number, value)
     return bytes(out)
 
 

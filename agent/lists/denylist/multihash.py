@@ -5,48 +5,25 @@ codec and multibase of the same multihash meets the same rule."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from multiformats import CID, multibase
 
-import blake3
-from multiformats import CID, multibase, varint
+from agent.ipfs.multihash import BLAKE3, HASH_FUNCTIONS, SHA2_256, encode_multihash, split_multihash
+from agent.ipfs.multihash import IDENTITY_CODE as IDENTITY
 
-SHA2_256 = 0x12
-BLAKE3 = 0x1E
-IDENTITY = 0x00
+__all__ = ["SHA2_256", "BLAKE3", "IDENTITY", "SUPPORTED_DOUBLE_HASH_CODES", "encode_multihash", "split_multihash",
+           "double_hash", "b58_multihash", "decode_b58_multihash", "decode_cid", "cid_multihash", "cid_v1_base32",
+           "name_multihash"]
 
-# Double-hash functions we can compute. nopfs uses the multihash default
-# length for each (32 bytes for both).
-_DOUBLE_HASH_FUNCS: Mapping[int, Callable[[bytes], bytes]] = MappingProxyType(
-    {
-        SHA2_256: lambda data: hashlib.sha256(data).digest(),
-        BLAKE3: lambda data: blake3.blake3(data).digest(),
-    }
-)
-SUPPORTED_DOUBLE_HASH_CODES = frozenset(_DOUBLE_HASH_FUNCS)
-
-
-def encode_multihash(code: int, digest: bytes) -> bytes:
-    return bytes(varint.encode(code)) + bytes(varint.encode(len(digest))) + digest
-
-
-def split_multihash(mh: bytes) -> tuple[int, bytes]:
-    """(code, digest) of well-formed multihash bytes; raises ValueError."""
-    try:
-        code, n1, _ = varint.decode_raw(mh)
-        length, n2, _ = varint.decode_raw(mh[n1:])
-    except Exception as exc:  # multiformats raises its own error classes
-        raise ValueError(f"not a multihash: {exc}") from None
-    digest = mh[n1 + n2 :]
-    if len(digest) != length:
-        raise ValueError("multihash length does not match its digest")
-    return code, digest
+# The double-hash functions IPIP-383 rules use; nopfs uses each one's default
+# length (32 bytes for both), as agent.ipfs.multihash's table does.
+SUPPORTED_DOUBLE_HASH_CODES = frozenset({SHA2_256, BLAKE3})
 
 
 def double_hash(code: int, data: bytes) -> bytes:
-    """The multihash of `data` under hash function `code`."""
-    return encode_multihash(code, _DOUBLE_HASH_FUNCS[code](data))
+    """The multihash of `data` under hash function `code` (one of SUPPORTED_DOUBLE_HASH_CODES)."""
+    if code not in SUPPORTED_DOUBLE_HASH_CODES:
+        raise KeyError(code)
+    return encode_multihash(code, HASH_FUNCTIONS[code].digest(data))
 
 
 def b58_multihash(mh: bytes) -> str:
@@ -56,7 +33,7 @@ def b58_multihash(mh: bytes) -> str:
 
 
 def decode_b58_multihash(text: str) -> bytes:
-    """Raises ValueError unless `text` is a base58btc multihash."""
+    """Raises ValueError unless `text` is a base58btc multihash (split_multihash's error is one)."""
     try:
         raw = bytes(multibase.decode("z" + text))
     except Exception:

@@ -9,8 +9,9 @@ import pytest
 from multiformats import CID, multihash
 
 from agent.ipfs.car import BytesStream, CarReader, read_car_file
-from agent.ipfs.cid import encode_uvarint, parse_cid
+from agent.ipfs.cid import parse_cid
 from agent.ipfs.errors import BlockMismatch, BlockTooLarge, CarError
+from agent.ipfs.varint import encode_uvarint
 from tests.conftest import IPFS_FIXTURES
 from tests.support.gateway import car_header, car_section
 
