@@ -37,8 +37,8 @@ from agent.config import Settings  # noqa: E402
 from agent.ipfs.cid import parse_cid  # noqa: E402
 from agent.ipfs.dag import DagWalker  # noqa: E402
 from agent.ipfs.gateway import GatewayPool, TrustlessGateway  # noqa: E402
-from agent.ipfs.unixfs_builder import UnixFSBuilder  # noqa: E402
 from agent.scan import Scanner  # noqa: E402
+from tests.support.unixfs_builder import UnixFSBuilder  # noqa: E402
 
 MIB = 1024 * 1024
 

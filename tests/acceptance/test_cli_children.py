@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.ipfs.unixfs_builder import UnixFSBuilder
 from agent.store import Store
 from tests.conftest import MEDIA_FIXTURES
 from tests.support.cli import dweb_agent_command
 from tests.support.gateway import FixtureGateway
 from tests.support.processes import Proc, in_session, wait_until_gone
+from tests.support.unixfs_builder import UnixFSBuilder
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 PHOTOS = sorted((MEDIA_FIXTURES / "pdq" / "bridge-mods").glob("*.jpg"))

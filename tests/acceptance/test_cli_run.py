@@ -7,16 +7,15 @@ import json
 import os
 import signal
 import socket
-from pathlib import Path
-
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 
-from agent.ipfs.unixfs_builder import UnixFSBuilder
 from tests.conftest import MEDIA_FIXTURES
 from tests.support.cli import dweb_agent_command, run_cli
 from tests.support.gateway import FixtureGateway
+from tests.support.unixfs_builder import UnixFSBuilder
 
 
 def _free_port() -> int:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.ipfs.unixfs_builder import UnixFSBuilder
 from tests.conftest import IPFS_FIXTURES, MEDIA_FIXTURES
 from tests.support.cli import Result as CliResult
 from tests.support.cli import dweb_agent_command, run_cli
 from tests.support.dagpb import cid_of, pbnode, unixfs
 from tests.support.gateway import FixtureGateway
+from tests.support.unixfs_builder import UnixFSBuilder
 
 GC = IPFS_FIXTURES / "gateway-conformance"
 DIR_WITH_FILES = GC / "path_gateway_unixfs" / "dir-with-files.car"

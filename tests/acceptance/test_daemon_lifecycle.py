@@ -17,12 +17,12 @@ from typing import Any
 
 from agent.alerts.signing import new_secret
 from agent.ipfs.cid import CID, parse_cid
-from agent.ipfs.unixfs_builder import UnixFSBuilder
 from agent.store import Store
 from tests.conftest import MEDIA_FIXTURES
 from tests.support.cli import run_cli, spawn_agent
 from tests.support.gateway import FixtureGateway
 from tests.support.media_dag import expected_pdq
+from tests.support.unixfs_builder import UnixFSBuilder
 from tests.support.webhook_receiver import WebhookReceiver
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]

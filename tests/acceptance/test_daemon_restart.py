@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from agent.ipfs.cid import parse_cid
-from agent.ipfs.unixfs_builder import UnixFSBuilder
 from agent.store import Store
 from tests.conftest import MEDIA_FIXTURES
 from tests.support.cli import spawn_agent
 from tests.support.gateway import FixtureGateway
 from tests.support.media_dag import expected_pdq
+from tests.support.unixfs_builder import UnixFSBuilder
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import Settings
-from agent.ipfs.unixfs_builder import UnixFSBuilder
 from agent.lists.catalog import load_catalog
 from agent.scan import Scanner
 from tests.support.gateway import FixtureGateway
+from tests.support.unixfs_builder import UnixFSBuilder
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 

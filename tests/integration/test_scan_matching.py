@@ -9,7 +9,6 @@ from pathlib import Path
 
 from agent.config import ScanSettings, Settings
 from agent.ipfs.dagpb import UnixFSType, encode_pbnode, encode_unixfs
-from agent.ipfs.unixfs_builder import UnixFSBuilder
 from agent.lists.catalog import load_catalog
 from agent.report import EXIT_ERROR, EXIT_FINDINGS, ItemStatus
 from agent.scan import Scanner
@@ -18,6 +17,7 @@ from tests.support.dagpb import cid_of
 from tests.support.gateway import FixtureGateway
 from tests.support.media import bomb_png
 from tests.support.media_dag import expected_pdq, hamming, media_files, serve_files
+from tests.support.unixfs_builder import UnixFSBuilder
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 ORIGINAL = "pdq/bridge-mods/aaa-orig.jpg"

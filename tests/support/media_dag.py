@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.ipfs.cid import CID
-from agent.ipfs.unixfs_builder import UnixFSBuilder
 from tests.conftest import MEDIA_FIXTURES
 from tests.support.gateway import FixtureGateway
+from tests.support.unixfs_builder import UnixFSBuilder
 
 
 def expected_pdq() -> dict[str, tuple[str, int]]:

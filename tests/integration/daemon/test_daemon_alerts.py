@@ -15,11 +15,11 @@ from agent.alerts.events import finding_retracted
 from agent.alerts.signing import new_secret
 from agent.config import AlertSettings
 from agent.daemon import Agent
-from agent.ipfs.unixfs_builder import UnixFSBuilder
 from tests.conftest import MEDIA_FIXTURES, REPO
 from tests.support.agent import settings_for
 from tests.support.gateway import FixtureGateway
 from tests.support.media_dag import expected_pdq
+from tests.support.unixfs_builder import UnixFSBuilder
 from tests.support.webhook_receiver import WebhookReceiver
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]

@@ -8,14 +8,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-
 from agent.daemon import Agent
 from agent.ipfs.cid import CID, block_key, parse_cid
-from agent.ipfs.unixfs_builder import UnixFSBuilder
 from tests.support.agent import settings_for
 from tests.support.dagpb import block, hamt_shard
 from tests.support.gateway import FixtureGateway
 from tests.support.ipns import IpnsPublisher
+from tests.support.unixfs_builder import UnixFSBuilder
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from agent.config import ScheduleSettings
 from agent.daemon import Agent, JitteredInterval, backoff_delay
-from agent.ipfs.unixfs_builder import UnixFSBuilder
 from tests.support.agent import settings_for
+from tests.support.unixfs_builder import UnixFSBuilder
 
 T0 = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
 

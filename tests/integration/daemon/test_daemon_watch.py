@@ -11,13 +11,13 @@ import pytest
 
 from agent.daemon import Agent
 from agent.ipfs.cid import CID, cid_text, parse_cid
-from agent.ipfs.unixfs_builder import UnixFSBuilder
 from tests.conftest import IPFS_FIXTURES, MEDIA_FIXTURES
 from tests.support.agent import settings_for
 from tests.support.gateway import FixtureGateway
 from tests.support.ipns import IpnsPublisher
 from tests.support.kubo_server import FakeKubo
 from tests.support.media_dag import expected_pdq
+from tests.support.unixfs_builder import UnixFSBuilder
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 DIR_WITH_FILES = IPFS_FIXTURES / "gateway-conformance" / "path_gateway_unixfs" / "dir-with-files.car"
