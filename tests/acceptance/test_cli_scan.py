@@ -19,6 +19,7 @@ from tests.support.cli import dweb_agent_command, run_cli
 from tests.support.dagpb import cid_of, pbnode, unixfs
 from tests.support.gateway import FixtureGateway
 from tests.support.unixfs_builder import UnixFSBuilder
+from tests.support.wait import until
 
 GC = IPFS_FIXTURES / "gateway-conformance"
 DIR_WITH_FILES = GC / "path_gateway_unixfs" / "dir-with-files.car"
@@ -118,11 +119,6 @@ def _sigint_as_at_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-async def _until(condition: Callable[[], bool], seconds: float = 90) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached before the deadline"
-        await asyncio.sleep(0.05)
 
 
 async def test_ctrl_c_mid_scan_exits_130_and_leaves_the_previous_report_alone(make_gateway: MakeGateway,
@@ -141,7 +137,7 @@ async def test_ctrl_c_mid_scan_exits_130_and_leaves_the_previous_report_alone(ma
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         preexec_fn=_sigint_as_at_a_terminal)
     try:
-        await _until(lambda: gw.requests["car"] + gw.requests["raw"] > 2)  # a request is held: mid-scan
+        await until(lambda: gw.requests["car"] + gw.requests["raw"] > 2)  # a request is held: mid-scan
         proc.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(proc.communicate(), 90)
     finally:

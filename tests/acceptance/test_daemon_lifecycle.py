@@ -24,17 +24,13 @@ from tests.support.gateway import FixtureGateway
 from tests.support.media_dag import expected_pdq
 from tests.support.unixfs_builder import UnixFSBuilder
 from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.wait import until
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 NODE = "agent-under-test"
 ORIGINAL_PDQ = expected_pdq()["pdq/bridge-mods/aaa-orig.jpg"][0]
 
 
-async def _until(condition: Callable[[], Awaitable[bool]], seconds: float = 90) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached before the deadline"
-        await asyncio.sleep(0.05)
 
 
 def _free_port() -> int:
@@ -143,7 +139,7 @@ async def test_sigterm_lets_the_running_poll_finish_and_a_second_agent_on_the_po
             await store.add_subscription(receiver.url("/hook"), secret)
         agent = await run.start()
         try:
-            await _until(lambda: asyncio.sleep(0, gw.requests["car"] + gw.requests["raw"] > 3))
+            await until(lambda: gw.requests["car"] + gw.requests["raw"] > 3)
             await receiver.wait_for(1, "/hook", timeout=90)
 
             # A second agent on the same port: one line naming the address and what changes it.
@@ -158,7 +154,7 @@ async def test_sigterm_lets_the_running_poll_finish_and_a_second_agent_on_the_po
                 assert [s.status for s in await store.recent_scans(5)] == ["running"]
 
             agent.send_signal(signal.SIGTERM)
-            await _until(lambda: run.logged("agent.waiting_for_polls"))
+            await until(lambda: run.logged("agent.waiting_for_polls"))
             held = gw.requests["car"] + gw.requests["raw"]
             gw.release()
             assert await asyncio.wait_for(agent.wait(), 120) == 0, run.logs[-1].read_text()[-3000:]
@@ -188,7 +184,7 @@ async def test_a_poll_cancelled_after_the_grace_is_interrupted_and_polled_again_
     run = Run(tmp_path, gw.url, [f"ipfs://{root}"], grace_s=0.5)
     first = await run.start()
     try:
-        await _until(lambda: asyncio.sleep(0, gw.requests["car"] + gw.requests["raw"] > 3))
+        await until(lambda: gw.requests["car"] + gw.requests["raw"] > 3)
         async with await run.store() as store:
             recorded_before = await store.seen_keys(keys)
         assert await _stop(first) == 0, run.logs[-1].read_text()[-3000:]
@@ -211,7 +207,7 @@ async def test_a_poll_cancelled_after_the_grace_is_interrupted_and_polled_again_
                 return (await store.list_targets())[0].last_success_at is not None
 
         # The interval is an hour and a claim lasts half of it: only a released claim gets here.
-        await _until(polled_again, 120)
+        await until(polled_again, 120)
     finally:
         assert await _stop(second) == 0
     refetched = {parse_cid(cid).digest.hex() for fmt, cid, _ in gw.log if fmt in ("car", "raw")}
@@ -237,14 +233,14 @@ async def test_a_polls_log_context_stays_on_its_own_lines(make_gateway: MakeGate
             events = run.events(strict=False)
             return "target.polled" in events and "target.poll_failed" in events
 
-        await _until(both_polled)
+        await until(both_polled)
         run.listing.write_text(f"pdq {ORIGINAL_PDQ}\n")  # a new entry: the next refresh matches it retroactively
 
         async def rematched() -> bool:
             return any(e["event"] == "finding.created" and e.get("retroactive") for e in run.lines(strict=False)) \
                 and run.events(strict=False).count("lists.synced") >= 4
 
-        await _until(rematched)
+        await until(rematched)
     finally:
         assert await _stop(agent) == 0
     lines = run.lines(strict=False)
@@ -263,9 +259,9 @@ async def test_a_second_sigterm_ends_the_grace_at_once(make_gateway: MakeGateway
     run = Run(tmp_path, gw.url, [f"ipfs://{root}"], grace_s=3600)  # far longer than the test waits below
     agent = await run.start()
     try:
-        await _until(lambda: asyncio.sleep(0, gw.requests["car"] + gw.requests["raw"] > 3))
+        await until(lambda: gw.requests["car"] + gw.requests["raw"] > 3)
         agent.send_signal(signal.SIGTERM)
-        await _until(lambda: run.logged("agent.waiting_for_polls"))
+        await until(lambda: run.logged("agent.waiting_for_polls"))
         agent.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(agent.wait(), 90) == 0
     finally:

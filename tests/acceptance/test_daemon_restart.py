@@ -16,15 +16,11 @@ from tests.support.cli import spawn_agent
 from tests.support.gateway import FixtureGateway
 from tests.support.media_dag import expected_pdq
 from tests.support.unixfs_builder import UnixFSBuilder
+from tests.support.wait import until
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 
 
-async def _until(condition: Callable[[], Awaitable[bool]], seconds: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached before the deadline"
-        await asyncio.sleep(0.05)
 
 
 async def test_sigkill_mid_scan_then_restart_fetches_nothing_twice_and_keeps_every_finding(
@@ -73,8 +69,8 @@ interval_s = 3600
             async with await Store.open(database) as store:
                 return await store.count_items() >= 3
 
-        await _until(some_items_recorded)
-        await _until(lambda: asyncio.sleep(0, gw.requests["car"] > 6))  # the scan is stalled mid-way
+        await until(some_items_recorded, seconds=60)
+        await until(lambda: gw.requests["car"] > 6, seconds=60)  # the scan is stalled mid-way
     finally:
         if first.returncode is None:
             first.send_signal(signal.SIGKILL)
@@ -94,7 +90,7 @@ interval_s = 3600
                 target = (await store.list_targets())[0]
                 return target.last_success_at is not None
 
-        await _until(scan_complete, 120)
+        await until(scan_complete, 120)
     finally:
         if second.returncode is None:
             second.send_signal(signal.SIGTERM)

@@ -92,7 +92,7 @@ LONG = "a" * 300
     ("x\x1b[31mred", "control character"),
     ("file:///etc/passwd", "file:// is not a scheme"),
     ("dnslink://example.org", "watched by the daemon"),
-    ("https://k51qzi5uqu5d.ipns.dweb.link/", "IPNS"),
+    ("https://k51qzi5uqu5d.ipns.gw.example/", "IPNS"),
     ("http://127.0.0.1/ipns/k51qzi5uqu5d", "IPNS"),
     ("x" * 10_000, "at most 8192 characters"),
     ("~\ud800/x.car", "names no directory|home directory"),
@@ -128,7 +128,7 @@ def test_ipv6_gateway_url_target_keeps_its_brackets() -> None:
 
 @pytest.mark.parametrize("text, url", [
     ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
-    ("https://ipfs.io/", "https://ipfs.io"),
+    ("https://gw.example/", "https://gw.example"),
     ("HTTP://[::1]:80", "http://[::1]:80"),
 ])
 def test_gateway_urls_are_accepted(text: str, url: str) -> None:
@@ -139,7 +139,7 @@ def test_gateway_urls_are_accepted(text: str, url: str) -> None:
     ("not-a-url", "http:// or https:// URL"),
     ("127.0.0.1:8080", "http:// or https:// URL"),
     ("ftp://gw.example", "http:// or https:// URL"),
-    ("https://ipfs.io/ipfs/", "only scheme://host"),
+    ("https://gw.example/ipfs/", "only scheme://host"),
     ("http://gw.example?x=1", "only scheme://host"),
     ("http://user:secret@gw.example", "user name or password"),
     ("http://gw.example:99999", "out of range"),

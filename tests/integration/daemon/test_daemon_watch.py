@@ -18,6 +18,7 @@ from tests.support.ipns import IpnsPublisher
 from tests.support.kubo_server import FakeKubo
 from tests.support.media_dag import expected_pdq
 from tests.support.unixfs_builder import UnixFSBuilder
+from tests.support.wait import until
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 DIR_WITH_FILES = IPFS_FIXTURES / "gateway-conformance" / "path_gateway_unixfs" / "dir-with-files.car"
@@ -259,13 +260,6 @@ async def test_a_dnslink_domain_is_resolved_through_the_configured_resolver(
             assert dns.queries["_dnslink.example.test"] >= 2
 
 
-async def _until(condition: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
-    import asyncio
-
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached before the deadline"
-        await asyncio.sleep(0.05)
 
 
 async def test_the_schedule_polls_targets_added_while_running_and_stops_cleanly(
@@ -287,7 +281,7 @@ async def test_the_schedule_polls_targets_added_while_running_and_stops_cleanly(
             row = await agent.store.get_target(target.id)
             return row is not None and row.last_success_at is not None
 
-        await _until(polled)
+        await until(polled, seconds=30)
         assert await agent.store.count_items() == 3
         stop.set()
         await asyncio.wait_for(serving, 30)
