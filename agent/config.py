@@ -203,11 +203,11 @@ def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str,
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
-        rest = name[len(ENV_PREFIX):].lower()
+        rest = name[len(ENV_PREFIX) :].lower()
         section = next((s for s in sections if rest.startswith(s + "_")), None)
         if section is None:
             raise ConfigError(f"{name}: no configuration section matches")
-        key = rest[len(section) + 1:]
+        key = rest[len(section) + 1 :]
         model = sections[section].annotation
         assert isinstance(model, type) and issubclass(model, BaseModel)
         field = model.model_fields.get(key)
@@ -231,9 +231,7 @@ def config_path(path: Path | None, environ: Mapping[str, str]) -> Path:
     return PACKAGED_CONFIG_PATH
 
 
-def load_settings(
-    path: Path | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     path = config_path(path, env)
     if not path.is_file():

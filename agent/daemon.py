@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -28,16 +28,16 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from agent import __version__
-from agent.clock import utcnow
-from agent.config import Settings
 from agent.alerts.availability import ContentProbe
 from agent.alerts.delivery import WebhookDelivery
 from agent.alerts.events import FindingOutbox, ItemContext, content_changed, finding_retracted
-from agent.net.guard import NetGuard
+from agent.clock import utcnow
+from agent.config import Settings
 from agent.lists.catalog import ListCatalog
 from agent.lists.matcher import MatchIndex
 from agent.lists.sync import ListSyncer, SyncState, TcapSourceConfig
 from agent.media import MediaHasher
+from agent.net.guard import NetGuard
 from agent.report import ItemReport, ScanReport
 from agent.scan import KnownItem, Scanner, finding_view, list_thresholds, media_hasher, signals_from_view
 from agent.signals import VideoFrameHash
@@ -56,7 +56,7 @@ class JitteredInterval(IntervalTrigger):  # type: ignore[misc]
     random source: APScheduler draws from the global one, which nothing can seed."""
 
     def __init__(self, seconds: int, jitter_s: float, rng: random.Random) -> None:
-        super().__init__(seconds=seconds, timezone=timezone.utc)
+        super().__init__(seconds=seconds, timezone=UTC)
         self._jitter_s = jitter_s
         self._rng = rng
 
@@ -67,8 +67,9 @@ class JitteredInterval(IntervalTrigger):  # type: ignore[misc]
         return fire + timedelta(seconds=self._rng.uniform(0, self._jitter_s))
 
 
-def backoff_delay(interval_s: int, failures: int, max_backoff_s: int, jitter_fraction: float,
-                  rng: random.Random) -> float:
+def backoff_delay(
+    interval_s: int, failures: int, max_backoff_s: int, jitter_fraction: float, rng: random.Random
+) -> float:
     """Seconds before a failing target is polled again: interval x 2^(failures-1), at
     most max_backoff_s, plus up to jitter_fraction of it."""
     delay = min(interval_s * (2 ** max(0, failures - 1)), max_backoff_s)
@@ -82,21 +83,35 @@ class Metrics:
         self.up = Gauge("dweb_agent_up", "1 while the agent runs", registry=registry)
         self.targets = Gauge("dweb_agent_targets", "Targets being watched", registry=registry)
         self.polls = Counter("dweb_agent_polls_total", "Target polls", ["kind", "outcome"], registry=registry)
-        self.poll_seconds = Histogram("dweb_agent_poll_seconds", "Duration of one target poll", ["kind"],
-                                      registry=registry, buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800))
+        self.poll_seconds = Histogram(
+            "dweb_agent_poll_seconds",
+            "Duration of one target poll",
+            ["kind"],
+            registry=registry,
+            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800),
+        )
         self.items = Counter("dweb_agent_items_total", "Items examined", ["status"], registry=registry)
-        self.reused = Counter("dweb_agent_items_reused_total", "Items seen before: not fetched again",
-                              registry=registry)
-        self.findings = Counter("dweb_agent_findings_total", "New findings", ["list", "retroactive"],
-                                registry=registry)
+        self.reused = Counter(
+            "dweb_agent_items_reused_total", "Items seen before: not fetched again", registry=registry
+        )
+        self.findings = Counter("dweb_agent_findings_total", "New findings", ["list", "retroactive"], registry=registry)
         self.list_entries = Gauge("dweb_agent_list_entries", "Live entries per list", ["list"], registry=registry)
         self.list_syncs = Counter("dweb_agent_list_syncs_total", "List refreshes", ["outcome"], registry=registry)
-        self.deliveries = Counter("dweb_agent_webhook_attempts_total", "Webhook delivery attempts", ["outcome"],
-                                  registry=registry)
-        self.delivery_seconds = Histogram("dweb_agent_webhook_attempt_seconds", "Duration of one delivery attempt",
-                                          registry=registry, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15))
-        self.content_changes = Counter("dweb_agent_content_state_changes_total", "Matched content appearing or "
-                                       "disappearing", ["state"], registry=registry)
+        self.deliveries = Counter(
+            "dweb_agent_webhook_attempts_total", "Webhook delivery attempts", ["outcome"], registry=registry
+        )
+        self.delivery_seconds = Histogram(
+            "dweb_agent_webhook_attempt_seconds",
+            "Duration of one delivery attempt",
+            registry=registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15),
+        )
+        self.content_changes = Counter(
+            "dweb_agent_content_state_changes_total",
+            "Matched content appearing or disappearing",
+            ["state"],
+            registry=registry,
+        )
 
 
 class StoreHooks:
@@ -119,18 +134,35 @@ class StoreHooks:
         self.agent.metrics.items.labels(item.status.value).inc()
         if item.seen_before:
             self.agent.metrics.reused.inc()
-        row = ItemRow(key=key, status=item.status.value, cid=item.cid, size=item.size, media_type=item.media_type,
-                      signals=item.signals,
-                      video_frames=tuple(tuple(f) for f in item.video_frames) if item.video_frames else None)  # type: ignore[misc]
+        row = ItemRow(
+            key=key,
+            status=item.status.value,
+            cid=item.cid,
+            size=item.size,
+            media_type=item.media_type,
+            signals=item.signals,
+            video_frames=tuple(tuple(f) for f in item.video_frames) if item.video_frames else None,
+        )  # type: ignore[misc]
         target_id = self.target.id if self.target else None
-        location = LocationRow(item_key=key, path=item.path, target_id=target_id, root_cid=report.root,
-                               gateway=item.source.gateway)
+        location = LocationRow(
+            item_key=key, path=item.path, target_id=target_id, root_cid=report.root, gateway=item.source.gateway
+        )
         findings = [finding_row(key, f) for f in item.findings]
-        context = ItemContext(key=key, cid=item.cid, path=item.path, root=report.root, target_id=target_id,
-                              target_url=self.target.url if self.target else None, size=item.size,
-                              media_type=item.media_type, signals=item.signals, first_seen_at=utcnow())
-        new = await self.agent.store.record_item(row, location, findings,
-                                                 outbox=FindingOutbox(context, self.agent.settings.gateways.urls))
+        context = ItemContext(
+            key=key,
+            cid=item.cid,
+            path=item.path,
+            root=report.root,
+            target_id=target_id,
+            target_url=self.target.url if self.target else None,
+            size=item.size,
+            media_type=item.media_type,
+            signals=item.signals,
+            first_seen_at=utcnow(),
+        )
+        new = await self.agent.store.record_item(
+            row, location, findings, outbox=FindingOutbox(context, self.agent.settings.gateways.urls)
+        )
         self.agent.announce(new, item.path, report.root)
 
     async def record_directory(self, key: str, cid: str) -> None:
@@ -138,12 +170,23 @@ class StoreHooks:
 
 
 def finding_row(key: str, found: dict[str, Any], retroactive: bool = False) -> FindingRow:
-    detail = {k: v for k, v in found.items()
-              if k not in ("list", "entry", "entry_id", "signal_type", "distance", "labels", "query")}
-    return FindingRow(item_key=key, list_name=str(found["list"]), entry_id=str(found["entry_id"]),
-                      entry_value=str(found["entry"]), signal_type=str(found["signal_type"]),
-                      distance=float(found["distance"]), labels=tuple(found.get("labels") or ()),
-                      query=found.get("query"), detail=detail, retroactive=retroactive)
+    detail = {
+        k: v
+        for k, v in found.items()
+        if k not in ("list", "entry", "entry_id", "signal_type", "distance", "labels", "query")
+    }
+    return FindingRow(
+        item_key=key,
+        list_name=str(found["list"]),
+        entry_id=str(found["entry_id"]),
+        entry_value=str(found["entry"]),
+        signal_type=str(found["signal_type"]),
+        distance=float(found["distance"]),
+        labels=tuple(found.get("labels") or ()),
+        query=found.get("query"),
+        detail=detail,
+        retroactive=retroactive,
+    )
 
 
 class _StateAdapter:
@@ -159,9 +202,17 @@ class _StateAdapter:
         return SyncState(row.name, row.source, row.etag, row.last_modified, row.checkpoint, row.content_hash)
 
     async def put(self, state: SyncState) -> None:
-        await self.store.put_list_state(ListStateRow(name=state.name, source=state.source, etag=state.etag,
-                                                     last_modified=state.last_modified, checkpoint=state.checkpoint,
-                                                     content_hash=state.content_hash, updated_at=utcnow()))
+        await self.store.put_list_state(
+            ListStateRow(
+                name=state.name,
+                source=state.source,
+                etag=state.etag,
+                last_modified=state.last_modified,
+                checkpoint=state.checkpoint,
+                content_hash=state.content_hash,
+                updated_at=utcnow(),
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -182,9 +233,15 @@ class PollResult:
 class Agent:
     """One agent process. `async with Agent(settings, registry) as agent: await agent.serve(stop)`."""
 
-    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None, *,
-                 node: str | None = None, clock: Callable[[], datetime] = utcnow,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: CollectorRegistry | None = None,
+        *,
+        node: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
         self.settings = settings
         # Schedules (next runs, backoff, jitter) come from these, so tests can drive them.
         self._now = clock
@@ -237,21 +294,42 @@ class Agent:
         released = await self.store.release_leases(self.node)
         if released:
             log.warning("agent.deliveries_resumed", count=released)
-        self.http = await self._stack.enter_async_context(aiohttp.ClientSession(
-            headers={"User-Agent": f"dweb-agent/{__version__}"}))
+        self.http = await self._stack.enter_async_context(
+            aiohttp.ClientSession(headers={"User-Agent": f"dweb-agent/{__version__}"})
+        )
         self.media = await self._stack.enter_async_context(media_hasher(s))
-        tcap = [TcapSourceConfig(name=t.name, url=t.url, token=t.secret(), checkpoint_param=t.checkpoint_param,
-                                 auth_scheme=t.auth_scheme, paging="next" if t.paging == "next" else "checkpoint")
-                for t in s.lists.tcap]
-        self.syncer = ListSyncer(s.lists.sources, tcap, http=self.http, state=_StateAdapter(self.store),
-                                 thresholds=list_thresholds(s), max_bytes=s.lists.max_list_bytes)
+        tcap = [
+            TcapSourceConfig(
+                name=t.name,
+                url=t.url,
+                token=t.secret(),
+                checkpoint_param=t.checkpoint_param,
+                auth_scheme=t.auth_scheme,
+                paging="next" if t.paging == "next" else "checkpoint",
+            )
+            for t in s.lists.tcap
+        ]
+        self.syncer = ListSyncer(
+            s.lists.sources,
+            tcap,
+            http=self.http,
+            state=_StateAdapter(self.store),
+            thresholds=list_thresholds(s),
+            max_bytes=s.lists.max_list_bytes,
+        )
         for declared in s.targets:
             await self.add_target(declared.url, declared.interval_s)
         a = s.alerts
-        self.delivery = await self._stack.enter_async_context(WebhookDelivery(
-            self.store, NetGuard.from_settings(a), self.node,
-            timeout_s=a.delivery_timeout_s, disable_after=timedelta(days=a.disable_after_days),
-            on_result=self._delivery_result))
+        self.delivery = await self._stack.enter_async_context(
+            WebhookDelivery(
+                self.store,
+                NetGuard.from_settings(a),
+                self.node,
+                timeout_s=a.delivery_timeout_s,
+                disable_after=timedelta(days=a.disable_after_days),
+                on_result=self._delivery_result,
+            )
+        )
 
     def _delivery_result(self, outcome: str, seconds: float) -> None:
         self.metrics.deliveries.labels(outcome).inc()
@@ -260,8 +338,9 @@ class Agent:
     async def add_target(self, url: str, interval_s: int | None = None) -> TargetRow:
         spec = classify_target(url)
         try:
-            return await self.store.add_target(spec.url, spec.kind.value,
-                                               interval_s or self.settings.schedule.default_interval_s)
+            return await self.store.add_target(
+                spec.url, spec.kind.value, interval_s or self.settings.schedule.default_interval_s
+            )
         except DuplicateTarget:
             existing = await self.store.get_target(spec.url)
             assert existing is not None
@@ -275,14 +354,32 @@ class Agent:
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then let running polls finish within the grace period."""
         await self.refresh_lists()
-        scheduler = self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        scheduler = self._scheduler = AsyncIOScheduler(timezone=UTC)
         sched = self.settings.schedule
-        scheduler.add_job(self._tracked(self.refresh_lists), IntervalTrigger(seconds=sched.lists_interval_s),
-                          id="lists", max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s)
-        scheduler.add_job(self._tracked(self.reconcile), IntervalTrigger(seconds=sched.reconcile_interval_s),
-                          id="reconcile", max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s)
-        scheduler.add_job(self._tracked(self.recheck_content, True), IntervalTrigger(seconds=self.settings.alerts.recheck_interval_s),
-                          id="recheck", max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s)
+        scheduler.add_job(
+            self._tracked(self.refresh_lists),
+            IntervalTrigger(seconds=sched.lists_interval_s),
+            id="lists",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=sched.misfire_grace_s,
+        )
+        scheduler.add_job(
+            self._tracked(self.reconcile),
+            IntervalTrigger(seconds=sched.reconcile_interval_s),
+            id="reconcile",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=sched.misfire_grace_s,
+        )
+        scheduler.add_job(
+            self._tracked(self.recheck_content, True),
+            IntervalTrigger(seconds=self.settings.alerts.recheck_interval_s),
+            id="recheck",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=sched.misfire_grace_s,
+        )
         scheduler.start()
         await self.reconcile()
         assert self.delivery is not None
@@ -341,6 +438,7 @@ class Agent:
     def _tracked(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[], Awaitable[None]]:
         """A scheduler job that runs `fn` as a task of the agent's own, which the
         scheduler never cancels: stop_taking_work gives it the grace period."""
+
         async def run() -> None:
             if self._stopping:
                 return
@@ -388,21 +486,32 @@ class Agent:
             self._scheduler.add_job(
                 self._tracked(self.poll_target, target_id),
                 JitteredInterval(target.interval_s, target.interval_s * sched.jitter_fraction, self._rng),
-                id=job_id, max_instances=1, coalesce=True, misfire_grace_time=sched.misfire_grace_s,
-                next_run_time=first)
-            log.info("target.scheduled", target_id=target_id, kind=target.kind, interval_s=target.interval_s,
-                     first_run=first.isoformat())
+                id=job_id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=sched.misfire_grace_s,
+                next_run_time=first,
+            )
+            log.info(
+                "target.scheduled",
+                target_id=target_id,
+                kind=target.kind,
+                interval_s=target.interval_s,
+                first_run=first.isoformat(),
+            )
         self._targets = targets
 
     def _backoff(self, target: TargetRow, failures: int) -> datetime:
         sched = self.settings.schedule
-        return self._now() + timedelta(seconds=backoff_delay(target.interval_s, failures, sched.max_backoff_s,
-                                                             sched.jitter_fraction, self._rng))
+        return self._now() + timedelta(
+            seconds=backoff_delay(target.interval_s, failures, sched.max_backoff_s, sched.jitter_fraction, self._rng)
+        )
 
     # -- work --------------------------------------------------------------
     def scanner(self, target: TargetRow | None) -> Scanner:
-        return Scanner(self.settings, catalog=self.catalog, media=self.media, http=self.http,
-                       hooks=StoreHooks(self, target))
+        return Scanner(
+            self.settings, catalog=self.catalog, media=self.media, http=self.http, hooks=StoreHooks(self, target)
+        )
 
     async def poll_target(self, target_id: int, *, scheduled: bool = True) -> PollResult:
         """One poll. A scheduled poll first claims the target, so that agents sharing a
@@ -410,8 +519,7 @@ class Agent:
         target = await self.store.get_target(target_id)
         if target is None or not target.enabled:
             return PollResult(target_id, True, "target removed")
-        if scheduled and not await self.store.claim_poll(target_id, self.node,
-                                                         min_gap_s=target.interval_s / 2):
+        if scheduled and not await self.store.claim_poll(target_id, self.node, min_gap_s=target.interval_s / 2):
             return PollResult(target_id, True, "another agent polled this target less than half an interval ago")
         spec: WatchTarget = classify_target(target.url)
         started = time.monotonic()
@@ -422,15 +530,19 @@ class Agent:
             result = await self._poll(target, spec, scan_id)
         self.metrics.polls.labels(spec.kind.value, "ok" if result.error is None else "failed").inc()
         self.metrics.poll_seconds.labels(spec.kind.value).observe(time.monotonic() - started)
-        if result.next_run is not None and self._scheduler is not None \
-                and self._scheduler.get_job(f"target:{target_id}"):
+        if (
+            result.next_run is not None
+            and self._scheduler is not None
+            and self._scheduler.get_job(f"target:{target_id}")
+        ):
             # Outside the poll's log context: APScheduler arms its timer from the calling task.
             self._scheduler.modify_job(f"target:{target_id}", next_run_time=result.next_run)
         if result.error is None:
             log.info("target.polled", target_id=target_id, scan_id=scan_id, kind=spec.kind.value, note=result.note)
         else:
-            log.warning("target.poll_failed", target_id=target_id, scan_id=scan_id, kind=spec.kind.value,
-                        error=result.error)
+            log.warning(
+                "target.poll_failed", target_id=target_id, scan_id=scan_id, kind=spec.kind.value, error=result.error
+            )
         return PollResult(target_id, result.error is None, result.note, result.error)
 
     async def _poll(self, target: TargetRow, spec: WatchTarget, scan_id: int) -> _PollDone:
@@ -443,8 +555,9 @@ class Agent:
             outcome = await poll(ctx, spec, target.state)
         except asyncio.CancelledError:
             log.warning("target.poll_interrupted", kind=spec.kind.value)
-            await self.store.finish_scan(scan_id, "interrupted", root_cid=state.get("root"),
-                                         error="agent stopped during the poll")
+            await self.store.finish_scan(
+                scan_id, "interrupted", root_cid=state.get("root"), error="agent stopped during the poll"
+            )
             self.metrics.polls.labels(spec.kind.value, "interrupted").inc()
             raise
         except Exception as exc:  # a failing target never stops the others
@@ -453,8 +566,9 @@ class Agent:
         else:
             state, note, error = outcome.state, outcome.note, outcome.failed
             summary = {"reports": [r.summary() for r in outcome.reports], "note": note}
-        await self.store.finish_scan(scan_id, "ok" if error is None else "failed", root_cid=state.get("root"),
-                                     summary=summary, error=error)
+        await self.store.finish_scan(
+            scan_id, "ok" if error is None else "failed", root_cid=state.get("root"), summary=summary, error=error
+        )
         if error is None:
             next_run = self._now() + timedelta(seconds=target.interval_s)
         else:
@@ -467,9 +581,17 @@ class Agent:
             self.delivery.wake()
         for f in findings:
             self.metrics.findings.labels(f.list_name, str(f.retroactive).lower()).inc()
-            log.warning("finding.created", item=f.item_key, path=path, root=root, list=f.list_name,
-                        entry=f.entry_id, signal_type=f.signal_type, distance=f.distance,
-                        retroactive=f.retroactive)
+            log.warning(
+                "finding.created",
+                item=f.item_key,
+                path=path,
+                root=root,
+                list=f.list_name,
+                entry=f.entry_id,
+                signal_type=f.signal_type,
+                distance=f.distance,
+                retroactive=f.retroactive,
+            )
 
     async def refresh_lists(self) -> None:
         result = await self.syncer.refresh()
@@ -488,24 +610,33 @@ class Agent:
             if entry_ids:
                 await self.retract_deleted(name, list(entry_ids))
         added = {name: entries for name, entries in result.added.items() if entries and name in fresh}
-        log.info("lists.updated", lists=[s.name for s in result.catalog.summaries],
-                 new_versions=sorted(fresh), added={k: len(v) for k, v in added.items()})
+        log.info(
+            "lists.updated",
+            lists=[s.name for s in result.catalog.summaries],
+            new_versions=sorted(fresh),
+            added={k: len(v) for k, v in added.items()},
+        )
         if added:
             await self.rematch(added)
         # Recorded only once its retroactive pass is done: an agent stopped half way
         # through sees the version as new after a restart and matches it again.
         for v in result.versions:
-            await self.store.record_list_version(v.name, v.source, v.content_hash or "", v.entries, v.deny_rules,
-                                                 v.problems)
+            await self.store.record_list_version(
+                v.name, v.source, v.content_hash or "", v.entries, v.deny_rules, v.problems
+            )
 
     async def retract_deleted(self, list_name: str, entry_ids: list[str]) -> list[int]:
         """Entries deleted upstream (a TCAP deletion, a line removed from a list): their findings are retracted."""
         subs = await self.store.list_subscriptions()
         at = utcnow()
         done = await self.store.retract_entries(
-            list_name, entry_ids, f"entry deleted from {list_name}",
-            lambda f, recipients: finding_retracted(f, "entry_deleted", f"deleted from {list_name}", subs,
-                                                    recipients, at))
+            list_name,
+            entry_ids,
+            f"entry deleted from {list_name}",
+            lambda f, recipients: finding_retracted(
+                f, "entry_deleted", f"deleted from {list_name}", subs, recipients, at
+            ),
+        )
         if done:
             log.warning("findings.retracted", list=list_name, findings=done, reason="entry_deleted")
             if self.delivery is not None:
@@ -525,23 +656,31 @@ class Agent:
             if not await self.store.claim_slot("recheck", int(time.time() // interval), self.node):
                 return 0
             await self.store.prune_slots(utcnow() - timedelta(days=7))
-        probe = ContentProbe(self.http, self.settings.gateways.urls,
-                             routing_url=self.settings.alerts.routing_url or None)
+        probe = ContentProbe(
+            self.http, self.settings.gateways.urls, routing_url=self.settings.alerts.routing_url or None
+        )
         changed = 0
         for key, cid, first_alert, _status in await self.store.watched_content():
             result = await probe.check(cid)
             if result.state == "unknown":
                 continue  # our own outage must not look like a takedown
-            detail = {"gateways": {url: {"status": a.status, "verdict": a.verdict}
-                                   for url, a in result.gateways.items()},
-                      "providers": result.providers, "reason": result.reason}
+            detail = {
+                "gateways": {url: {"status": a.status, "verdict": a.verdict} for url, a in result.gateways.items()},
+                "providers": result.providers,
+                "reason": result.reason,
+            }
             subs = await self.store.list_subscriptions()
             at = utcnow()
             available = result.state == "available"
             prev, state = await self.store.set_content_state(
-                key, result.state, first_alert_at=first_alert, detail=detail,
-                follow_up=lambda recipients: content_changed(key, cid, available, first_alert, at, detail, subs,
-                                                             recipients))
+                key,
+                result.state,
+                first_alert_at=first_alert,
+                detail=detail,
+                follow_up=lambda recipients: content_changed(
+                    key, cid, available, first_alert, at, detail, subs, recipients
+                ),
+            )
             if (prev or "available") != state:
                 changed += 1
                 self.metrics.content_changes.labels(state).inc()
@@ -568,16 +707,22 @@ class Agent:
                 rows = [finding_row(item.key, finding_view(m), retroactive=True) for m in matches]
                 locations = await self.store.locations_of(item.key)
                 where = locations[0] if locations else None
-                target = await self.store.get_target(where.target_id) if where and where.target_id is not None \
-                    else None
-                context = ItemContext(key=item.key, cid=item.cid, path=where.path if where else "",
-                                      root=where.root_cid if where else None,
-                                      target_id=where.target_id if where else None,
-                                      target_url=target.url if target else None, size=item.size,
-                                      media_type=item.media_type, signals=dict(item.signals),
-                                      first_seen_at=item.first_seen_at)
-                new = await self.store.add_findings(item.key, rows, retroactive=True,
-                                                    outbox=FindingOutbox(context, self.settings.gateways.urls))
+                target = await self.store.get_target(where.target_id) if where and where.target_id is not None else None
+                context = ItemContext(
+                    key=item.key,
+                    cid=item.cid,
+                    path=where.path if where else "",
+                    root=where.root_cid if where else None,
+                    target_id=where.target_id if where else None,
+                    target_url=target.url if target else None,
+                    size=item.size,
+                    media_type=item.media_type,
+                    signals=dict(item.signals),
+                    first_seen_at=item.first_seen_at,
+                )
+                new = await self.store.add_findings(
+                    item.key, rows, retroactive=True, outbox=FindingOutbox(context, self.settings.gateways.urls)
+                )
                 created += len(new)
                 self.announce(new, context.path, context.root)
         log.info("lists.rematched", lists=sorted(added), new_findings=created)
@@ -587,13 +732,18 @@ class Agent:
     def health_app(self) -> web.Application:
         async def healthz(_request: web.Request) -> web.Response:
             status = "stopping" if self._stopping else "ok" if self.ready.is_set() else "starting"
-            return web.json_response({
-                "status": status, "version": __version__, "node": self.node,
-                "uptime_s": round(time.monotonic() - self.started, 3), "targets": len(self._targets),
-                "lists": [dict(vars(s)) for s in self.catalog.summaries],
-                "last_list_sync": self.last_list_sync.isoformat() if self.last_list_sync else None,
-                "polls_running": len([t for t in self._running if not t.done()]),
-            })
+            return web.json_response(
+                {
+                    "status": status,
+                    "version": __version__,
+                    "node": self.node,
+                    "uptime_s": round(time.monotonic() - self.started, 3),
+                    "targets": len(self._targets),
+                    "lists": [dict(vars(s)) for s in self.catalog.summaries],
+                    "last_list_sync": self.last_list_sync.isoformat() if self.last_list_sync else None,
+                    "polls_running": len([t for t in self._running if not t.done()]),
+                }
+            )
 
         async def metrics(_request: web.Request) -> web.Response:
             return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -610,11 +760,16 @@ async def _listen(runner: web.AppRunner, settings: Settings) -> tuple[str, int]:
     try:
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
-        why = ("the address is already in use (is another agent running?)" if exc.errno == errno.EADDRINUSE
-               else str(exc.strerror or exc))
-        raise DaemonError(f"cannot listen on {host}:{port} for /healthz and /metrics: {why}; set another "
-                          "port with [agent] health_port in the config or DWEB_AGENT_AGENT_HEALTH_PORT "
-                          "(0 picks a free one)") from None
+        why = (
+            "the address is already in use (is another agent running?)"
+            if exc.errno == errno.EADDRINUSE
+            else str(exc.strerror or exc)
+        )
+        raise DaemonError(
+            f"cannot listen on {host}:{port} for /healthz and /metrics: {why}; set another "
+            "port with [agent] health_port in the config or DWEB_AGENT_AGENT_HEALTH_PORT "
+            "(0 picks a free one)"
+        ) from None
     bound = runner.addresses[0] if runner.addresses else (host, port)
     return str(bound[0]), int(bound[1])
 
@@ -651,10 +806,17 @@ async def run_daemon(settings: Settings, registry: CollectorRegistry, stop: asyn
             ready.cancel()
             if not serving.done():
                 targets = await agent.store.list_targets(enabled_only=True)
-                log.info("agent.started", version=__version__, node=agent.node,
-                         data_dir=str(settings.agent.data_dir), database=agent.store.dialect,
-                         health=f"http://{host}:{port}/healthz", targets=len(targets),
-                         lists=len(agent.catalog.summaries), gateways=len(settings.gateways.urls))
+                log.info(
+                    "agent.started",
+                    version=__version__,
+                    node=agent.node,
+                    data_dir=str(settings.agent.data_dir),
+                    database=agent.store.dialect,
+                    health=f"http://{host}:{port}/healthz",
+                    targets=len(targets),
+                    lists=len(agent.catalog.summaries),
+                    gateways=len(settings.gateways.urls),
+                )
             await serving  # returns once stopped gracefully; raises what made serve fail
     finally:
         await runner.cleanup()

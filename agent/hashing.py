@@ -30,8 +30,10 @@ class FileSignals:
             "size": self.size,
             "media_type": self.media_type,
             "signals": [{"type": s.type.value, "value": s.value, "quality": s.quality} for s in self.signals],
-            "vpdq": [{"frame": f.frame, "quality": f.quality, "pdq": f.pdq_hex, "timestamp": f.timestamp}
-                     for f in self.video_frames],
+            "vpdq": [
+                {"frame": f.frame, "quality": f.quality, "pdq": f.pdq_hex, "timestamp": f.timestamp}
+                for f in self.video_frames
+            ],
             "error": self.error,
         }
 

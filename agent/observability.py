@@ -58,13 +58,21 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, json: b
         cache_logger_on_first_use=False,
     )
     handler = _AgentHandler(out)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        # Records from the standard library: their logger's name says who wrote them.
-        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name,
-                           structlog.stdlib.PositionalArgumentsFormatter()],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, renderer],
-    ))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            # Records from the standard library: their logger's name says who wrote them.
+            foreign_pre_chain=[
+                *shared,
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.PositionalArgumentsFormatter(),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _AgentHandler)]:
         root.removeHandler(old)

@@ -95,8 +95,9 @@ class ScanReport:
         Blocked items are a fact about gateways, not a failure of the scan."""
         if self.findings or any(item.findings for item in self.items):
             return EXIT_FINDINGS
-        if self.errors or any(item.status in (ItemStatus.INCOMPLETE, ItemStatus.ERROR, ItemStatus.SKIPPED)
-                              for item in self.items):
+        if self.errors or any(
+            item.status in (ItemStatus.INCOMPLETE, ItemStatus.ERROR, ItemStatus.SKIPPED) for item in self.items
+        ):
             return EXIT_ERROR
         return EXIT_CLEAN
 

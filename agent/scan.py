@@ -17,6 +17,7 @@ from typing import IO, Any, Protocol
 import aiohttp
 import structlog
 
+from agent.clock import iso_utc, utcnow
 from agent.config import Settings
 from agent.ipfs.blocks import BlockSource, Provenance
 from agent.ipfs.carfile import CarFileBlockSource
@@ -30,7 +31,6 @@ from agent.lists.denylist import DenyDecision, RuleKind
 from agent.lists.matcher import Match
 from agent.media import CryptoHasher, MediaError, MediaHasher, MediaLimits, MediaResult
 from agent.media.sniff import media_kind, sniff_media_type
-from agent.clock import iso_utc, utcnow
 from agent.report import ItemReport, ItemSource, ItemStatus, ScanReport
 from agent.signals import Signal, SignalType
 from agent.targets import Target, TargetError, TargetKind, parse_target
@@ -132,8 +132,11 @@ def signals_view(signals: list[Signal], media: MediaResult | None) -> dict[str, 
     if more:
         view["more"] = more
     if media is not None and media.video is not None:
-        view["vpdq"] = {"frames": len(media.video.frames), "frame_rate": round(media.video.frame_rate, 3),
-                        "truncated": media.video.truncated}
+        view["vpdq"] = {
+            "frames": len(media.video.frames),
+            "frame_rate": round(media.video.frame_rate, 3),
+            "truncated": media.video.truncated,
+        }
     return view
 
 
@@ -200,7 +203,7 @@ def _status_for(exc: BaseException) -> ItemStatus:
 
 def _source(provenance: Provenance, status: ItemStatus) -> ItemSource:
     remote = [s for s in provenance.served_by if not s.startswith("car:")]
-    local = next((s[len("car:"):] for s in provenance.served_by if s.startswith("car:")), None)
+    local = next((s[len("car:") :] for s in provenance.served_by if s.startswith("car:")), None)
     return ItemSource(
         gateway=remote[0] if remote else None,
         local=local,
@@ -222,10 +225,16 @@ _DOCUMENT_TYPES = {
 def media_hasher(settings: Settings) -> MediaHasher:
     """The process pool for decoding and perceptual hashing, with the [media] limits."""
     m = settings.media
-    limits = MediaLimits(max_pixels=m.max_pixels, max_frames=m.max_frames, max_bytes=m.max_bytes,
-                         max_video_seconds=m.max_video_seconds, timeout_s=m.timeout_s,
-                         video_fps_sample=m.video_fps_sample, worker_start_timeout_s=m.worker_start_timeout_s,
-                         max_worker_memory_bytes=m.max_worker_memory_bytes)
+    limits = MediaLimits(
+        max_pixels=m.max_pixels,
+        max_frames=m.max_frames,
+        max_bytes=m.max_bytes,
+        max_video_seconds=m.max_video_seconds,
+        timeout_s=m.timeout_s,
+        video_fps_sample=m.video_fps_sample,
+        worker_start_timeout_s=m.worker_start_timeout_s,
+        max_worker_memory_bytes=m.max_worker_memory_bytes,
+    )
     return MediaHasher(limits, workers=m.workers or None)
 
 
@@ -233,10 +242,12 @@ def list_thresholds(settings: Settings) -> dict[str, Thresholds]:
     """[lists.thresholds.<name>] from the configuration, in the lists layer's terms."""
     out: dict[str, Thresholds] = {}
     for name, t in settings.lists.thresholds.items():
-        image = {SignalType(kind): value for kind in ("phash", "dhash", "ahash", "whash")
-                 if (value := getattr(t, f"{kind}_distance")) is not None}
-        out[name] = Thresholds(t.pdq_distance, t.pdq_min_quality, image, t.vpdq_match_percent,
-                               t.vpdq_compared_percent)
+        image = {
+            SignalType(kind): value
+            for kind in ("phash", "dhash", "ahash", "whash")
+            if (value := getattr(t, f"{kind}_distance")) is not None
+        }
+        out[name] = Thresholds(t.pdq_distance, t.pdq_min_quality, image, t.vpdq_match_percent, t.vpdq_compared_percent)
     return out
 
 
@@ -248,8 +259,9 @@ async def load_scan_catalog(settings: Settings, extra_sources: list[str] | None 
     # List URLs are the operator's own choice (CLI or config), so they are not
     # subject to the SSRF guard that protects webhook and API-supplied URLs.
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
-        return await load_catalog(sources, http=http, max_bytes=settings.lists.max_list_bytes,
-                                  thresholds=list_thresholds(settings))
+        return await load_catalog(
+            sources, http=http, max_bytes=settings.lists.max_list_bytes, thresholds=list_thresholds(settings)
+        )
 
 
 @dataclass(frozen=True)
@@ -326,13 +338,16 @@ class Scanner:
         """Scan a DAG from a caller-supplied block source (a Kubo node, a local store)."""
         return await self._run(label, lambda run: run._scan_dag(source, root, ()))
 
-    async def examine_bytes(self, label: str, path: str, data: bytes, source: ItemSource,
-                            key: str | None = None) -> ScanReport:
+    async def examine_bytes(
+        self, label: str, path: str, data: bytes, source: ItemSource, key: str | None = None
+    ) -> ScanReport:
         """Examine content that arrived whole and already checked by its source (an Arweave
         transaction against its digest): a report with one item."""
+
         async def one(run: _ScanRun) -> None:
-            item = ItemReport(path=path, cid=None, size=len(data), media_type=None, status=ItemStatus.VERIFIED,
-                              source=source)
+            item = ItemReport(
+                path=path, cid=None, size=len(data), media_type=None, status=ItemStatus.VERIFIED, source=source
+            )
             content = run._new_content()
             try:
                 await content.feed(data)
@@ -392,7 +407,8 @@ class _ScanRun:
         # could name one under it).
         self._skip_directories = not any(
             rule.kind is RuleKind.PATH or (rule.kind is RuleKind.IPFS and (rule.path.path or rule.path.prefix))
-            for rule in self.catalog.denylist.rules)
+            for rule in self.catalog.denylist.rules
+        )
 
     def _add(self, item: ItemReport) -> ItemReport:
         self.report.items.append(item)
@@ -412,7 +428,9 @@ class _ScanRun:
         async with AsyncExitStack() as stack:
             if target.kind == TargetKind.CAR_FILE:
                 assert target.local_path is not None
-                carsource = await CarFileBlockSource.index(target.local_path, max_block_bytes=self.limits.max_block_bytes)
+                carsource = await CarFileBlockSource.index(
+                    target.local_path, max_block_bytes=self.limits.max_block_bytes
+                )
                 stack.callback(carsource.close)
                 roots = list(carsource.header.roots)
                 if not roots:
@@ -428,14 +446,24 @@ class _ScanRun:
                 raise TargetError("no gateway configured: pass --gateway URL or set [gateways] urls")
             http = self.scanner._http
             if http is None:
-                http = await stack.enter_async_context(aiohttp.ClientSession(
-                    headers={"User-Agent": "dweb-agent (+verified retrieval)"}))
+                http = await stack.enter_async_context(
+                    aiohttp.ClientSession(headers={"User-Agent": "dweb-agent (+verified retrieval)"})
+                )
             g = self.settings.gateways
             pool = GatewayPool(
-                [TrustlessGateway(u, http, max_block_bytes=self.limits.max_block_bytes,
-                                  connect_timeout_s=g.connect_timeout_s, read_timeout_s=g.read_timeout_s,
-                                  response_deadline_s=g.response_deadline_s, min_bytes_per_s=g.min_bytes_per_s,
-                                  throughput_grace_s=g.throughput_grace_s) for u in urls],
+                [
+                    TrustlessGateway(
+                        u,
+                        http,
+                        max_block_bytes=self.limits.max_block_bytes,
+                        connect_timeout_s=g.connect_timeout_s,
+                        read_timeout_s=g.read_timeout_s,
+                        response_deadline_s=g.response_deadline_s,
+                        min_bytes_per_s=g.min_bytes_per_s,
+                        throughput_grace_s=g.throughput_grace_s,
+                    )
+                    for u in urls
+                ],
                 mode=self.scanner.mode,
                 max_buffered_bytes=self.limits.max_buffered_bytes,
                 max_unrequested_bytes=self.limits.max_unrequested_bytes,
@@ -447,9 +475,14 @@ class _ScanRun:
                 self.report.gateways = pool.report()
 
     async def _scan_dag(self, source: BlockSource, root: CID, path: tuple[str, ...]) -> None:
-        walker = DagWalker(source, max_depth=self.limits.max_dag_depth, max_items=self.limits.max_items,
-                           max_nodes=self.limits.max_dag_nodes, max_file_blocks=self.limits.max_file_blocks,
-                           before_fetch=self._before_fetch)
+        walker = DagWalker(
+            source,
+            max_depth=self.limits.max_dag_depth,
+            max_items=self.limits.max_items,
+            max_nodes=self.limits.max_dag_nodes,
+            max_file_blocks=self.limits.max_file_blocks,
+            before_fetch=self._before_fetch,
+        )
         self.report.root = self.report.root or cid_text(root)
         decision = self.catalog.denylist.check_cid(cid_text(root))
         if decision is not None and decision.blocked:
@@ -484,8 +517,7 @@ class _ScanRun:
                     # A directory is remembered only once all under it is examined
                     # (_record_directories); a repeat is recorded by its first path.
                     content = item.kind != EntryKind.DIRECTORY and entry.duplicate_of is None
-                    await self.scanner.hooks.record(item, block_key(entry.cid).hex() if content else None,
-                                                    self.report)
+                    await self.scanner.hooks.record(item, block_key(entry.cid).hex() if content else None, self.report)
 
         producer = asyncio.create_task(produce())
         consumers = [asyncio.create_task(consume()) for _ in range(self.scanner.concurrency)]
@@ -527,9 +559,17 @@ class _ScanRun:
                 await hooks.record_directory(block_key(node.cid).hex(), cid_text(node.cid))
 
     async def _examine(self, walker: DagWalker, entry: DagEntry) -> ItemReport:
-        item = ItemReport(path=entry.path, cid=cid_text(entry.cid), size=entry.size, media_type=None,
-                          status=ItemStatus.VERIFIED, kind=entry.kind.value, codec=entry.codec or None,
-                          mode=f"{entry.mode:04o}" if entry.mode is not None else None, mtime=entry.mtime)
+        item = ItemReport(
+            path=entry.path,
+            cid=cid_text(entry.cid),
+            size=entry.size,
+            media_type=None,
+            status=ItemStatus.VERIFIED,
+            kind=entry.kind.value,
+            codec=entry.codec or None,
+            mode=f"{entry.mode:04o}" if entry.mode is not None else None,
+            mtime=entry.mtime,
+        )
         provenance = entry.provenance
         try:
             if entry.kind == EntryKind.ERROR:
@@ -548,8 +588,10 @@ class _ScanRun:
                 await self._reuse_known(item, entry)
             elif entry.kind == EntryKind.WITHHELD:
                 item.findings = self._denied(item)
-                raise TooLarge(f"on a denylist ({item.findings[0]['entry']}): not fetched; "
-                               "set scan.fetch_denylisted = true to fetch it anyway")
+                raise TooLarge(
+                    f"on a denylist ({item.findings[0]['entry']}): not fetched; "
+                    "set scan.fetch_denylisted = true to fetch it anyway"
+                )
             elif entry.kind == EntryKind.SYMLINK:
                 item.findings = self._denied(item)
                 item.media_type = "inode/symlink"
@@ -568,7 +610,8 @@ class _ScanRun:
         """Same CID, same bytes: what was computed for the first path, with this path's own denylist findings."""
         item.media_type, item.signals, item.size = earlier.media_type, dict(earlier.signals), earlier.size
         item.findings = [f for f in earlier.findings if f["signal_type"] != "path"] + [
-            f for f in self._denied(item) if f["signal_type"] == "path"]
+            f for f in self._denied(item) if f["signal_type"] == "path"
+        ]
         item.duplicate_of = first_path
         item.status, item.error = earlier.status, earlier.error
 
@@ -631,8 +674,11 @@ class _ScanRun:
         if hooks is not None:
             key = block_key(cid).hex()
             known = self._known.get(key) or await hooks.known(key)
-            if known is not None and known.status == DIRECTORY_STATUS and (
-                    cid.codec.code != DAG_PB or not self._skip_directories):
+            if (
+                known is not None
+                and known.status == DIRECTORY_STATUS
+                and (cid.codec.code != DAG_PB or not self._skip_directories)
+            ):
                 # Linked as a file (the same bytes as a remembered directory), or path
                 # rules are loaded: walk it again (its files are still known, not fetched).
                 known = None
@@ -693,8 +739,10 @@ class _ScanRun:
         media: MediaResult | None = None
         media_error: MediaError | None = None
         if content.too_large:
-            media_error = MediaError(f"{content.size} bytes is over media.max_bytes "
-                                     f"({self.settings.media.max_bytes}); not hashed perceptually")
+            media_error = MediaError(
+                f"{content.size} bytes is over media.max_bytes "
+                f"({self.settings.media.max_bytes}); not hashed perceptually"
+            )
         elif content.path is not None and self.media is not None and content.media_type is not None:
             try:
                 media = await self.media.signals_for(content.path, content.media_type)
@@ -717,8 +765,14 @@ class _ScanRun:
         self.report.root = None
         for path in _local_files(root):
             rel = path.relative_to(root).as_posix() if path != root else path.name
-            item = ItemReport(path=rel, cid=None, size=None, media_type=None, status=ItemStatus.VERIFIED,
-                              source=ItemSource(local=str(path), verified=True))
+            item = ItemReport(
+                path=rel,
+                cid=None,
+                size=None,
+                media_type=None,
+                status=ItemStatus.VERIFIED,
+                source=ItemSource(local=str(path), verified=True),
+            )
             try:
                 info = path.lstat()
                 if stat.S_ISLNK(info.st_mode):
@@ -762,8 +816,13 @@ class NotRegularFile(OSError):
 
 
 def _file_type(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
         if test(mode):
             return name
     return "not a file"

@@ -74,7 +74,7 @@ def parse_target(text: str) -> Target:
     if scheme is not None and len(scheme["scheme"]) <= 32:
         return _url_target(raw, scheme["scheme"].lower())
     if raw.startswith("/ipfs/"):
-        cid_text, _, path = raw[len("/ipfs/"):].partition("/")
+        cid_text, _, path = raw[len("/ipfs/") :].partition("/")
         return Target(raw, TargetKind.IPFS, _cid(cid_text, raw), _split_path(path, raw))
     if raw.startswith("/ipns/"):
         raise TargetError(_IPNS.format(quoted(raw)))
@@ -85,26 +85,34 @@ _IPNS = "{}: IPNS names are resolved by the daemon's watch targets (dweb-agent t
 
 
 def _url_target(raw: str, scheme: str) -> Target:
-    rest = raw[len(scheme) + 3:]
+    rest = raw[len(scheme) + 3 :]
     if scheme == "ipfs":
         cid_text, _, path = rest.partition("/")
         return Target(raw, TargetKind.IPFS, _cid(cid_text, raw), _split_path(path, raw))
     if scheme == "ipns":
         raise TargetError(_IPNS.format(quoted(raw)))
     if scheme in _DAEMON_SCHEMES:
-        raise TargetError(f"{quoted(raw)}: {scheme}:// targets are watched by the daemon "
-                          "(dweb-agent targets add), not scanned once")
+        raise TargetError(
+            f"{quoted(raw)}: {scheme}:// targets are watched by the daemon (dweb-agent targets add), not scanned once"
+        )
     if scheme not in ("http", "https"):
-        raise TargetError(f"{quoted(raw)}: {scheme}:// is not a scheme this agent scans "
-                          "(ipfs://CID, http(s):// gateway URLs, /ipfs/CID, a CID or a local path)")
+        raise TargetError(
+            f"{quoted(raw)}: {scheme}:// is not a scheme this agent scans "
+            "(ipfs://CID, http(s):// gateway URLs, /ipfs/CID, a CID or a local path)"
+        )
     url, origin, host, port = _http_url(raw)
     match = _SUBDOMAIN.match(host)
     # A path gateway may itself live under a name like gw.ipfs.example: the label decides.
     if match and (_is_cid(match["cid"]) or not url.path.startswith("/ipfs/")):
-        return Target(raw, TargetKind.IPFS, _cid(match["cid"], raw), _split_path(url.path, raw),
-                      gateway_hint=f"{url.scheme.lower()}://{match['host']}{port}")
+        return Target(
+            raw,
+            TargetKind.IPFS,
+            _cid(match["cid"], raw),
+            _split_path(url.path, raw),
+            gateway_hint=f"{url.scheme.lower()}://{match['host']}{port}",
+        )
     if url.path.startswith("/ipfs/"):
-        cid_text, _, path = url.path[len("/ipfs/"):].partition("/")
+        cid_text, _, path = url.path[len("/ipfs/") :].partition("/")
         return Target(raw, TargetKind.IPFS, _cid(cid_text, raw), _split_path(path, raw), gateway_hint=origin)
     if url.path.startswith("/ipns/") or ".ipns." in f".{host}":
         raise TargetError(_IPNS.format(quoted(raw)))
@@ -123,8 +131,7 @@ def parse_gateway_url(text: str) -> str:
         raise TargetError(f"{quoted(raw)}: a gateway is an http:// or https:// URL, such as https://ipfs.io")
     url, origin, _host, _port = _http_url(raw)
     if url.path not in ("", "/") or url.query or url.fragment or raw.endswith(("?", "#")):
-        raise TargetError(f"{quoted(raw)}: a gateway URL is only scheme://host[:port]; "
-                          "the agent adds /ipfs/CID itself")
+        raise TargetError(f"{quoted(raw)}: a gateway URL is only scheme://host[:port]; the agent adds /ipfs/CID itself")
     if "@" in url.netloc:
         raise TargetError(f"{quoted(raw)}: a gateway URL cannot carry a user name or password")
     return origin
@@ -191,8 +198,9 @@ def _split_path(path: str, target: str) -> tuple[str, ...]:
         if part in (".", ".."):
             raise TargetError(f"{quoted(target)}: path component {quoted(part)} is not allowed in a content path")
         if "/" in part or _CONTROL.search(part):
-            raise TargetError(f"{quoted(target)}: path component {quoted(part)} contains an encoded "
-                              "'/' or control character")
+            raise TargetError(
+                f"{quoted(target)}: path component {quoted(part)} contains an encoded '/' or control character"
+            )
     return parts
 
 
@@ -202,8 +210,9 @@ def _cid(text: str, target: str) -> CID:
     try:
         return parse_cid(text)
     except InvalidCid as exc:
-        raise TargetError(f"{quoted(target)}: {quoted(text)} is not a valid CID: {explain_invalid_cid(text, exc)}") \
-            from exc
+        raise TargetError(
+            f"{quoted(target)}: {quoted(text)} is not a valid CID: {explain_invalid_cid(text, exc)}"
+        ) from exc
 
 
 def _looks_like_path(raw: str) -> bool:
@@ -221,8 +230,9 @@ def _local_or_cid(raw: str) -> Target:
             mode = local.stat().st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 # /dev/zero never ends and a pipe may never answer: only files and directories are read.
-                raise TargetError(f"{quoted(raw)}: not a regular file or directory "
-                                  "(devices, pipes and sockets are never read)")
+                raise TargetError(
+                    f"{quoted(raw)}: not a regular file or directory (devices, pipes and sockets are never read)"
+                )
             if stat.S_ISREG(mode) and local.suffix.lower() == ".car":
                 return Target(raw, TargetKind.CAR_FILE, local_path=local)
             return Target(raw, TargetKind.LOCAL, local_path=local)
@@ -240,8 +250,9 @@ def _local_or_cid(raw: str) -> Target:
     try:
         return Target(raw, TargetKind.IPFS, parse_cid(raw))
     except InvalidCid as exc:
-        raise TargetError(f"{quoted(raw)} is not a valid CID (nor an existing file): "
-                          f"{explain_invalid_cid(raw, exc)}") from exc
+        raise TargetError(
+            f"{quoted(raw)} is not a valid CID (nor an existing file): {explain_invalid_cid(raw, exc)}"
+        ) from exc
 
 
 def _expand_home(raw: str) -> Path:
@@ -303,16 +314,19 @@ def explain_invalid_cid(text: str, exc: Exception | None = None) -> str:
         return _explain_v0(text, exc)
     name_alpha = _BASES.get(text[:1])
     if name_alpha is None:
-        return (f"a CID starts with 'Qm' (CIDv0) or a multibase prefix such as 'b' (base32), 'k' (base36), "
-                f"'z' (base58btc) or 'f' (base16); {text[:1]!r} is none of these")
+        return (
+            f"a CID starts with 'Qm' (CIDv0) or a multibase prefix such as 'b' (base32), 'k' (base36), "
+            f"'z' (base58btc) or 'f' (base16); {text[:1]!r} is none of these"
+        )
     name, alphabet, case_matters, bits = name_alpha
     body = text[1:]
     if not body:
         return "nothing follows the multibase prefix"
     for position, char in enumerate(body, start=2):
         if (char if case_matters else char.lower()) not in alphabet:
-            return (f"the character {char!r} (position {position}) is not {name}, "
-                    f"which uses only {_ALPHABET_WORDS[name]}")
+            return (
+                f"the character {char!r} (position {position}) is not {name}, which uses only {_ALPHABET_WORDS[name]}"
+            )
     if bits is not None and _stray_bits(body, alphabet, case_matters, bits):
         return f"its {len(body)} {name} characters do not end on a whole byte: {_CUT}"
     try:
@@ -327,8 +341,10 @@ def _explain_v0(text: str, exc: Exception | None) -> str:
         return f"a CIDv0 (starting 'Qm') is exactly 46 base58btc characters; this one has {len(text)}"
     for position, char in enumerate(text, start=1):
         if char not in _B58:
-            return (f"the character {char!r} (position {position}) is not base58btc, "
-                    f"which uses only {_ALPHABET_WORDS['base58btc']}")
+            return (
+                f"the character {char!r} (position {position}) is not base58btc, "
+                f"which uses only {_ALPHABET_WORDS['base58btc']}"
+            )
     return _library_reason(text, exc)
 
 

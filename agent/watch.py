@@ -21,7 +21,8 @@ from agent.ipfs.cid import parse_cid
 from agent.ipfs.errors import InvalidCid
 from agent.report import ItemSource, ItemStatus, ScanReport
 from agent.scan import Scanner, item_examined
-from agent.targets import TargetError, TargetKind as ScanTargetKind, parse_target
+from agent.targets import TargetError, parse_target
+from agent.targets import TargetKind as ScanTargetKind
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +63,7 @@ def classify_target(text: str) -> WatchTarget:
         base = f"http://{url.netloc}" if url.scheme == "kubo" else f"{url.scheme}://{url.netloc}"
         return WatchTarget(WatchKind.KUBO, f"kubo://{url.netloc}" if url.scheme == "kubo" else base, name=base)
     if raw.startswith(("arweave+http://", "arweave+https://")):
-        url = urlsplit(raw[len("arweave+"):])
+        url = urlsplit(raw[len("arweave+") :])
         tags: dict[str, list[str]] = {}
         min_height: int | None = None
         for key, value in parse_qsl(url.query, keep_blank_values=False):
@@ -77,19 +78,28 @@ def classify_target(text: str) -> WatchTarget:
         query = "&".join(f"{k}={','.join(sorted(v))}" for k, v in sorted(tags.items()))
         if min_height is not None:
             query += f"&min_height={min_height}"
-        return WatchTarget(WatchKind.ARWEAVE, f"arweave+{gateway}{graphql}?{query}", name=gateway,
-                           path=graphql, tags={k: sorted(v) for k, v in tags.items()}, min_height=min_height)
+        return WatchTarget(
+            WatchKind.ARWEAVE,
+            f"arweave+{gateway}{graphql}?{query}",
+            name=gateway,
+            path=graphql,
+            tags={k: sorted(v) for k, v in tags.items()},
+            min_height=min_height,
+        )
     for prefix in ("ipns://", "/ipns/", "dnslink://"):
         if raw.startswith(prefix):
-            name, _, path = raw[len(prefix):].partition("/")
+            name, _, path = raw[len(prefix) :].partition("/")
             path = path.strip("/")
             if prefix != "dnslink://" and _is_ipns_key(name):
-                return WatchTarget(WatchKind.IPNS, f"ipns://{name}" + (f"/{path}" if path else ""), name=name, path=path)
+                return WatchTarget(
+                    WatchKind.IPNS, f"ipns://{name}" + (f"/{path}" if path else ""), name=name, path=path
+                )
             domain = name.lower().rstrip(".")
             if not _DOMAIN.match(domain):
                 raise TargetError(f"{raw}: {name!r} is neither an IPNS key nor a DNS name")
-            return WatchTarget(WatchKind.DNSLINK, f"dnslink://{domain}" + (f"/{path}" if path else ""),
-                               name=domain, path=path)
+            return WatchTarget(
+                WatchKind.DNSLINK, f"dnslink://{domain}" + (f"/{path}" if path else ""), name=domain, path=path
+            )
     target = parse_target(raw)
     if target.kind != ScanTargetKind.IPFS or target.cid is None:
         raise TargetError(f"{raw}: local files are scanned with `dweb-agent scan`, not watched")
@@ -120,8 +130,11 @@ def examined(status: str, signals: dict[str, Any]) -> bool:
 def _complete(report: ScanReport) -> bool:
     """A root is done when every item was examined (blocked and denylisted count as examined)."""
     return not report.errors and all(
-        examined(i.status, i.signals) or i.status == ItemStatus.BLOCKED
-        or (i.status == ItemStatus.SKIPPED and i.findings) for i in report.items)
+        examined(i.status, i.signals)
+        or i.status == ItemStatus.BLOCKED
+        or (i.status == ItemStatus.SKIPPED and i.findings)
+        for i in report.items
+    )
 
 
 @dataclass
@@ -132,8 +145,7 @@ class PollContext:
     new_scanner: Callable[[], Scanner]
 
 
-async def _scan_root(ctx: PollContext, root: str, path: str, state: dict[str, Any],
-                     outcome: PollOutcome) -> None:
+async def _scan_root(ctx: PollContext, root: str, path: str, state: dict[str, Any], outcome: PollOutcome) -> None:
     """Scan `root` unless it is the root completed last time; the store makes it incremental."""
     if state.get("root") == root and state.get("complete"):
         outcome.note = f"unchanged: {root}"
@@ -148,7 +160,7 @@ async def poll(ctx: PollContext, target: WatchTarget, state: dict[str, Any]) -> 
     state = dict(state)
     outcome = PollOutcome(state)
     if target.kind == WatchKind.IPFS:
-        await _scan_root(ctx, target.url[len("ipfs://"):].split("/", 1)[0], target.path, state, outcome)
+        await _scan_root(ctx, target.url[len("ipfs://") :].split("/", 1)[0], target.path, state, outcome)
     elif target.kind == WatchKind.IPNS:
         from agent.sources.ipns import resolve_ipns
 
@@ -180,8 +192,7 @@ async def poll(ctx: PollContext, target: WatchTarget, state: dict[str, Any]) -> 
     return outcome
 
 
-async def _poll_kubo(ctx: PollContext, target: WatchTarget, state: dict[str, Any],
-                     outcome: PollOutcome) -> None:
+async def _poll_kubo(ctx: PollContext, target: WatchTarget, state: dict[str, Any], outcome: PollOutcome) -> None:
     from agent.sources.kubo import KuboBlockSource, KuboClient
 
     rpc = KuboClient(target.name, ctx.http)
@@ -189,8 +200,7 @@ async def _poll_kubo(ctx: PollContext, target: WatchTarget, state: dict[str, Any
     done = set(state.get("pins_done", []))
     new = sorted(cid for cid in pins if cid not in done)
     for pin in new:
-        report = await ctx.new_scanner().scan_source(KuboBlockSource(rpc), parse_cid(pin),
-                                                               f"{target.url}/pin/{pin}")
+        report = await ctx.new_scanner().scan_source(KuboBlockSource(rpc), parse_cid(pin), f"{target.url}/pin/{pin}")
         outcome.reports.append(report)
         if _complete(report):
             done.add(pin)
@@ -198,17 +208,20 @@ async def _poll_kubo(ctx: PollContext, target: WatchTarget, state: dict[str, Any
     outcome.note = f"{len(pins)} pins, {len(new)} new"
 
 
-async def _poll_arweave(ctx: PollContext, target: WatchTarget, state: dict[str, Any],
-                        outcome: PollOutcome) -> None:
+async def _poll_arweave(ctx: PollContext, target: WatchTarget, state: dict[str, Any], outcome: PollOutcome) -> None:
     from agent.sources.arweave import ArweaveClient, ArweaveCursor, new_transactions
 
     client = ArweaveClient(target.name, ctx.http, graphql_path=target.path or "/graphql")
     cursor = ArweaveCursor.from_json(state.get("cursor"))
     if cursor.height is None and cursor.cursor is None and target.min_height is not None:
         cursor = ArweaveCursor(height=target.min_height)
-    txs, next_cursor = await new_transactions(client, target.tags, cursor,
-                                              max_pages=ctx.settings.arweave.max_pages_per_poll,
-                                              page_size=ctx.settings.arweave.page_size)
+    txs, next_cursor = await new_transactions(
+        client,
+        target.tags,
+        cursor,
+        max_pages=ctx.settings.arweave.max_pages_per_poll,
+        page_size=ctx.settings.arweave.page_size,
+    )
     retry = list(state.get("retry", []))
     pending = [*retry, *(tx.id for tx in txs)]
     failed: list[str] = []
@@ -223,7 +236,8 @@ async def _poll_arweave(ctx: PollContext, target: WatchTarget, state: dict[str, 
             failed.append(txid)
             continue
         source = ItemSource(gateway=content.gateway, verified=content.digest_checked, gateways=[content.gateway])
-        outcome.reports.append(await scanner.examine_bytes(target.url, f"ar:{txid}", content.data, source,
-                                                           key=f"ar:{txid}"))
+        outcome.reports.append(
+            await scanner.examine_bytes(target.url, f"ar:{txid}", content.data, source, key=f"ar:{txid}")
+        )
     state.update(cursor=next_cursor.to_json(), retry=failed)
     outcome.note = f"{len(txs)} new transactions, {len(failed)} to retry"

@@ -209,13 +209,40 @@ def scene_shapes(rng: random.Random, grey: bool) -> Image.Image:
         elif kind == 1:
             draw.ellipse(xy, fill=_colour(rng, grey))
         else:
-            draw.polygon([(rng.uniform(0, w), rng.uniform(0, h)) for _ in range(rng.randrange(3, 7))],
-                         fill=_colour(rng, grey))
+            draw.polygon(
+                [(rng.uniform(0, w), rng.uniform(0, h)) for _ in range(rng.randrange(3, 7))], fill=_colour(rng, grey)
+            )
     return image
 
 
-_WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt "
-          "ut labore et dolore magna aliqua peer content address block gateway pin node").split()
+_WORDS = [
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+    "incididunt",
+    "ut",
+    "labore",
+    "et",
+    "dolore",
+    "magna",
+    "aliqua",
+    "peer",
+    "content",
+    "address",
+    "block",
+    "gateway",
+    "pin",
+    "node",
+]
 
 
 def scene_text(rng: random.Random, grey: bool) -> Image.Image:
@@ -226,8 +253,7 @@ def scene_text(rng: random.Random, grey: bool) -> Image.Image:
     ink = _colour(rng, grey)
     y = rng.uniform(0, h / 4)
     while y < h:
-        draw.text((rng.uniform(0, w / 4), y), " ".join(rng.choices(_WORDS, k=rng.randrange(2, 8))),
-                  fill=ink, font=font)
+        draw.text((rng.uniform(0, w / 4), y), " ".join(rng.choices(_WORDS, k=rng.randrange(2, 8))), fill=ink, font=font)
         y += rng.uniform(12, 60)
     return image
 
@@ -291,8 +317,14 @@ def scene_blobs(rng: random.Random, grey: bool) -> Image.Image:
 
 
 SCENES: dict[str, Callable[[random.Random, bool], Image.Image]] = {
-    "flat": scene_flat, "gradient": scene_gradient, "noise": scene_noise, "shapes": scene_shapes,
-    "text": scene_text, "tiling": scene_tiling, "fractal": scene_fractal, "blobs": scene_blobs,
+    "flat": scene_flat,
+    "gradient": scene_gradient,
+    "noise": scene_noise,
+    "shapes": scene_shapes,
+    "text": scene_text,
+    "tiling": scene_tiling,
+    "fractal": scene_fractal,
+    "blobs": scene_blobs,
 }
 
 
@@ -440,9 +472,11 @@ def measure(directory: Path, seed: int, max_distance: int) -> None:
     listed, queries = split(items, seed)
     grey_list = [i for i in listed if i.grey_or_flat]
     grey_queries = [i for i in queries if i.grey_or_flat]
-    print(f"corpus: {len(items)} images in {len({i.family for i in items})} families; "
-          f"list {len(listed)} images, queries {len(queries)} "
-          f"(greyscale/flat: list {len(grey_list)}, queries {len(grey_queries)})")
+    print(
+        f"corpus: {len(items)} images in {len({i.family for i in items})} families; "
+        f"list {len(listed)} images, queries {len(queries)} "
+        f"(greyscale/flat: list {len(grey_list)}, queries {len(grey_queries)})"
+    )
     shown = [t for t in (0, 1, 2, 4, 6, 8, 10, 12, 16, 20, 24, 28, 31, 32, 40, 48, 64) if t <= max_distance]
     for title, lst, qs in (("all", listed, queries), ("greyscale/flat only", grey_list, grey_queries)):
         print(f"\nfalse positives ({title}): query images flagged, by distance threshold")

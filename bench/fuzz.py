@@ -49,9 +49,15 @@ def run_hypothesis(name: str, seconds: float) -> int:
     # reproduce one already reported (by type and place).
     deadline = time.monotonic() + seconds
 
-    @settings(max_examples=BATCH, deadline=None, database=None, derandomize=False,
-              phases=[Phase.generate, Phase.shrink], report_multiple_bugs=False,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=BATCH,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        phases=[Phase.generate, Phase.shrink],
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(target.strategy)
     def one(value: Any) -> None:
         nonlocal count

@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agent.media.pool import MediaHasher  # noqa: E402
+from agent.media.pool import MediaHasher
 
 FIXTURES = REPO / "tests" / "fixtures" / "media" / "pdq"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}

@@ -30,15 +30,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
-from multiformats import CID  # noqa: E402
+import aiohttp
+from multiformats import CID
 
-from agent.config import Settings  # noqa: E402
-from agent.ipfs.cid import parse_cid  # noqa: E402
-from agent.ipfs.dag import DagWalker  # noqa: E402
-from agent.ipfs.gateway import GatewayPool, TrustlessGateway  # noqa: E402
-from agent.scan import Scanner  # noqa: E402
-from tests.support.unixfs_builder import UnixFSBuilder  # noqa: E402
+from agent.config import Settings
+from agent.ipfs.cid import parse_cid
+from agent.ipfs.dag import DagWalker
+from agent.ipfs.gateway import GatewayPool, TrustlessGateway
+from agent.scan import Scanner
+from tests.support.unixfs_builder import UnixFSBuilder
 
 MIB = 1024 * 1024
 
@@ -118,8 +118,13 @@ async def main() -> None:
         await serve([int(x) for x in args.serve.split(",")])
         return
 
-    server = subprocess.Popen([sys.executable, __file__, "--serve", f"{args.small_mib},{args.mib}"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", f"{args.small_mib},{args.mib}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         assert server.stdout is not None
         info = json.loads(server.stdout.readline())
@@ -146,8 +151,10 @@ async def main() -> None:
             print(f"{name:<40} {med:8.1f}  {best:8.1f}   = {100 * med / limit:5.1f}% / {100 * best / limit:5.1f}%")
         small_peak = await peak_heap(url, small["root"])
         large_peak = await peak_heap(url, large["root"])
-        print(f"\npeak Python heap, CAR retrieval: {small['mib']} MiB DAG -> {small_peak / MIB:.1f} MiB;"
-              f" {large['mib']} MiB DAG -> {large_peak / MIB:.1f} MiB")
+        print(
+            f"\npeak Python heap, CAR retrieval: {small['mib']} MiB DAG -> {small_peak / MIB:.1f} MiB;"
+            f" {large['mib']} MiB DAG -> {large_peak / MIB:.1f} MiB"
+        )
     finally:
         if server.stdin:
             server.stdin.close()

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.alerts.delivery import WebhookDelivery
-from agent.net.guard import NetGuard
 from agent.alerts.signing import new_secret
+from agent.net.guard import NetGuard
 from agent.store import NewEvent, Store
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -46,24 +46,32 @@ async def scenario(tmp: Path, events: int, subs: int, max_in_flight: int, paced:
     store = await Store.open(f"sqlite+aiosqlite:///{tmp / uuid.uuid4().hex / 'agent.db'}")
     receiver = await WebhookReceiver([secret]).start()
     try:
-        sub_rows = [await store.add_subscription(receiver.url(f"/hook{i}"), secret, max_in_flight=max_in_flight)
-                    for i in range(subs)]
+        sub_rows = [
+            await store.add_subscription(receiver.url(f"/hook{i}"), secret, max_in_flight=max_in_flight)
+            for i in range(subs)
+        ]
         # Each event goes to one subscription (round robin), so N deliveries in all.
-        new = [NewEvent(id=f"evt_{uuid.uuid4().hex}", type="finding.created",
-                        payload={"cid": f"bafy{k:06d}", "list": "bench", "labels": ["tvec"], "distance": 0},
-                        subscription_ids=(sub_rows[k % subs].id,)) for k in range(events)]
+        new = [
+            NewEvent(
+                id=f"evt_{uuid.uuid4().hex}",
+                type="finding.created",
+                payload={"cid": f"bafy{k:06d}", "list": "bench", "labels": ["tvec"], "distance": 0},
+                subscription_ids=(sub_rows[k % subs].id,),
+            )
+            for k in range(events)
+        ]
         stop = asyncio.Event()
         async with WebhookDelivery(store, GUARD, "bench", batch=200) as worker:
             start = time.perf_counter()
             if not paced:
                 for i in range(0, events, 500):
-                    await store.emit_events(new[i:i + 500])
+                    await store.emit_events(new[i : i + 500])
                 start = time.perf_counter()
                 loop = asyncio.create_task(worker.run(stop, idle_s=0.05))
             else:
                 loop = asyncio.create_task(worker.run(stop, idle_s=0.05))
                 for i in range(0, events, 10):
-                    await store.emit_events(new[i:i + 10])
+                    await store.emit_events(new[i : i + 10])
                     worker.wake()
                     await asyncio.sleep(0.01)  # a bench, not a test: pacing the producer
             await receiver.wait_for(events, timeout=600)
@@ -71,14 +79,17 @@ async def scenario(tmp: Path, events: int, subs: int, max_in_flight: int, paced:
             stop.set()
             await loop
         created = {e.id: e.created_at for e in await store.list_events(limit=events)}
-        latencies = [(r.at - created[r.webhook_id]).total_seconds() * 1000
-                     for r in receiver.received if r.webhook_id in created]
+        latencies = [
+            (r.at - created[r.webhook_id]).total_seconds() * 1000 for r in receiver.received if r.webhook_id in created
+        ]
         ids = [r.webhook_id for r in receiver.received]
         bad = sum(not r.verified for r in receiver.received)
         kind = "paced  " if paced else "backlog"
-        print(f"{kind} subs={subs} max_in_flight={max_in_flight}: {len(ids)} deliveries in {elapsed:.2f} s = "
-              f"{len(ids) / elapsed:7.0f}/s   latency p50 {statistics.median(latencies):7.1f} ms  "
-              f"p99 {pct(latencies, 99):7.1f} ms   duplicates {len(ids) - len(set(ids))}  unverified {bad}")
+        print(
+            f"{kind} subs={subs} max_in_flight={max_in_flight}: {len(ids)} deliveries in {elapsed:.2f} s = "
+            f"{len(ids) / elapsed:7.0f}/s   latency p50 {statistics.median(latencies):7.1f} ms  "
+            f"p99 {pct(latencies, 99):7.1f} ms   duplicates {len(ids) - len(set(ids))}  unverified {bad}"
+        )
     finally:
         await receiver.stop()
         await store.close()

@@ -27,10 +27,10 @@ from typing import Literal
 
 import aiohttp
 
-from agent.net.retry_after import parse_retry_after
 from agent.ipfs.cid import CID, cid_text, parse_cid
 from agent.ipfs.errors import BlockMismatch, UnsupportedHash
 from agent.ipfs.multihash import verify_block
+from agent.net.retry_after import parse_retry_after
 
 __all__ = ["Availability", "AvailabilityState", "ContentProbe", "GatewayAnswer", "Verdict", "decide"]
 
@@ -163,7 +163,9 @@ class ContentProbe:
         declared = resp.content_length
         if declared is not None and declared > MAX_BLOCK_BYTES:
             resp.close()
-            return GatewayAnswer(status, "error", f"offers {declared} bytes, over the {MAX_BLOCK_BYTES}-byte block limit")
+            return GatewayAnswer(
+                status, "error", f"offers {declared} bytes, over the {MAX_BLOCK_BYTES}-byte block limit"
+            )
         data = await _read_bounded(resp, MAX_BLOCK_BYTES)
         if data is None:
             return GatewayAnswer(status, "error", f"sent over {MAX_BLOCK_BYTES} bytes for one block")

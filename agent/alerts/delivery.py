@@ -155,8 +155,9 @@ class WebhookDelivery:
         self._session = guarded_session(self._guard, timeout=aiohttp.ClientTimeout(total=self._timeout_s))
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         # Cancelled sends keep their lease until it expires and are then sent
         # again by whoever leases them: at-least-once, never lost.
         for task in list(self._tasks):
@@ -231,8 +232,9 @@ class WebhookDelivery:
             raise RuntimeError("use `async with WebhookDelivery(...)` before delivering")
         # Subscriptions whose slots are all taken are skipped: their rows stay
         # unleased (free for another node) instead of queueing here.
-        jobs = await self._store.lease_deliveries(self._node, limit=self._batch, lease_s=self._lease_s,
-                                                  now=self._now(), skip_subscriptions=self._full())
+        jobs = await self._store.lease_deliveries(
+            self._node, limit=self._batch, lease_s=self._lease_s, now=self._now(), skip_subscriptions=self._full()
+        )
         leased_at = time.monotonic()
         started = []
         for job in jobs:
@@ -294,8 +296,9 @@ class WebhookDelivery:
             return _Verdict("failed", None, str(exc), disable=str(exc))
         headers["Content-Type"] = "application/json"
         try:
-            async with guarded_request(self._session, self._guard, "POST", sub.url,
-                                       data=body.encode("utf-8"), headers=headers) as resp:
+            async with guarded_request(
+                self._session, self._guard, "POST", sub.url, data=body.encode("utf-8"), headers=headers
+            ) as resp:
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
                 with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
@@ -322,11 +325,19 @@ class WebhookDelivery:
                 wait = min(timedelta(seconds=seconds), self._max_step)
         return self._retry(attempt, status, error, wait)
 
-    def _retry(self, attempt: int, status: int | None, error: str, wait: timedelta | None = None, *,
-               endpoint_failed: bool = True) -> _Verdict:
+    def _retry(
+        self,
+        attempt: int,
+        status: int | None,
+        error: str,
+        wait: timedelta | None = None,
+        *,
+        endpoint_failed: bool = True,
+    ) -> _Verdict:
         if attempt >= len(self._schedule):
-            return _Verdict("failed", status, f"{error}; gave up after {attempt} attempts",
-                            endpoint_failed=endpoint_failed)
+            return _Verdict(
+                "failed", status, f"{error}; gave up after {attempt} attempts", endpoint_failed=endpoint_failed
+            )
         if wait is None:
             step = self._schedule[attempt]
             wait = step * (1.0 + self._rng.uniform(-self._jitter, self._jitter))
@@ -334,15 +345,21 @@ class WebhookDelivery:
 
     async def _record(self, job: DeliveryJob, verdict: _Verdict, elapsed: float) -> None:
         sub = job.subscription
-        await self._store.record_attempt(job.delivery.id, outcome=verdict.outcome, http_status=verdict.status,
-                                         error=verdict.error, duration_ms=round(elapsed * 1000),
-                                         next_attempt_at=verdict.next_at)
+        await self._store.record_attempt(
+            job.delivery.id,
+            outcome=verdict.outcome,
+            http_status=verdict.status,
+            error=verdict.error,
+            duration_ms=round(elapsed * 1000),
+            next_attempt_at=verdict.next_at,
+        )
         if verdict.outcome == "succeeded":
             if sub.failing_since is not None:
                 await self._store.set_failing_since(sub.id, None)
             return
-        log.warning("webhook subscription %s, delivery %s: %s (%s)", sub.id, job.delivery.id,
-                    verdict.error, verdict.outcome)
+        log.warning(
+            "webhook subscription %s, delivery %s: %s (%s)", sub.id, job.delivery.id, verdict.error, verdict.outcome
+        )
         if verdict.disable is not None:
             await self._disable(sub.id, verdict.disable)
             return
@@ -367,11 +384,12 @@ def guard_refusal(exc: BlockedDestination) -> str:
     # Bounded like every stored error, but the hint is never the part cut off.
     text = f"{GUARD_REFUSAL_PREFIX}{exc.url}: {exc.reason}"[:300]
     if exc.host is not None:
-        hint = (f"; if this endpoint is yours, add {exc.host!r} to [alerts] allow_hosts "
-                "(or DWEB_AGENT_ALERTS_ALLOW_HOSTS) of the agent that delivers")
+        hint = (
+            f"; if this endpoint is yours, add {exc.host!r} to [alerts] allow_hosts "
+            "(or DWEB_AGENT_ALERTS_ALLOW_HOSTS) of the agent that delivers"
+        )
     else:
-        hint = ("; [alerts] allow_hosts cannot allow this, the URL itself must change "
-                "(webhooks remove, then add)")
+        hint = "; [alerts] allow_hosts cannot allow this, the URL itself must change (webhooks remove, then add)"
     return text + hint
 
 

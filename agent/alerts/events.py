@@ -69,9 +69,18 @@ def gateway_links(gateways: Sequence[str], cid: str | None, root: str | None, pa
 
 
 def finding_summary(f: FindingRow) -> dict[str, Any]:
-    return {"id": f.id, "list": f.list_name, "entry": f.entry_value, "entry_id": f.entry_id,
-            "signal_type": f.signal_type, "distance": f.distance, "labels": list(f.labels), "query": f.query,
-            "retroactive": f.retroactive, "created_at": iso(f.created_at)}
+    return {
+        "id": f.id,
+        "list": f.list_name,
+        "entry": f.entry_value,
+        "entry_id": f.entry_id,
+        "signal_type": f.signal_type,
+        "distance": f.distance,
+        "labels": list(f.labels),
+        "query": f.query,
+        "retroactive": f.retroactive,
+        "created_at": iso(f.created_at),
+    }
 
 
 def normalise_label(label: str) -> str:
@@ -81,7 +90,7 @@ def normalise_label(label: str) -> str:
     label = label.strip()
     eq, colon = label.find("="), label.find(":")
     if eq > 0 and (colon < 0 or eq < colon):
-        label = f"{label[:eq]}:{label[eq + 1:]}"
+        label = f"{label[:eq]}:{label[eq + 1 :]}"
     return label
 
 
@@ -93,8 +102,14 @@ def label_key(label: str) -> str:
     return normalise_label(label).casefold()
 
 
-def subscribed(sub: SubscriptionRow, event_type: str, *, list_name: str | None = None,
-               labels: Iterable[str] = (), target_id: int | None = None) -> bool:
+def subscribed(
+    sub: SubscriptionRow,
+    event_type: str,
+    *,
+    list_name: str | None = None,
+    labels: Iterable[str] = (),
+    target_id: int | None = None,
+) -> bool:
     """A subscription's filters: each empty filter means "all"."""
     if sub.event_types and event_type not in sub.event_types:
         return False
@@ -107,15 +122,25 @@ def subscribed(sub: SubscriptionRow, event_type: str, *, list_name: str | None =
     return True
 
 
-def finding_created(f: FindingRow, item: ItemContext, gateways: Sequence[str],
-                    subs: Sequence[SubscriptionRow]) -> NewEvent | None:
-    recipients = tuple(s.id for s in subs if subscribed(s, FINDING_CREATED, list_name=f.list_name, labels=f.labels,
-                                                        target_id=item.target_id))
+def finding_created(
+    f: FindingRow, item: ItemContext, gateways: Sequence[str], subs: Sequence[SubscriptionRow]
+) -> NewEvent | None:
+    recipients = tuple(
+        s.id
+        for s in subs
+        if subscribed(s, FINDING_CREATED, list_name=f.list_name, labels=f.labels, target_id=item.target_id)
+    )
     payload = {
         "finding": finding_summary(f),
-        "item": {"key": item.key, "cid": item.cid, "path": item.path, "size": item.size,
-                 "media_type": item.media_type, "signals": item.signals,
-                 "first_seen_at": iso(item.first_seen_at)},
+        "item": {
+            "key": item.key,
+            "cid": item.cid,
+            "path": item.path,
+            "size": item.size,
+            "media_type": item.media_type,
+            "signals": item.signals,
+            "first_seen_at": iso(item.first_seen_at),
+        },
         "target": {"id": item.target_id, "url": item.target_url} if item.target_url else None,
         "root": item.root,
         "links": gateway_links(gateways, item.cid, item.root, item.path),
@@ -123,8 +148,14 @@ def finding_created(f: FindingRow, item: ItemContext, gateways: Sequence[str],
     return NewEvent(new_event_id(), FINDING_CREATED, payload, recipients, finding_id=f.id, item_key=f.item_key)
 
 
-def finding_retracted(f: FindingRow, reason: str, note: str | None, subs: Sequence[SubscriptionRow],
-                      recipients: Sequence[int], at: datetime) -> NewEvent | None:
+def finding_retracted(
+    f: FindingRow,
+    reason: str,
+    note: str | None,
+    subs: Sequence[SubscriptionRow],
+    recipients: Sequence[int],
+    at: datetime,
+) -> NewEvent | None:
     """Sent to the subscriptions that received the finding (and still want retractions)."""
     by_id = {s.id: s for s in subs}
     to = tuple(i for i in recipients if i in by_id and subscribed(by_id[i], FINDING_RETRACTED))
@@ -134,16 +165,29 @@ def finding_retracted(f: FindingRow, reason: str, note: str | None, subs: Sequen
     return NewEvent(new_event_id(), FINDING_RETRACTED, payload, to, finding_id=f.id, item_key=f.item_key)
 
 
-def content_changed(item_key: str, cid: str, available: bool, first_alert_at: datetime, at: datetime,
-                    detail: dict[str, Any], subs: Sequence[SubscriptionRow], recipients: Sequence[int]) -> NewEvent | None:
+def content_changed(
+    item_key: str,
+    cid: str,
+    available: bool,
+    first_alert_at: datetime,
+    at: datetime,
+    detail: dict[str, Any],
+    subs: Sequence[SubscriptionRow],
+    recipients: Sequence[int],
+) -> NewEvent | None:
     event_type = CONTENT_AVAILABLE if available else CONTENT_UNAVAILABLE
     by_id = {s.id: s for s in subs}
     to = tuple(i for i in recipients if i in by_id and subscribed(by_id[i], event_type))
     if not to:
         return None
-    payload: dict[str, Any] = {"item": {"key": item_key, "cid": cid}, "first_alert_at": iso(first_alert_at),
-                               "checked_at": iso(at), "gateways": detail.get("gateways", {}),
-                               "providers": detail.get("providers"), "reason": detail.get("reason")}
+    payload: dict[str, Any] = {
+        "item": {"key": item_key, "cid": cid},
+        "first_alert_at": iso(first_alert_at),
+        "checked_at": iso(at),
+        "gateways": detail.get("gateways", {}),
+        "providers": detail.get("providers"),
+        "reason": detail.get("reason"),
+    }
     if not available:
         # The figure takedown work is judged by: how long the content stayed up after the first alert.
         payload["time_to_removal_s"] = round((at - first_alert_at).total_seconds(), 3)
@@ -151,8 +195,12 @@ def content_changed(item_key: str, cid: str, available: bool, first_alert_at: da
 
 
 def test_event(sub: SubscriptionRow) -> NewEvent:
-    return NewEvent(new_event_id(), WEBHOOK_TEST, {"subscription_id": sub.id,
-                                                    "message": "a test delivery from dweb-agent"}, (sub.id,))
+    return NewEvent(
+        new_event_id(),
+        WEBHOOK_TEST,
+        {"subscription_id": sub.id, "message": "a test delivery from dweb-agent"},
+        (sub.id,),
+    )
 
 
 class FindingOutbox:
@@ -162,8 +210,9 @@ class FindingOutbox:
         self.item = item
         self.gateways = list(gateways)
 
-    def __call__(self, new: list[FindingRow], location: LocationRow | None,
-                 subs: list[SubscriptionRow]) -> list[NewEvent]:
+    def __call__(
+        self, new: list[FindingRow], location: LocationRow | None, subs: list[SubscriptionRow]
+    ) -> list[NewEvent]:
         out = []
         for f in new:
             event = finding_created(f, self.item, self.gateways, subs)

@@ -43,8 +43,12 @@ def event_body(event: EventRow) -> str:
     Only stored fields go in (no send time), so a retry's signature differs from
     the first attempt's only through the timestamp header."""
     created = _utc(event.created_at).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    return json.dumps({"type": event.type, "timestamp": created, "data": event.payload},
-                      separators=(",", ":"), sort_keys=False, allow_nan=False)
+    return json.dumps(
+        {"type": event.type, "timestamp": created, "data": event.payload},
+        separators=(",", ":"),
+        sort_keys=False,
+        allow_nan=False,
+    )
 
 
 def webhook_headers(event_id: str, body: str, secrets: Sequence[str], now: datetime) -> dict[str, str]:

@@ -20,13 +20,13 @@ from rich.table import Table
 from agent.config import ConfigError, Settings, load_settings
 from agent.report import EXIT_ERROR
 
+
 def load(config: Path | None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
-
 
 
 # Exit codes beside 0/1/2 (agent.report), as a shell reports a command killed by a signal:
@@ -39,8 +39,9 @@ class Commands(click.Group):
     """The top-level group. Whatever a command raises, the exit code keeps its documented
     meaning: Click would answer 1 ("findings") to Ctrl-C, a closed pipe or a crash."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         with documented_exit_codes(None):
             return super().make_context(info_name, args, parent, **extra)
 
@@ -187,7 +188,7 @@ def write_stdout(text: str) -> None:
         return
     data = memoryview(text.encode(sys.stdout.encoding or "utf-8", errors="replace"))
     while data:
-        data = data[os.write(fd, data[: 1 << 20]):]
+        data = data[os.write(fd, data[: 1 << 20]) :]
 
 
 def print_stdout(*renderables: Any, width: int | None = None) -> None:
@@ -211,7 +212,6 @@ async def with_store(settings: Settings, body: Any) -> Any:
 
 def csv_list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
-
 
 
 def when(value: Any) -> str:

@@ -32,24 +32,44 @@ def _signal_names(ctx: click.Context, param: click.Parameter, value: str | None)
     names = [name.strip().lower() for name in value.split(",") if name.strip()]
     unknown = [name for name in names if name not in TE_SIGNAL_NAMES]
     if unknown or not names:
-        raise click.BadParameter(f"unknown signal type {', '.join(unknown) or '(none given)'}; "
-                                 f"valid: {', '.join(TE_SIGNAL_NAMES)}")
+        raise click.BadParameter(
+            f"unknown signal type {', '.join(unknown) or '(none given)'}; valid: {', '.join(TE_SIGNAL_NAMES)}"
+        )
     return tuple(dict.fromkeys(SignalType(name) for name in names))
+
 
 @main.command(name="hash")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["te", "json", "vpdq"]), default="te", show_default=True,
-              help="te: a plain list file, `<type> <value>` lines (pdq, md5, sha256 unless --signals); "
-                   "json: every signal; vpdq: per-frame video hashes `frame,quality,pdq_hex,timestamp`, "
-                   "each video after a `# video: <name>` line.")
-@click.option("--signals", "signal_types", callback=_signal_names, metavar="TYPE,...",
-              help=f"--format te: the signal types to write (default: pdq,md5,sha256). "
-                   f"Valid: {','.join(TE_SIGNAL_NAMES)}.")
-@click.option("--every-frame", is_flag=True, help="vPDQ: hash every video frame (as reference lists do), not one per second.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["te", "json", "vpdq"]),
+    default="te",
+    show_default=True,
+    help="te: a plain list file, `<type> <value>` lines (pdq, md5, sha256 unless --signals); "
+    "json: every signal; vpdq: per-frame video hashes `frame,quality,pdq_hex,timestamp`, "
+    "each video after a `# video: <name>` line.",
+)
+@click.option(
+    "--signals",
+    "signal_types",
+    callback=_signal_names,
+    metavar="TYPE,...",
+    help=f"--format te: the signal types to write (default: pdq,md5,sha256). Valid: {','.join(TE_SIGNAL_NAMES)}.",
+)
+@click.option(
+    "--every-frame", is_flag=True, help="vPDQ: hash every video frame (as reference lists do), not one per second."
+)
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 @click.pass_context
-def hash_files(ctx: click.Context, files: tuple[Path, ...], fmt: str, signal_types: tuple[SignalType, ...],
-               every_frame: bool, config: Path | None) -> None:
+def hash_files(
+    ctx: click.Context,
+    files: tuple[Path, ...],
+    fmt: str,
+    signal_types: tuple[SignalType, ...],
+    every_frame: bool,
+    config: Path | None,
+) -> None:
     """Print the signals of local FILES, to build lists or look them up.
 
     Exit status: 0 every file hashed; 2 some file could not be hashed."""
@@ -69,13 +89,16 @@ def hash_files(ctx: click.Context, files: tuple[Path, ...], fmt: str, signal_typ
             click.echo(f"error: {r.path}: {r.error}", err=True)
         if fmt == "te":
             click.echo(f"# {r.path} ({r.media_type}, {r.size} bytes)")
-            for sig in sorted((s for s in r.signals if s.type in signal_types),
-                              key=lambda s: signal_types.index(s.type)):
+            for sig in sorted(
+                (s for s in r.signals if s.type in signal_types), key=lambda s: signal_types.index(s.type)
+            ):
                 if sig.type is SignalType.COLORHASH:
                     click.echo("# colorhash: not matched (equal for every greyscale image; see the README)")
                 elif sig.type in NOT_MATCHED_BY_DEFAULT:
-                    click.echo(f"# {sig.type.value}: not matched unless the list sets "
-                               f"[lists.thresholds.<list>] {sig.type.value}_distance")
+                    click.echo(
+                        f"# {sig.type.value}: not matched unless the list sets "
+                        f"[lists.thresholds.<list>] {sig.type.value}_distance"
+                    )
                 if sig.quality is not None:
                     weak = " (under 50: too flat to match; lists never match on it)" if sig.quality < 50 else ""
                     click.echo(f"# {sig.type.value} quality {sig.quality}{weak}")

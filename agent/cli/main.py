@@ -14,8 +14,13 @@ from agent.cli.common import Commands
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dweb-agent")
-@click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]), help="Log level (logs go to stderr).")
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Log level (logs go to stderr).",
+)
 @click.pass_context
 def main(ctx: click.Context, log_level: str) -> None:
     """Monitor the decentralized web for content on shared hash lists."""

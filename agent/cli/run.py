@@ -35,7 +35,7 @@ def run(ctx: click.Context, config: Path | None) -> None:
             asyncio.run(run_daemon(settings, new_registry()))
         except (ConfigError, DaemonError) as exc:
             _fail(str(exc))
-        except Exception as exc:  # noqa: BLE001 - the last word of a daemon: logged like every other line
+        except Exception as exc:
             log.exception("agent.failed", error=f"{type(exc).__name__}: {exc}")
             sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:

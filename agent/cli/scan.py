@@ -37,8 +37,15 @@ def _table(report: ScanReport, console: Console, *, with_scan_errors: bool) -> N
             src += f" (lied: {', '.join(item.source.lied)})"
         status = f"[{colors[item.status.value]}]{item.status.value}[/]"
         sha = str(item.signals.get("sha256", ""))[:16]
-        table.add_row(escape(item.path or "(root)"), status, escape(item.media_type or "-"), human(item.size), sha,
-                      escape(src), str(len(item.findings)) if item.findings else "")
+        table.add_row(
+            escape(item.path or "(root)"),
+            status,
+            escape(item.media_type or "-"),
+            human(item.size),
+            sha,
+            escape(src),
+            str(len(item.findings)) if item.findings else "",
+        )
     console.print(table)
     for item in report.items:
         if item.error:
@@ -47,8 +54,10 @@ def _table(report: ScanReport, console: Console, *, with_scan_errors: bool) -> N
         for error in report.errors:
             console.print(f"[red]scan error[/]: {escape(error)}")
     s = report.summary()
-    console.print(f"{s['items']} items: {s['verified']} verified, {s['incomplete']} incomplete, "
-                  f"{s['blocked']} blocked, {s['error']} errors, {s['skipped']} skipped; {s['findings']} findings")
+    console.print(
+        f"{s['items']} items: {s['verified']} verified, {s['incomplete']} incomplete, "
+        f"{s['blocked']} blocked, {s['error']} errors, {s['skipped']} skipped; {s['findings']} findings"
+    )
 
 
 def _report_list_problems(catalog: Any, shown: int = 10) -> None:
@@ -117,23 +126,56 @@ def _write_report(report: ScanReport, fmt: str, out: ReportFile | None) -> None:
 
 @main.command()
 @click.argument("target")
-@click.option("--gateway", "gateways", multiple=True, metavar="URL", callback=_gateway_urls,
-              help="Trustless gateway to fetch from, http(s)://host[:port] (repeatable; "
-                   "default: [gateways] urls in the config).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default=None,
-              help="Report format (default: table on a terminal, JSON otherwise).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the report to FILE instead of stdout (checked before the scan starts).")
-@click.option("--mode", type=click.Choice(["car", "raw"]), default="car", show_default=True,
-              help="Retrieve whole entities as CAR streams, or block by block.")
+@click.option(
+    "--gateway",
+    "gateways",
+    multiple=True,
+    metavar="URL",
+    callback=_gateway_urls,
+    help="Trustless gateway to fetch from, http(s)://host[:port] (repeatable; default: [gateways] urls in the config).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default=None,
+    help="Report format (default: table on a terminal, JSON otherwise).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to FILE instead of stdout (checked before the scan starts).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["car", "raw"]),
+    default="car",
+    show_default=True,
+    help="Retrieve whole entities as CAR streams, or block by block.",
+)
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Items fetched at once.")
-@click.option("--list", "lists", multiple=True, metavar="PATH|URL",
-              help="Hash list or denylist to match against (repeatable; adds to [lists] sources).")
+@click.option(
+    "--list",
+    "lists",
+    multiple=True,
+    metavar="PATH|URL",
+    help="Hash list or denylist to match against (repeatable; adds to [lists] sources).",
+)
 @click.option("--no-media", is_flag=True, help="Skip perceptual hashing of images and videos.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 @click.pass_context
-def scan(ctx: click.Context, target: str, gateways: tuple[str, ...], fmt: str | None, out: Path | None, mode: str,
-         concurrency: int, lists: tuple[str, ...], no_media: bool, config: Path | None) -> None:
+def scan(
+    ctx: click.Context,
+    target: str,
+    gateways: tuple[str, ...],
+    fmt: str | None,
+    out: Path | None,
+    mode: str,
+    concurrency: int,
+    lists: tuple[str, ...],
+    no_media: bool,
+    config: Path | None,
+) -> None:
     """Scan TARGET once and report every file under it.
 
     TARGET is ipfs://CID[/path], /ipfs/CID[/path], a bare CID, a path or
@@ -152,8 +194,17 @@ def scan(ctx: click.Context, target: str, gateways: tuple[str, ...], fmt: str | 
     _scan(settings, target, gateways, fmt, report_file, mode, concurrency, lists, no_media)
 
 
-def _scan(settings: Settings, text: str, gateways: tuple[str, ...], fmt: str, out: ReportFile | None, mode: str,
-          concurrency: int, lists: tuple[str, ...], no_media: bool) -> None:
+def _scan(
+    settings: Settings,
+    text: str,
+    gateways: tuple[str, ...],
+    fmt: str,
+    out: ReportFile | None,
+    mode: str,
+    concurrency: int,
+    lists: tuple[str, ...],
+    no_media: bool,
+) -> None:
     from agent.lists.catalog import ListLoadError
     from agent.scan import Scanner, load_scan_catalog
 
@@ -177,8 +228,15 @@ def _scan(settings: Settings, text: str, gateways: tuple[str, ...], fmt: str, ou
         if progress is not None:
             progress.update(progress.task_ids[0], advance=1, description=escape(f"{item.path or target.text}"[:60]))
 
-    scanner = Scanner(settings, gateways=list(gateways), mode=mode,  # type: ignore[arg-type]
-                      concurrency=concurrency, on_item=on_item, catalog=catalog, hash_media=not no_media)
+    scanner = Scanner(
+        settings,
+        gateways=list(gateways),
+        mode=mode,  # type: ignore[arg-type]
+        concurrency=concurrency,
+        on_item=on_item,
+        catalog=catalog,
+        hash_media=not no_media,
+    )
     if progress is not None:
         with progress:
             report = asyncio.run(scanner.scan(target))
@@ -193,7 +251,13 @@ def _progress(target: Target) -> Progress | None:
     err_console = Console(stderr=True)
     if not err_console.is_terminal:
         return None
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} items"),
-                        TimeElapsedColumn(), console=err_console, transient=True)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed} items"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
     progress.add_task(escape(f"scanning {target.text}"[:80]), total=None)
     return progress

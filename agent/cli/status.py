@@ -16,6 +16,7 @@ from agent.cli.common import emit, load, when, with_store
 from agent.cli.main import main
 from agent.cli.targets import target_dict
 
+
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default=None)
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
@@ -28,9 +29,18 @@ def status(fmt: str | None, config: Path | None) -> None:
     async def body(store: Any) -> dict[str, Any]:
         return {
             "targets": [target_dict(t) for t in await store.list_targets()],
-            "lists": [{"name": v.name, "source": v.source, "entries": v.entries, "deny_rules": v.deny_rules,
-                       "problems": v.problems, "content_hash": v.content_hash, "loaded_at": v.loaded_at}
-                      for v in await store.latest_list_versions()],
+            "lists": [
+                {
+                    "name": v.name,
+                    "source": v.source,
+                    "entries": v.entries,
+                    "deny_rules": v.deny_rules,
+                    "problems": v.problems,
+                    "content_hash": v.content_hash,
+                    "loaded_at": v.loaded_at,
+                }
+                for v in await store.latest_list_versions()
+            ],
             "items": await store.count_items(),
             "findings": await store.count_findings(),
             "database": store.dialect,
@@ -39,7 +49,7 @@ def status(fmt: str | None, config: Path | None) -> None:
     data = asyncio.run(with_store(settings, body))
     health_url = f"http://{settings.agent.health_host}:{settings.agent.health_port}/healthz"
     try:
-        with urllib.request.urlopen(health_url, timeout=2) as resp:  # noqa: S310 (a local, configured address)
+        with urllib.request.urlopen(health_url, timeout=2) as resp:
             data["agent"] = {"running": True, **json.loads(resp.read())}
     except OSError:
         data["agent"] = {"running": False, "health": health_url}
@@ -49,19 +59,35 @@ def status(fmt: str | None, config: Path | None) -> None:
         return
     console = Console()
     running = data["agent"]["running"]
-    console.print(f"agent: {'[green]running[/]' if running else '[yellow]not running[/]'} ({health_url}); "
-                  f"database: {data['database']}; {data['items']} items, {data['findings']} findings")
+    console.print(
+        f"agent: {'[green]running[/]' if running else '[yellow]not running[/]'} ({health_url}); "
+        f"database: {data['database']}; {data['items']} items, {data['findings']} findings"
+    )
     table = Table(title="targets")
     for col in ("id", "url", "kind", "every", "last poll", "failures", "last error", "next run"):
         table.add_column(col, overflow="fold")
     for t in data["targets"]:
-        table.add_row(str(t["id"]), t["url"], t["kind"], f"{t['interval_s']}s", when(t["last_poll_at"]),
-                      str(t["consecutive_failures"]), t["last_error"] or "", when(t["next_run_at"]))
+        table.add_row(
+            str(t["id"]),
+            t["url"],
+            t["kind"],
+            f"{t['interval_s']}s",
+            when(t["last_poll_at"]),
+            str(t["consecutive_failures"]),
+            t["last_error"] or "",
+            when(t["next_run_at"]),
+        )
     console.print(table)
     lists = Table(title="lists")
     for col in ("name", "entries", "deny rules", "problems", "version", "loaded"):
         lists.add_column(col)
     for v in data["lists"]:
-        lists.add_row(v["name"], str(v["entries"]), str(v["deny_rules"]), str(v["problems"]),
-                      (v["content_hash"] or "")[:12], when(v["loaded_at"]))
+        lists.add_row(
+            v["name"],
+            str(v["entries"]),
+            str(v["deny_rules"]),
+            str(v["problems"]),
+            (v["content_hash"] or "")[:12],
+            when(v["loaded_at"]),
+        )
     console.print(lists)

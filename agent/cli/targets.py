@@ -14,10 +14,21 @@ from agent.cli.common import emit, load, when, with_store
 from agent.cli.main import main
 from agent.report import EXIT_ERROR
 
+
 def target_dict(t: Any) -> dict[str, Any]:
-    return {"id": t.id, "url": t.url, "kind": t.kind, "interval_s": t.interval_s, "enabled": t.enabled,
-            "last_poll_at": t.last_poll_at, "last_success_at": t.last_success_at, "last_error": t.last_error,
-            "consecutive_failures": t.consecutive_failures, "next_run_at": t.next_run_at, "state": t.state}
+    return {
+        "id": t.id,
+        "url": t.url,
+        "kind": t.kind,
+        "interval_s": t.interval_s,
+        "enabled": t.enabled,
+        "last_poll_at": t.last_poll_at,
+        "last_success_at": t.last_success_at,
+        "last_error": t.last_error,
+        "consecutive_failures": t.consecutive_failures,
+        "next_run_at": t.next_run_at,
+        "state": t.state,
+    }
 
 
 @main.group()
@@ -69,8 +80,9 @@ def targets_list(fmt: str | None, config: Path | None) -> None:
     for col in ("id", "url", "kind", "every", "last poll", "last error", "next run"):
         table.add_column(col, overflow="fold")
     for t in rows:
-        table.add_row(str(t.id), t.url, t.kind, f"{t.interval_s}s", when(t.last_poll_at), t.last_error or "",
-                      when(t.next_run_at))
+        table.add_row(
+            str(t.id), t.url, t.kind, f"{t.interval_s}s", when(t.last_poll_at), t.last_error or "", when(t.next_run_at)
+        )
     emit([target_dict(t) for t in rows], fmt, table)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,24 @@ from agent.cli.main import main
 from agent.config import Settings
 from agent.report import EXIT_ERROR
 
+
 def _subscription_dict(sub: Any) -> dict[str, Any]:
     from agent.alerts.events import iso_seconds
 
-    return {"id": sub.id, "url": sub.url, "lists": list(sub.lists), "labels": list(sub.labels),
-            "targets": list(sub.targets), "events": list(sub.event_types), "enabled": sub.enabled,
-            "disabled_reason": sub.disabled_reason, "failing_since": iso_seconds(sub.failing_since),
-            "max_in_flight": sub.max_in_flight, "rotating": bool(sub.previous_secret),
-            "created_at": iso_seconds(sub.created_at)}
+    return {
+        "id": sub.id,
+        "url": sub.url,
+        "lists": list(sub.lists),
+        "labels": list(sub.labels),
+        "targets": list(sub.targets),
+        "events": list(sub.event_types),
+        "enabled": sub.enabled,
+        "disabled_reason": sub.disabled_reason,
+        "failing_since": iso_seconds(sub.failing_since),
+        "max_in_flight": sub.max_in_flight,
+        "rotating": bool(sub.previous_secret),
+        "created_at": iso_seconds(sub.created_at),
+    }
 
 
 def configured_list_names(settings: Settings) -> list[str]:
@@ -52,21 +63,39 @@ def webhooks() -> None:
 
 @webhooks.command("add")
 @click.argument("url")
-@click.option("--lists", help="Only findings from these lists (comma-separated names, as `lists` in "
-              "the report and `dweb-agent status` show them).")
-@click.option("--allow-unknown-lists", is_flag=True,
-              help="Accept --lists names neither configured nor synced yet (a list you are about to add).")
-@click.option("--labels", help="Only findings whose entry has one of these labels (comma-separated, "
-              "e.g. ideology:far-right; key=value is the same as key:value, case is ignored).")
+@click.option(
+    "--lists",
+    help="Only findings from these lists (comma-separated names, as `lists` in "
+    "the report and `dweb-agent status` show them).",
+)
+@click.option(
+    "--allow-unknown-lists",
+    is_flag=True,
+    help="Accept --lists names neither configured nor synced yet (a list you are about to add).",
+)
+@click.option(
+    "--labels",
+    help="Only findings whose entry has one of these labels (comma-separated, "
+    "e.g. ideology:far-right; key=value is the same as key:value, case is ignored).",
+)
 @click.option("--targets", help="Only findings from these target ids.")
 @click.option("--events", help="Only these event types (default all).")
 @click.option("--max-in-flight", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--description")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
-def webhooks_add(url: str, lists: str | None, allow_unknown_lists: bool, labels: str | None, targets: str | None,
-                 events: str | None, max_in_flight: int, description: str | None, fmt: str,
-                 config: Path | None) -> None:
+def webhooks_add(
+    url: str,
+    lists: str | None,
+    allow_unknown_lists: bool,
+    labels: str | None,
+    targets: str | None,
+    events: str | None,
+    max_in_flight: int,
+    description: str | None,
+    fmt: str,
+    config: Path | None,
+) -> None:
     """Subscribe URL. Its signing secret is printed once: store it now."""
     from agent.alerts.events import EVENT_TYPES, normalise_label
     from agent.alerts.signing import new_secret
@@ -102,10 +131,18 @@ def webhooks_add(url: str, lists: str | None, allow_unknown_lists: bool, labels:
                 raise click.UsageError(
                     f"unknown list{'s' if len(unknown_lists) > 1 else ''} {', '.join(unknown_lists)}; known: "
                     f"{', '.join(known) if known else 'none (no [lists] source configured and none synced yet)'}. "
-                    "Use --allow-unknown-lists for a list not synced yet.")
+                    "Use --allow-unknown-lists for a list not synced yet."
+                )
         return await store.add_subscription(
-            url, secret, lists=list_names, labels=label_filter, targets=target_ids, event_types=kinds,
-            max_in_flight=max_in_flight, description=description)
+            url,
+            secret,
+            lists=list_names,
+            labels=label_filter,
+            targets=target_ids,
+            event_types=kinds,
+            max_in_flight=max_in_flight,
+            description=description,
+        )
 
     try:
         row = asyncio.run(with_store(settings, body))
@@ -116,8 +153,7 @@ def webhooks_add(url: str, lists: str | None, allow_unknown_lists: bool, labels:
         emit({**_subscription_dict(row), "secret": secret}, fmt, None)
     else:
         click.echo(f"subscription {row.id}: {row.url}")
-        rewritten = [f"{given} as {stored}" for given, stored in zip(csv_list(labels), label_filter)
-                     if given != stored]
+        rewritten = [f"{given} as {stored}" for given, stored in zip(csv_list(labels), label_filter) if given != stored]
         if rewritten:
             click.echo(f"labels stored as the lists spell them: {', '.join(rewritten)}")
         click.echo(f"secret (shown once, store it now): {secret}")
@@ -135,11 +171,22 @@ def webhooks_list(fmt: str | None, config: Path | None) -> None:
     for col in ("id", "url", "filters", "enabled", "failing since"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        filters = "; ".join(f"{k}={','.join(map(str, v))}" for k, v in
-                            (("lists", r.lists), ("labels", r.labels), ("targets", r.targets),
-                             ("events", r.event_types)) if v) or "all"
-        table.add_row(str(r.id), r.url, filters, "yes" if r.enabled else f"no ({r.disabled_reason})",
-                      when(r.failing_since))
+        filters = (
+            "; ".join(
+                f"{k}={','.join(map(str, v))}"
+                for k, v in (
+                    ("lists", r.lists),
+                    ("labels", r.labels),
+                    ("targets", r.targets),
+                    ("events", r.event_types),
+                )
+                if v
+            )
+            or "all"
+        )
+        table.add_row(
+            str(r.id), r.url, filters, "yes" if r.enabled else f"no ({r.disabled_reason})", when(r.failing_since)
+        )
     emit([_subscription_dict(r) for r in rows], fmt, table)
 
 
@@ -157,19 +204,24 @@ def webhooks_remove(subscription_id: int, config: Path | None) -> None:
 
 @webhooks.command("rotate-secret")
 @click.argument("subscription_id", type=int)
-@click.option("--grace", "grace_s", type=click.IntRange(0), default=None,
-              help="Seconds the old secret keeps signing beside the new one (default from config).")
+@click.option(
+    "--grace",
+    "grace_s",
+    type=click.IntRange(0),
+    default=None,
+    help="Seconds the old secret keeps signing beside the new one (default from config).",
+)
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 def webhooks_rotate(subscription_id: int, grace_s: int | None, config: Path | None) -> None:
     """Give a subscription a new secret (printed once); both sign during the grace period."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from agent.alerts.signing import new_secret
 
     settings = load(config)
     secret = new_secret()
     grace = settings.alerts.rotation_grace_s if grace_s is None else grace_s
-    until = datetime.now(timezone.utc) + timedelta(seconds=grace)
+    until = datetime.now(UTC) + timedelta(seconds=grace)
     row = asyncio.run(with_store(settings, lambda store: store.rotate_secret(subscription_id, secret, until)))
     if row is None:
         click.echo(f"error: no subscription {subscription_id}", err=True)
@@ -183,8 +235,9 @@ async def _deliver_now(settings: Settings, store: Any) -> int:
     from agent.net.guard import NetGuard
 
     guard = NetGuard.from_settings(settings.alerts)
-    async with WebhookDelivery(store, guard, f"cli-{settings.agent.node_name or 'local'}",
-                               timeout_s=settings.alerts.delivery_timeout_s) as worker:
+    async with WebhookDelivery(
+        store, guard, f"cli-{settings.agent.node_name or 'local'}", timeout_s=settings.alerts.delivery_timeout_s
+    ) as worker:
         return await worker.run_once()
 
 
@@ -205,8 +258,10 @@ def webhooks_test(subscription_id: int, config: Path | None) -> None:
             return None
         if not sub.enabled:
             # Deliveries of a disabled subscription are never leased: say so instead of queueing a test.
-            return (f"subscription {subscription_id} is disabled ({sub.disabled_reason}); "
-                    f"`dweb-agent webhooks enable {subscription_id}` re-enables it")
+            return (
+                f"subscription {subscription_id} is disabled ({sub.disabled_reason}); "
+                f"`dweb-agent webhooks enable {subscription_id}` re-enables it"
+            )
         event = test_event(sub)
         await store.emit_events([event])
         await _deliver_now(settings, store)
@@ -237,8 +292,10 @@ def describe_test_delivery(delivery: Any, sub: Any, waited_s: float) -> str:
     if delivery.status == "succeeded":
         return f"delivered: HTTP {delivery.last_status}"
     if delivery.attempts == 0:
-        return (f"not delivered: not attempted within {waited_s:g} s (another agent sharing the database may "
-                "have leased it); it stays queued")
+        return (
+            f"not delivered: not attempted within {waited_s:g} s (another agent sharing the database may "
+            "have leased it); it stays queued"
+        )
     status = delivery.last_status
     why = delivery.last_error or (f"HTTP {status}" if status is not None else "no answer recorded")
     if status is not None and not why.startswith(f"HTTP {status}"):
@@ -284,7 +341,7 @@ def webhooks_enable(subscription_id: int, config: Path | None) -> None:
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 def webhooks_replay(since: str, subscription_id: int | None, deliver_now: bool, config: Path | None) -> None:
     """Send events again (same webhook-id, so receivers can de-duplicate)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     settings = load(config)
     try:
@@ -293,7 +350,7 @@ def webhooks_replay(since: str, subscription_id: int | None, deliver_now: bool, 
         click.echo(f"error: --since {since!r} is not an ISO 8601 time", err=True)
         sys.exit(EXIT_ERROR)
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
 
     async def body(store: Any) -> int:
         count = int(await store.replay(when, subscription_id))

@@ -8,7 +8,6 @@ response be consumed as a stream and let one failing item fail alone."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -108,8 +107,12 @@ class PrefetchingSession:
     the DAG names again (a file of repeated chunks) is served from a small cache,
     not requested again."""
 
-    def __init__(self, fetch: Callable[[CID, Provenance], Coroutine[Any, Any, bytes]], window: int,
-                 recent_bytes: int = 4 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[CID, Provenance], Coroutine[Any, Any, bytes]],
+        window: int,
+        recent_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
         self._fetch = fetch
         self._window = max(0, window)
         self.provenance = Provenance()

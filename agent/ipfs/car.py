@@ -231,7 +231,9 @@ class CarReader:
                 raise CarError(f"malformed CAR section {self.blocks_read + 1}: {exc}") from exc
             data = section[cid_len:]
             if len(data) > self._max_block:
-                raise BlockTooLarge(f"block {cid} is {len(data)} bytes; blocks over {self._max_block} bytes are refused")
+                raise BlockTooLarge(
+                    f"block {cid} is {len(data)} bytes; blocks over {self._max_block} bytes are refused"
+                )
             if self._verify:
                 verify_block(cid, data, self._source)
             self.blocks_read += 1

@@ -22,11 +22,21 @@ from agent.ipfs.multihash import SHA2_256, check_digest, read_multihash_header, 
 from agent.ipfs.varint import VarintError, encode_uvarint, read_uvarint
 
 # encode_uvarint stays importable from here for tests that write binary CIDs by hand.
-__all__ = ["CID", "parse_cid", "cid_from_prefix", "check_cid", "block_key", "cid_text", "encode_uvarint"]
+__all__ = ["CID", "block_key", "check_cid", "cid_from_prefix", "cid_text", "encode_uvarint", "parse_cid"]
 
 _DAG_PB = 0x70
 _MAX_CID_TEXT = 1024
-_SUPPORTED_BASES = {"base32", "base32upper", "base58btc", "base36", "base36upper", "base16", "base16upper", "base64", "base64url"}
+_SUPPORTED_BASES = {
+    "base32",
+    "base32upper",
+    "base58btc",
+    "base36",
+    "base36upper",
+    "base16",
+    "base16upper",
+    "base64",
+    "base64url",
+}
 
 
 def _validate(version: int, codec: int, hash_code: int, digest_len: int) -> None:

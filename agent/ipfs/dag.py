@@ -31,13 +31,17 @@ from agent.ipfs.dagpb import (
     decode_pbnode,
     decode_unixfs,
 )
-from agent.ipfs.errors import BlockMismatch, DagCycle, DagError, InvalidCid, IpfsError, PathEscape, TooLarge
+from agent.ipfs.errors import DagCycle, DagError, InvalidCid, IpfsError, PathEscape, TooLarge
 from agent.ipfs.multihash import IDENTITY_CODE, split_multihash, verify_block
 
 CBOR = 0x51
 JSON = 0x0200
-_DOCUMENT_CODECS = {DAG_CBOR: "application/vnd.ipld.dag-cbor", DAG_JSON: "application/vnd.ipld.dag-json",
-                    CBOR: "application/cbor", JSON: "application/json"}
+_DOCUMENT_CODECS = {
+    DAG_CBOR: "application/vnd.ipld.dag-cbor",
+    DAG_JSON: "application/vnd.ipld.dag-json",
+    CBOR: "application/cbor",
+    JSON: "application/json",
+}
 _MAX_DOCUMENT_LINKS = 10_000
 # HAMT directories nested inside each other each keep their session (a CAR
 # stream, a connection) open while their entries are walked; beyond this many at
@@ -101,8 +105,9 @@ class WalkedNode:
 
 def _facts(entry: DagEntry) -> DagEntry:
     """A file entry without its block or session: what a repeated path reports."""
-    return DagEntry(entry.path, entry.cid, entry.kind, size=entry.size, mode=entry.mode, mtime=entry.mtime,
-                    codec=entry.codec)
+    return DagEntry(
+        entry.path, entry.cid, entry.kind, size=entry.size, mode=entry.mode, mtime=entry.mtime, codec=entry.codec
+    )
 
 
 def inline_block(cid: CID) -> bytes | None:
@@ -149,7 +154,9 @@ def safe_join(parent: str, name: str) -> str:
             continue
         if part == "..":
             if len(parts) <= 0:
-                raise PathEscape(f"link name {name!r} under {parent or 'the root'!r} would leave the root; not followed")
+                raise PathEscape(
+                    f"link name {name!r} under {parent or 'the root'!r} would leave the root; not followed"
+                )
             parts.pop()
         else:
             parts.append(part)
@@ -228,14 +235,23 @@ class _BlockBudget:
     def take(self, cid: CID) -> None:
         self.used += 1
         if self.used > self.limit:
-            raise TooLarge(f"file has more than {self.limit} blocks (limits.max_file_blocks); "
-                           f"stopped reading at block {cid_text(cid)}")
+            raise TooLarge(
+                f"file has more than {self.limit} blocks (limits.max_file_blocks); "
+                f"stopped reading at block {cid_text(cid)}"
+            )
 
 
 class DagWalker:
-    def __init__(self, source: BlockSource, *, max_depth: int = 256, max_items: int = 100_000,
-                 max_nodes: int = 1_000_000, max_file_blocks: int = 1_000_000,
-                 before_fetch: Callable[[CID, str], Awaitable[EntryKind | None]] | None = None) -> None:
+    def __init__(
+        self,
+        source: BlockSource,
+        *,
+        max_depth: int = 256,
+        max_items: int = 100_000,
+        max_nodes: int = 1_000_000,
+        max_file_blocks: int = 1_000_000,
+        before_fetch: Callable[[CID, str], Awaitable[EntryKind | None]] | None = None,
+    ) -> None:
         self._source = source
         # Asked before any link is followed: WITHHELD or KNOWN means report the
         # link as such and fetch nothing at or below it; None means go on.
@@ -261,8 +277,9 @@ class DagWalker:
     def _count_node(self) -> None:
         self.nodes_visited += 1
         if self.nodes_visited > self._max_nodes:
-            raise WalkBudgetExceeded(f"more than {self._max_nodes} DAG nodes visited (limits.max_dag_nodes); "
-                                     "stopped walking")
+            raise WalkBudgetExceeded(
+                f"more than {self._max_nodes} DAG nodes visited (limits.max_dag_nodes); stopped walking"
+            )
 
     async def _open(self, cid: CID) -> tuple[bytes, BlockSession | None]:
         inline = inline_block(cid)
@@ -333,8 +350,9 @@ class DagWalker:
                 return
         known = self._known_files.get(key)
         if known is not None:
-            yield DagEntry(path, cid, EntryKind.FILE, size=known.size, mode=known.mode, mtime=known.mtime,
-                           codec=known.codec)
+            yield DagEntry(
+                path, cid, EntryKind.FILE, size=known.size, mode=known.mode, mtime=known.mtime, codec=known.codec
+            )
             return
         walked = self._walked.get(key)
         if walked is not None:
@@ -352,8 +370,16 @@ class DagWalker:
             codec = cid.codec.code
             if codec == RAW:
                 keep_session = True
-                entry = DagEntry(path, cid, EntryKind.FILE, size=len(block), codec="raw", provenance=provenance,
-                                 root_block=block, session=session)
+                entry = DagEntry(
+                    path,
+                    cid,
+                    EntryKind.FILE,
+                    size=len(block),
+                    codec="raw",
+                    provenance=provenance,
+                    root_block=block,
+                    session=session,
+                )
                 self._known_files[key] = _facts(entry)
                 yield entry
                 return
@@ -365,8 +391,15 @@ class DagWalker:
                 self.walked_nodes.append(WalkedNode(cid, first, self.items_yielded))
                 return
             if codec != DAG_PB:
-                yield DagEntry(path, cid, EntryKind.FILE, size=len(block), codec=cid.codec.name,
-                               provenance=provenance, root_block=block)
+                yield DagEntry(
+                    path,
+                    cid,
+                    EntryKind.FILE,
+                    size=len(block),
+                    codec=cid.codec.name,
+                    provenance=provenance,
+                    root_block=block,
+                )
                 return
             try:
                 node = decode_pbnode(block)
@@ -378,28 +411,54 @@ class DagWalker:
             mode = unixfs.mode if unixfs else None
             if unixfs is not None and unixfs.type in (UnixFSType.FILE, UnixFSType.RAW):
                 keep_session = True
-                entry = DagEntry(path, cid, EntryKind.FILE, size=_pb_file_size(unixfs), mode=mode, mtime=mtime,
-                                 codec="dag-pb", provenance=provenance, root_block=block, session=session)
+                entry = DagEntry(
+                    path,
+                    cid,
+                    EntryKind.FILE,
+                    size=_pb_file_size(unixfs),
+                    mode=mode,
+                    mtime=mtime,
+                    codec="dag-pb",
+                    provenance=provenance,
+                    root_block=block,
+                    session=session,
+                )
                 self._known_files[key] = _facts(entry)
                 yield entry
                 return
             if unixfs is not None and unixfs.type == UnixFSType.SYMLINK:
                 target = (unixfs.data or b"").decode("utf-8", errors="replace")
-                yield DagEntry(path, cid, EntryKind.SYMLINK, size=len(unixfs.data or b""), mode=mode, mtime=mtime,
-                               symlink_target=target, codec="dag-pb", provenance=provenance)
+                yield DagEntry(
+                    path,
+                    cid,
+                    EntryKind.SYMLINK,
+                    size=len(unixfs.data or b""),
+                    mode=mode,
+                    mtime=mtime,
+                    symlink_target=target,
+                    codec="dag-pb",
+                    provenance=provenance,
+                )
                 return
             if unixfs is not None and unixfs.type == UnixFSType.HAMT_SHARD:
                 self._walked[key] = (path, EntryKind.DIRECTORY)
                 first = self.items_yielded
                 keep_session = True  # _visit_hamt closes it, as early as it can
-                async for entry in self._visit_hamt(cid, node, unixfs, session, path, depth, ancestors | {key},
-                                                    provenance):
+                async for entry in self._visit_hamt(
+                    cid, node, unixfs, session, path, depth, ancestors | {key}, provenance
+                ):
                     yield entry
                 self.walked_nodes.append(WalkedNode(cid, first, self.items_yielded))
                 return
             if unixfs is not None and unixfs.type != UnixFSType.DIRECTORY:
-                yield DagEntry(path, cid, EntryKind.ERROR, codec="dag-pb", provenance=provenance,
-                               error=DagError(f"UnixFS {unixfs.type.name} nodes are not supported"))
+                yield DagEntry(
+                    path,
+                    cid,
+                    EntryKind.ERROR,
+                    codec="dag-pb",
+                    provenance=provenance,
+                    error=DagError(f"UnixFS {unixfs.type.name} nodes are not supported"),
+                )
                 return
             self._walked[key] = (path, EntryKind.DIRECTORY)
             if session is not None:  # the directory is read: free its connection before descending
@@ -414,8 +473,9 @@ class DagWalker:
             if not keep_session and session is not None:
                 await session.aclose()
 
-    async def _visit_link(self, path: str, name: str, child: CID, depth: int,
-                          ancestors: frozenset[bytes]) -> AsyncIterator[DagEntry]:
+    async def _visit_link(
+        self, path: str, name: str, child: CID, depth: int, ancestors: frozenset[bytes]
+    ) -> AsyncIterator[DagEntry]:
         try:
             child_path = safe_join(path, name)
         except PathEscape as exc:
@@ -425,9 +485,17 @@ class DagWalker:
         async for entry in self._visit(child, child_path, depth + 1, ancestors):
             yield entry
 
-    async def _visit_hamt(self, cid: CID, node: PBNode, unixfs: UnixFSData, session: BlockSession | None,
-                          path: str, depth: int, ancestors: frozenset[bytes],
-                          provenance: Provenance) -> AsyncIterator[DagEntry]:
+    async def _visit_hamt(
+        self,
+        cid: CID,
+        node: PBNode,
+        unixfs: UnixFSData,
+        session: BlockSession | None,
+        path: str,
+        depth: int,
+        ancestors: frozenset[bytes],
+        provenance: Provenance,
+    ) -> AsyncIterator[DagEntry]:
         """A HAMT directory's entries, each walked as soon as its shard is read (never
         all collected first), unless too many HAMT sessions are open already. Closes
         `session` once the shards are read, whatever happens."""
@@ -462,11 +530,19 @@ class DagWalker:
             async for entry in self._visit_link(path, name, child, depth, ancestors):
                 yield entry
 
-    async def _visit_document(self, cid: CID, block: bytes, path: str, depth: int, ancestors: frozenset[bytes],
-                              provenance: Provenance) -> AsyncIterator[DagEntry]:
+    async def _visit_document(
+        self, cid: CID, block: bytes, path: str, depth: int, ancestors: frozenset[bytes], provenance: Provenance
+    ) -> AsyncIterator[DagEntry]:
         codec = cid.codec.code
-        entry = DagEntry(path, cid, EntryKind.DOCUMENT, size=len(block), codec=cid.codec.name,
-                         provenance=provenance, root_block=block)
+        entry = DagEntry(
+            path,
+            cid,
+            EntryKind.DOCUMENT,
+            size=len(block),
+            codec=cid.codec.name,
+            provenance=provenance,
+            root_block=block,
+        )
         try:
             links = list(document_link_segments(decode_document(codec, block)))
         except DagError as exc:
@@ -485,8 +561,16 @@ class DagWalker:
             async for found in self._visit(child, child_path, depth + 1, ancestors):
                 yield found
 
-    async def _hamt_links(self, node: PBNode, unixfs: UnixFSData, session: BlockSession | None, depth: int,
-                          seen: set[bytes], *, walking: bool = False) -> AsyncGenerator[tuple[str, CID], None]:
+    async def _hamt_links(
+        self,
+        node: PBNode,
+        unixfs: UnixFSData,
+        session: BlockSession | None,
+        depth: int,
+        seen: set[bytes],
+        *,
+        walking: bool = False,
+    ) -> AsyncGenerator[tuple[str, CID], None]:
         """Entries of a HAMT-sharded directory, in link order (spec: UnixFS HAMTDirectory).
 
         Each link counts against the node budget; a sub-shard repeated within the
@@ -512,8 +596,7 @@ class DagWalker:
             if shard_key in seen:
                 continue  # no valid HAMT repeats a shard; its entries were given once
             seen.add(shard_key)
-            if walking and self._before_fetch is not None and \
-                    await self._before_fetch(link.cid, "") == EntryKind.KNOWN:
+            if walking and self._before_fetch is not None and await self._before_fetch(link.cid, "") == EntryKind.KNOWN:
                 continue
             block = inline_block(link.cid)
             if block is None:
@@ -556,9 +639,16 @@ class DagWalker:
         if entry.size is not None and total != entry.size:
             raise DagError(f"file declares {entry.size} bytes but its blocks hold {total}")
 
-    async def _file_chunks(self, cid: CID, block: bytes, session: BlockSession | None, depth: int,
-                           ancestors: frozenset[bytes], expected: int | None,
-                           budget: _BlockBudget) -> AsyncIterator[bytes]:
+    async def _file_chunks(
+        self,
+        cid: CID,
+        block: bytes,
+        session: BlockSession | None,
+        depth: int,
+        ancestors: frozenset[bytes],
+        expected: int | None,
+        budget: _BlockBudget,
+    ) -> AsyncIterator[bytes]:
         budget.take(cid)
         codec = cid.codec.code
         if codec != DAG_PB:
@@ -580,8 +670,13 @@ class DagWalker:
             yield unixfs.data
         prefetch = getattr(session, "prefetch", None)
         if prefetch is not None:  # raw-block sessions fetch a window of siblings ahead
-            prefetch([link.cid for link, size in zip(node.links, unixfs.blocksizes)
-                      if not _known_without_fetch(link.cid, size)])
+            prefetch(
+                [
+                    link.cid
+                    for link, size in zip(node.links, unixfs.blocksizes)
+                    if not _known_without_fetch(link.cid, size)
+                ]
+            )
         for link, size in zip(node.links, unixfs.blocksizes):
             child = inline_block(link.cid)
             if child is None and _known_without_fetch(link.cid, size):
@@ -591,12 +686,13 @@ class DagWalker:
                     raise DagError("file continues below an inline block")
                 child = await session.get(link.cid)
             produced = 0
-            async for chunk in self._file_chunks(link.cid, child, session, depth + 1, ancestors | {key}, size,
-                                                 budget):
+            async for chunk in self._file_chunks(link.cid, child, session, depth + 1, ancestors | {key}, size, budget):
                 produced += len(chunk)
                 yield chunk
             if produced != size:
-                raise DagError(f"block {cid_text(link.cid)} holds {produced} bytes of file data, its parent says {size}")
+                raise DagError(
+                    f"block {cid_text(link.cid)} holds {produced} bytes of file data, its parent says {size}"
+                )
 
 
 def _known_without_fetch(cid: CID, size: int) -> bool:
@@ -607,13 +703,19 @@ def _known_without_fetch(cid: CID, size: int) -> bool:
 def _check_declared_sizes(cid: CID, node: PBNode, unixfs: UnixFSData, expected: int | None) -> None:
     """Refuse a file node whose sizes disagree, before any block below it is read."""
     if node.links and len(unixfs.blocksizes) != len(node.links):
-        raise DagError(f"file block {cid_text(cid)} has {len(node.links)} links but {len(unixfs.blocksizes)} blocksizes")
+        raise DagError(
+            f"file block {cid_text(cid)} has {len(node.links)} links but {len(unixfs.blocksizes)} blocksizes"
+        )
     if not node.links and unixfs.blocksizes:
         raise DagError(f"file block {cid_text(cid)} has {len(unixfs.blocksizes)} blocksizes but no links")
     holds = len(unixfs.data or b"") + sum(unixfs.blocksizes)
     if unixfs.filesize is not None and unixfs.filesize != holds:
-        raise DagError(f"file block {cid_text(cid)} declares a filesize of {unixfs.filesize} bytes but its data and "
-                       f"blocksizes add up to {holds}")
+        raise DagError(
+            f"file block {cid_text(cid)} declares a filesize of {unixfs.filesize} bytes but its data and "
+            f"blocksizes add up to {holds}"
+        )
     if expected is not None and holds != expected:
-        raise DagError(f"file block {cid_text(cid)} holds {holds} bytes of file data by its own blocksizes, "
-                       f"its parent says {expected}")
+        raise DagError(
+            f"file block {cid_text(cid)} holds {holds} bytes of file data by its own blocksizes, "
+            f"its parent says {expected}"
+        )

@@ -196,9 +196,15 @@ def decode_unixfs(data: bytes | memoryview) -> UnixFSData:
 
 # --- encoding: for building DAGs (benchmarks, tests, tools) --------------------
 
-def encode_unixfs(type_: UnixFSType | int, data: bytes | None = None, filesize: int | None = None,
-                  blocksizes: list[int] | None = None, hash_type: int | None = None,
-                  fanout: int | None = None) -> bytes:
+
+def encode_unixfs(
+    type_: UnixFSType | int,
+    data: bytes | None = None,
+    filesize: int | None = None,
+    blocksizes: list[int] | None = None,
+    hash_type: int | None = None,
+    fanout: int | None = None,
+) -> bytes:
     out = field_varint(1, int(type_))
     if data is not None:
         out += field_bytes(2, data)

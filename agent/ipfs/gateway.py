@@ -9,7 +9,6 @@ pool; its bytes are discarded."""
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,11 +19,9 @@ from typing import Any, Literal, TypeVar
 import aiohttp
 import structlog
 
-from agent.net.retry_after import parse_retry_after
 from agent.ipfs.blocks import PrefetchingSession, Provenance, RecentBlocks, open_session
 from agent.ipfs.car import Block, CarReader
 from agent.ipfs.cid import CID, block_key, check_cid, cid_text
-from agent.ipfs.stash import ENTRY_OVERHEAD, SpillingStash, StashFull
 from agent.ipfs.errors import (
     BlockedContent,
     BlockMismatch,
@@ -35,6 +32,8 @@ from agent.ipfs.errors import (
     UnsupportedHash,
 )
 from agent.ipfs.multihash import verify_block
+from agent.ipfs.stash import ENTRY_OVERHEAD, SpillingStash, StashFull
+from agent.net.retry_after import parse_retry_after
 
 log = structlog.get_logger(__name__)
 
@@ -117,9 +116,16 @@ class ResponseMeter:
     (hashing, decoding), so a slow consumer is never blamed on the gateway. `clock`
     is injectable for tests."""
 
-    def __init__(self, url: str, *, deadline_s: float, min_bytes_per_s: float, grace_s: float,
-                 clock: Callable[[], float] = time.monotonic,
-                 on_bytes: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        deadline_s: float,
+        min_bytes_per_s: float,
+        grace_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
         self.url = url
         self._deadline = deadline_s
         self._min_rate = min_bytes_per_s
@@ -144,11 +150,19 @@ class ResponseMeter:
 
     def breach(self) -> SlowGateway:
         if self.waited >= self._deadline:
-            return SlowGateway(self.url, f"response not complete after {self.waited:.1f} s of waiting "
-                                         f"({self.bytes} bytes); the deadline is {self._deadline:g} s", too_slow=False)
+            return SlowGateway(
+                self.url,
+                f"response not complete after {self.waited:.1f} s of waiting "
+                f"({self.bytes} bytes); the deadline is {self._deadline:g} s",
+                too_slow=False,
+            )
         rate = self.bytes / self.body_waited if self.body_waited else 0.0
-        return SlowGateway(self.url, f"sent {self.bytes} bytes in {self.body_waited:.1f} s ({rate:.0f} B/s), "
-                                     f"below the minimum of {self._min_rate:g} B/s", too_slow=True)
+        return SlowGateway(
+            self.url,
+            f"sent {self.bytes} bytes in {self.body_waited:.1f} s ({rate:.0f} B/s), "
+            f"below the minimum of {self._min_rate:g} B/s",
+            too_slow=True,
+        )
 
     def _waited(self, seconds: float, body: bool) -> None:
         self.waited += seconds
@@ -234,19 +248,33 @@ class TrustlessGateway:
         self.bytes_received = 0
 
     def _meter(self) -> ResponseMeter:
-        return ResponseMeter(self.url, deadline_s=self._deadline, min_bytes_per_s=self._min_rate,
-                             grace_s=self._grace, clock=self._clock, on_bytes=self._count)
+        return ResponseMeter(
+            self.url,
+            deadline_s=self._deadline,
+            min_bytes_per_s=self._min_rate,
+            grace_s=self._grace,
+            clock=self._clock,
+            on_bytes=self._count,
+        )
 
     def _count(self, n: int) -> None:
         self.bytes_received += n
 
-    def _request(self, cid: CID, fmt: str, accept: str, meter: ResponseMeter,
-                 scope: Scope | None = None) -> Awaitable[aiohttp.ClientResponse]:
+    def _request(
+        self, cid: CID, fmt: str, accept: str, meter: ResponseMeter, scope: Scope | None = None
+    ) -> Awaitable[aiohttp.ClientResponse]:
         params = {"format": fmt} if scope is None else {"format": fmt, "dag-scope": scope}
         # The canonical spelling (base32 v1, base58btc v0): strict gateways refuse base36 and others.
-        return meter.wait(self._session.get(f"{self.url}/ipfs/{cid_text(cid)}", params=params,
-                                            headers={"Accept": accept}, allow_redirects=False,
-                                            timeout=self._timeout), body=False)
+        return meter.wait(
+            self._session.get(
+                f"{self.url}/ipfs/{cid_text(cid)}",
+                params=params,
+                headers={"Accept": accept},
+                allow_redirects=False,
+                timeout=self._timeout,
+            ),
+            body=False,
+        )
 
     def __repr__(self) -> str:
         return f"TrustlessGateway({self.url!r})"
@@ -265,7 +293,9 @@ class TrustlessGateway:
     def _check_type(self, resp: aiohttp.ClientResponse, want: str) -> None:
         got = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if got != want:
-            raise GatewayError(self.url, f"answered {got or 'no Content-Type'}, not {want}: not a trustless gateway response")
+            raise GatewayError(
+                self.url, f"answered {got or 'no Content-Type'}, not {want}: not a trustless gateway response"
+            )
 
     async def block(self, cid: CID) -> bytes:
         """One raw block, verified against `cid`."""
@@ -288,7 +318,7 @@ class TrustlessGateway:
                     if size > self._max_block:
                         raise BlockTooLarge(f"{self.url} sent over {self._max_block} bytes for block {cid}")
                     chunks.append(chunk)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise GatewayError(self.url, f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
         data = b"".join(chunks)
         verify_block(cid, data, self.url)
@@ -300,7 +330,7 @@ class TrustlessGateway:
         meter = self._meter()
         try:
             resp = await self._request(cid, "car", CAR_ACCEPT, meter, scope)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise GatewayError(self.url, f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
         try:
             self._check_status(resp)
@@ -315,7 +345,7 @@ class TrustlessGateway:
         try:
             async for block in reader:
                 yield block
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise GatewayError(self.url, f"CAR stream broke: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
 
 
@@ -358,10 +388,20 @@ class GatewayPool:
     def report(self) -> list[dict[str, Any]]:
         """Each gateway's behaviour, as the scan report's `gateways[]` shows it."""
         received = {gw.url: gw.bytes_received for gw in self.gateways}
-        return [{"url": h.url, "served": h.successes, "failures": h.failures, "lied": h.lies,
-                 "blocked": h.blocked, "trusted": not h.bad, "excluded": h.excluded,
-                 "bytes_received": received.get(h.url, 0), "last_error": h.last_error}
-                for h in self.health.values()]
+        return [
+            {
+                "url": h.url,
+                "served": h.successes,
+                "failures": h.failures,
+                "lied": h.lies,
+                "blocked": h.blocked,
+                "trusted": not h.bad,
+                "excluded": h.excluded,
+                "bytes_received": received.get(h.url, 0),
+                "last_error": h.last_error,
+            }
+            for h in self.health.values()
+        ]
 
     def mark_liar(self, url: str, cid: str) -> None:
         h = self.health[url]
@@ -393,8 +433,9 @@ class GatewayPool:
             h.excluded = h.excluded or h.slow >= _MAX_SLOW_RESPONSES
             log.warning("gateway.slow", gateway=gw.url, detail=str(exc), excluded=h.excluded)
 
-    async def _with_failover(self, cid: CID, provenance: Provenance, attempt: _Attempt,
-                             earlier: dict[str, str] | None = None) -> bytes:
+    async def _with_failover(
+        self, cid: CID, provenance: Provenance, attempt: _Attempt, earlier: dict[str, str] | None = None
+    ) -> bytes:
         """Run `attempt` on each usable gateway in turn until one yields the block.
 
         `earlier`: what went wrong before this round (an abandoned stream), kept in the error."""
@@ -453,8 +494,9 @@ class GatewayPool:
     async def open(self, cid: CID) -> tuple[bytes, _CarSession | PrefetchingSession]:
         check_cid(cid)
         session: _CarSession | PrefetchingSession
-        session = _CarSession(self, cid) if self.mode == "car" else PrefetchingSession(self.fetch_block,
-                                                                                         self.raw_prefetch)
+        session = (
+            _CarSession(self, cid) if self.mode == "car" else PrefetchingSession(self.fetch_block, self.raw_prefetch)
+        )
         return await open_session(session, cid)
 
 
@@ -576,8 +618,10 @@ class _CarSession:
 
     @staticmethod
     def _flood_detail(stream: _Stream, why: str) -> str:
-        return (f"{stream.gateway.url}: CAR stream abandoned after {stream.unrequested_blocks} blocks the walk "
-                f"did not ask for ({stream.repeats} of them repeats, {stream.unrequested_bytes} bytes counted; {why})")
+        return (
+            f"{stream.gateway.url}: CAR stream abandoned after {stream.unrequested_blocks} blocks the walk "
+            f"did not ask for ({stream.repeats} of them repeats, {stream.unrequested_bytes} bytes counted; {why})"
+        )
 
     async def get(self, cid: CID) -> bytes:
         key = block_key(cid)
@@ -593,8 +637,9 @@ class _CarSession:
             return self._deliver(key, await self._pool.fetch_block(cid, self.provenance))
         await self._close_stream()
         earlier, self._abandoned = self._abandoned, {}
-        return self._deliver(key, await self._pool._with_failover(cid, self.provenance, self._open_at(cid, key),
-                                                                    earlier))
+        return self._deliver(
+            key, await self._pool._with_failover(cid, self.provenance, self._open_at(cid, key), earlier)
+        )
 
     def _open_at(self, cid: CID, key: bytes) -> _Attempt:
         session = self

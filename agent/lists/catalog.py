@@ -90,8 +90,9 @@ async def load_catalog(
 ) -> ListCatalog:
     """Load every source. A malformed line is a problem, not a failure; a source
     that cannot be read at all raises ListLoadError naming it."""
-    limits = ParseLimits(max_bytes=max_bytes, max_line_length=DEFAULT_LIMITS.max_line_length,
-                         max_entries=DEFAULT_LIMITS.max_entries)
+    limits = ParseLimits(
+        max_bytes=max_bytes, max_line_length=DEFAULT_LIMITS.max_line_length, max_entries=DEFAULT_LIMITS.max_entries
+    )
     lists: list[HashList] = []
     denylists: list[Denylist] = []
     summaries: list[ListSummary] = []
@@ -118,6 +119,13 @@ async def load_catalog(
         lists.append(hash_list)
         denylists.append(result.denylist)
         problems.extend(result.problems)
-        summaries.append(ListSummary(name, source, len(result.list.live_entries()), len(result.denylist.rules),
-                                     problem_total(result.problems)))
+        summaries.append(
+            ListSummary(
+                name,
+                source,
+                len(result.list.live_entries()),
+                len(result.denylist.rules),
+                problem_total(result.problems),
+            )
+        )
     return ListCatalog(MatchIndex(lists), Denylist.combine(denylists), tuple(summaries), problems.result())

@@ -111,16 +111,12 @@ def numbered_lines(
         if end < 0:
             end = len(text)
         if end - start > limits.max_line_length + 1:  # +1: a CR before the LF
-            problems.append(
-                ParseProblem(source, number, f"line longer than {limits.max_line_length} characters")
-            )
+            problems.append(ParseProblem(source, number, f"line longer than {limits.max_line_length} characters"))
         else:
             raw = text[start:end]
             line = raw[:-1] if raw.endswith("\r") else raw
             if len(line) > limits.max_line_length:
-                problems.append(
-                    ParseProblem(source, number, f"line longer than {limits.max_line_length} characters")
-                )
+                problems.append(ParseProblem(source, number, f"line longer than {limits.max_line_length} characters"))
             else:
                 yield number, line
         start = end + 1
@@ -128,6 +124,4 @@ def numbered_lines(
 
 
 def entry_limit_problem(source: str, line: int, limits: ParseLimits) -> ParseProblem:
-    return ParseProblem(
-        source, line, f"stopped: more than {limits.max_entries} entries; the rest was not loaded"
-    )
+    return ParseProblem(source, line, f"stopped: more than {limits.max_entries} entries; the rest was not loaded")

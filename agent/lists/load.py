@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from agent.lists.formats.vpdq_text import parse_vpdq_file
 from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, TooLarge
 from agent.lists.model import HashList, ParseProblem
 from agent.signals import SignalType
-
 
 _READ_CHUNK = 1024 * 1024
 
@@ -88,8 +86,12 @@ def parse_list_bytes(
     the source's extension and the content."""
     acc = _Accumulator(HashList(name))
     _parse_into(
-        acc, data, source=source, fmt=fmt or detect_format(source, data),
-        default_type=default_type, limits=limits,
+        acc,
+        data,
+        source=source,
+        fmt=fmt or detect_format(source, data),
+        default_type=default_type,
+        limits=limits,
     )
     return acc.result()
 
@@ -130,7 +132,8 @@ def load_list(
         raise FileNotFoundError(errno.ENOENT, "no such file or directory", str(root))
     if root.is_dir():
         files = sorted(
-            p for p in root.iterdir()
+            p
+            for p in root.iterdir()
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in LIST_SUFFIXES
         )
         list_name = name or root.name
@@ -146,7 +149,11 @@ def load_list(
             acc.problems.append(ParseProblem(source, None, f"not loaded: {exc}"))
             continue
         _parse_into(
-            acc, data, source=source, fmt=detect_format(path.name, data),
-            default_type=default_type, limits=limits,
+            acc,
+            data,
+            source=source,
+            fmt=detect_format(path.name, data),
+            default_type=default_type,
+            limits=limits,
         )
     return acc.result()

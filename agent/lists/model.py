@@ -131,9 +131,7 @@ def normalise_value(signal_type: SignalType, raw: str) -> str:
         return value
     expected = HEX_LENGTH[signal_type]
     if len(value) != expected:
-        raise ValueError(
-            f"{signal_type.value} value must be {expected} hex chars, got {len(value)}"
-        )
+        raise ValueError(f"{signal_type.value} value must be {expected} hex chars, got {len(value)}")
     return value
 
 
@@ -141,8 +139,15 @@ def parse_signal_type(raw: str) -> SignalType:
     """ThreatExchange / HMA names, case-insensitive. Raises ValueError."""
     name = raw.strip().lower()
     # HMA exports sometimes say "pdq_hash" / "video_md5"; accept the common ones.
-    aliases = {"pdq_hash": "pdq", "photo_pdq": "pdq", "video_md5": "md5", "photo_md5": "md5",
-               "vpdq_hash": "vpdq", "sha-256": "sha256", "sha-1": "sha1"}
+    aliases = {
+        "pdq_hash": "pdq",
+        "photo_pdq": "pdq",
+        "video_md5": "md5",
+        "photo_md5": "md5",
+        "vpdq_hash": "vpdq",
+        "sha-256": "sha256",
+        "sha-1": "sha1",
+    }
     name = aliases.get(name, name)
     try:
         return SignalType(name)

@@ -22,7 +22,6 @@ from typing import Protocol
 import aiohttp
 import structlog
 
-from agent.lists.fetch import ListTooLarge, read_bounded
 from agent.lists.catalog import ListCatalog, ListSummary, Thresholds, _name_for
 from agent.lists.denylist import Denylist
 
@@ -30,6 +29,7 @@ from agent.lists.denylist import Denylist
 # parses it (TCAP pages applied in name order, denylists combined), but from
 # the bytes we hashed rather than from a second read that could differ.
 from agent.lists.detect import LIST_SUFFIXES, detect_format
+from agent.lists.fetch import ListTooLarge, read_bounded
 from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, TooLarge, problem_total
 from agent.lists.load import LoadResult, _Accumulator, _parse_into, parse_list_bytes, read_list_file
 from agent.lists.matcher import MatchIndex
@@ -72,7 +72,7 @@ class TcapSourceConfig:
 
     def __post_init__(self) -> None:
         if self.url.startswith("tcap+"):
-            object.__setattr__(self, "url", self.url[len("tcap+"):])
+            object.__setattr__(self, "url", self.url[len("tcap+") :])
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +160,7 @@ def content_hash(hash_list: HashList, denylist: Denylist | None = None) -> str:
 
 # -- per-source state held in memory -------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class _Version:
     """One loaded version of a source."""
@@ -219,10 +220,12 @@ def _unique_names(sources: Sequence[tuple[str, str, str, TcapSourceConfig | None
 # -- files and directories (run in a worker thread: reading and parsing big
 #    lists must not stall the event loop) -------------------------------------
 
+
 def _list_files(root: Path) -> list[Path]:
     if root.is_dir():
         return sorted(
-            p for p in root.iterdir()
+            p
+            for p in root.iterdir()
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in LIST_SUFFIXES
         )
     return [root]
@@ -263,8 +266,7 @@ def _load_files(root: Path, name: str, limits: ParseLimits, previous: _Version |
         return _Outcome(replace(previous, stamp=trusted), loaded=False)
     acc = _Accumulator(HashList(name))
     for path, data in blobs:
-        _parse_into(acc, data, source=str(path), fmt=detect_format(path.name, data),
-                    default_type=None, limits=limits)
+        _parse_into(acc, data, source=str(path), fmt=detect_format(path.name, data), default_type=None, limits=limits)
     result = acc.result()
     return _Outcome(_version_of(result, raw_digest, stamp=trusted), loaded=True)
 
@@ -277,8 +279,16 @@ def _version_of(
     etag: str | None = None,
     last_modified: str | None = None,
 ) -> _Version:
-    return _Version(result.list, result.denylist, result.problems, content_hash(result.list, result.denylist),
-                    raw_digest=raw_digest, stamp=stamp, etag=etag, last_modified=last_modified)
+    return _Version(
+        result.list,
+        result.denylist,
+        result.problems,
+        content_hash(result.list, result.denylist),
+        raw_digest=raw_digest,
+        stamp=stamp,
+        etag=etag,
+        last_modified=last_modified,
+    )
 
 
 def _state_of(src: _Source, v: _Version) -> SyncState:
@@ -309,8 +319,9 @@ class ListSyncer:
         self._http = http
         self._state = state
         self._thresholds = dict(thresholds or {})
-        self._limits = ParseLimits(max_bytes=max_bytes, max_line_length=DEFAULT_LIMITS.max_line_length,
-                                   max_entries=DEFAULT_LIMITS.max_entries)
+        self._limits = ParseLimits(
+            max_bytes=max_bytes, max_line_length=DEFAULT_LIMITS.max_line_length, max_entries=DEFAULT_LIMITS.max_entries
+        )
         self._tcap_page_limit = tcap_page_limit
         self._versions: dict[str, _Version] = {}
         self._previous_hash: dict[str, str | None] = {}
@@ -338,12 +349,17 @@ class ListSyncer:
             for src, outcome in zip(self._sources, outcomes):
                 if outcome.error is not None:
                     errors.append(outcome.error)
-                    log.warning("lists.sync_failed", list=src.name, source=display_url(src.source),
-                                error=outcome.error)
+                    log.warning("lists.sync_failed", list=src.name, source=display_url(src.source), error=outcome.error)
                 prev = self._versions.get(src.name)
-                list_changed = outcome.loaded and outcome.version is not None and (
-                    prev is None or prev.content_hash != outcome.version.content_hash
-                    or bool(outcome.added or outcome.removed))
+                list_changed = (
+                    outcome.loaded
+                    and outcome.version is not None
+                    and (
+                        prev is None
+                        or prev.content_hash != outcome.version.content_hash
+                        or bool(outcome.added or outcome.removed)
+                    )
+                )
                 if list_changed:
                     changed = True
                     if outcome.added:
@@ -353,22 +369,30 @@ class ListSyncer:
                 if outcome.version is not None:
                     self._versions[src.name] = outcome.version
                 v = self._versions.get(src.name)
-                versions.append(ListVersionInfo(
-                    name=src.name,
-                    source=src.source,
-                    content_hash=v.content_hash if v else None,
-                    entries=len(v.hash_list.live_entries()) if v else 0,
-                    deny_rules=len(v.denylist.rules) if v else 0,
-                    problems=problem_total(v.problems) if v else 0,
-                    changed=list_changed,
-                    error=outcome.error,
-                    previous_content_hash=self._previous_hash.get(src.name),
-                ))
+                versions.append(
+                    ListVersionInfo(
+                        name=src.name,
+                        source=src.source,
+                        content_hash=v.content_hash if v else None,
+                        entries=len(v.hash_list.live_entries()) if v else 0,
+                        deny_rules=len(v.denylist.rules) if v else 0,
+                        problems=problem_total(v.problems) if v else 0,
+                        changed=list_changed,
+                        error=outcome.error,
+                        previous_content_hash=self._previous_hash.get(src.name),
+                    )
+                )
             if changed:
                 self._catalog = await asyncio.to_thread(self._build_catalog)
             self._refreshed = True
-            log.info("lists.synced", changed=changed, lists=len(versions), errors=len(errors),
-                     added=sum(map(len, added.values())), removed=sum(map(len, removed.values())))
+            log.info(
+                "lists.synced",
+                changed=changed,
+                lists=len(versions),
+                errors=len(errors),
+                added=sum(map(len, added.values())),
+                removed=sum(map(len, removed.values())),
+            )
             return SyncResult(self._catalog, changed, added, removed, versions, errors)
 
     def _build_catalog(self) -> ListCatalog:
@@ -386,8 +410,15 @@ class ListSyncer:
             lists.append(hash_list)
             denylists.append(v.denylist)
             problems.extend(v.problems)
-            summaries.append(ListSummary(src.name, src.source, len(v.hash_list.live_entries()),
-                                         len(v.denylist.rules), problem_total(v.problems)))
+            summaries.append(
+                ListSummary(
+                    src.name,
+                    src.source,
+                    len(v.hash_list.live_entries()),
+                    len(v.denylist.rules),
+                    problem_total(v.problems),
+                )
+            )
         return ListCatalog(MatchIndex(lists), Denylist.combine(denylists), tuple(summaries), problems.result())
 
     async def _refresh_one(self, src: _Source) -> _Outcome:
@@ -398,7 +429,8 @@ class ListSyncer:
         try:
             if src.kind == "file":
                 outcome = await asyncio.to_thread(
-                    _load_files, Path(src.source).expanduser(), src.name, self._limits, previous)
+                    _load_files, Path(src.source).expanduser(), src.name, self._limits, previous
+                )
             elif src.kind == "url":
                 outcome = await self._refresh_url(src, previous)
             else:
@@ -407,10 +439,9 @@ class ListSyncer:
             return _Outcome(previous, loaded=False, error=str(exc))
         except OSError as exc:
             return _Outcome(previous, loaded=False, error=f"{src.source}: {exc.strerror or exc}")
-        except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others' updates
+        except Exception as exc:
             log.exception("lists.sync_crashed", list=src.name)
-            return _Outcome(previous, loaded=False,
-                            error=f"{display_url(src.source)}: {type(exc).__name__}: {exc}")
+            return _Outcome(previous, loaded=False, error=f"{display_url(src.source)}: {type(exc).__name__}: {exc}")
         if outcome.loaded and outcome.version is not None and src.kind != "tcap":
             old = previous.hash_list.live_entries() if previous else ()
             added, removed = diff_entries(old, outcome.version.hash_list.live_entries())
@@ -454,8 +485,7 @@ class ListSyncer:
         if previous is not None and previous.raw_digest == raw_digest:
             # Same bytes under a new validator: keep the list, remember the validator.
             return _Outcome(replace(previous, etag=etag, last_modified=last_modified), loaded=False)
-        result = await asyncio.to_thread(
-            parse_list_bytes, data, source=src.source, name=src.name, limits=self._limits)
+        result = await asyncio.to_thread(parse_list_bytes, data, source=src.source, name=src.name, limits=self._limits)
         version = _version_of(result, raw_digest, etag=etag, last_modified=last_modified)
         return _Outcome(version, loaded=True)
 
@@ -465,10 +495,15 @@ class ListSyncer:
         if self._http is None:
             raise ListSyncError(f"{display_url(src.source)}: a TCAP list needs an HTTP session")
         client = TcapClient(
-            config.url, config.token, self._http,
-            page_limit=self._tcap_page_limit, max_page_bytes=self._limits.max_bytes,
-            auth_scheme=config.auth_scheme, checkpoint_param=config.checkpoint_param,
-            params=dict(config.params), paging=config.paging,
+            config.url,
+            config.token,
+            self._http,
+            page_limit=self._tcap_page_limit,
+            max_page_bytes=self._limits.max_bytes,
+            auth_scheme=config.auth_scheme,
+            checkpoint_param=config.checkpoint_param,
+            params=dict(config.params),
+            paging=config.paging,
         )
         # Resume from the checkpoint only with the list it belongs to in memory.
         base = previous.hash_list if previous is not None else HashList(src.name)
@@ -478,6 +513,5 @@ class ListSyncer:
             if pull.checkpoint == previous.checkpoint:
                 return _Outcome(previous, loaded=False)
             return _Outcome(replace(previous, checkpoint=pull.checkpoint), loaded=False)
-        version = _Version(pull.list, Denylist(), pull.problems, content_hash(pull.list),
-                           checkpoint=pull.checkpoint)
+        version = _Version(pull.list, Denylist(), pull.problems, content_hash(pull.list), checkpoint=pull.checkpoint)
         return _Outcome(version, loaded=True, added=pull.added, removed=pull.removed)

@@ -34,11 +34,11 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import aiohttp
 import structlog
 
-from agent.net.retry_after import parse_retry_after
 from agent.lists.fetch import ListTooLarge, read_bounded
 from agent.lists.formats.tcap import apply_tcap_page, parse_tcap_page
 from agent.lists.limits import MiB, ParseLimits, ProblemLog, TooLarge
 from agent.lists.model import HashList, ListEntry, ParseProblem
+from agent.net.retry_after import parse_retry_after
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +96,8 @@ def diff_entries(
     old = {e.entry_id: e for e in before}
     new = {e.entry_id: e for e in after}
     added = tuple(
-        e for entry_id, e in new.items()
+        e
+        for entry_id, e in new.items()
         if (prev := old.get(entry_id)) is None
         or (prev.signal_type, prev.value, prev.frames) != (e.signal_type, e.value, e.frames)
     )
@@ -154,8 +155,11 @@ class TcapClient:
 
     def _url_with(self, checkpoint: str | None) -> str:
         parts = urlsplit(self._base_url)
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                 if k != self._checkpoint_param and k not in self._params]
+        query = [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if k != self._checkpoint_param and k not in self._params
+        ]
         query.extend(self._params.items())
         if checkpoint:
             query.append((self._checkpoint_param, checkpoint))
@@ -216,8 +220,15 @@ class TcapClient:
                 url = self._follow(page.next)
         added, removed = diff_entries(before, hash_list.live_entries())
         new_checkpoint = last_checkpoint or checkpoint
-        log.info("tcap.pulled", source=self.label, pages=pages, added=len(added), removed=len(removed),
-                 complete=complete, problems=problems.total)
+        log.info(
+            "tcap.pulled",
+            source=self.label,
+            pages=pages,
+            added=len(added),
+            removed=len(removed),
+            complete=complete,
+            problems=problems.total,
+        )
         return TcapPull(hash_list, new_checkpoint, added, removed, pages, complete, problems.result())
 
     async def _get(self, url: str) -> bytes:
@@ -250,7 +261,9 @@ class TcapClient:
                         return await self._read_bounded(response)
             except aiohttp.ClientError as exc:
                 # Not chained: aiohttp errors carry the request, headers included.
-                raise ListSyncError(self._redact(f"{self.label}: request failed: {type(exc).__name__}: {exc}")) from None
+                raise ListSyncError(
+                    self._redact(f"{self.label}: request failed: {type(exc).__name__}: {exc}")
+                ) from None
             except TimeoutError:
                 raise ListSyncError(f"{self.label}: request timed out") from None
             # Only a 429 gets here; wait outside the `async with` so the

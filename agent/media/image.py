@@ -123,9 +123,7 @@ def _open(data: bytes) -> Image.Image:
     except UnidentifiedImageError:
         sniffed = sniff_media_type(data[:4096])
         if sniffed in ("image/heic", "image/heif", "image/avif"):
-            raise UnsupportedMedia(
-                f"{sniffed} needs a Pillow decoder plugin that is not installed"
-            ) from None
+            raise UnsupportedMedia(f"{sniffed} needs a Pillow decoder plugin that is not installed") from None
         raise CorruptMedia(
             f"not a decodable image ({len(data)} bytes, content looks like {sniffed}; "
             f"decoders tried: {', '.join(_FORMATS)})"
@@ -143,10 +141,7 @@ def _check_declared_pixels(image: Image.Image, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise CorruptMedia(f"{image.format} declares an empty size {width}x{height}")
     if width * height > max_pixels:
-        raise MediaTooLarge(
-            f"{image.format} declares {width}x{height} = {width * height} pixels, "
-            f"limit {max_pixels}"
-        )
+        raise MediaTooLarge(f"{image.format} declares {width}x{height} = {width * height} pixels, limit {max_pixels}")
 
 
 def _precheck_webp_canvas(data: bytes, max_pixels: int) -> None:
@@ -167,9 +162,7 @@ def _precheck_webp_canvas(data: bytes, max_pixels: int) -> None:
     else:
         return
     if width * height > max_pixels:
-        raise MediaTooLarge(
-            f"WEBP declares {width}x{height} = {width * height} pixels, limit {max_pixels}"
-        )
+        raise MediaTooLarge(f"WEBP declares {width}x{height} = {width * height} pixels, limit {max_pixels}")
 
 
 def _hash_image(image: Image.Image, limits: MediaLimits) -> ImageResult:
@@ -224,8 +217,7 @@ def _hash_image(image: Image.Image, limits: MediaLimits) -> ImageResult:
         raise MediaTooLarge(f"{fmt} {image.size[0]}x{image.size[1]}: {_out_of_memory(limits)}") from None
     except Exception as exc:  # decoder errors on truncated or hostile data
         raise CorruptMedia(
-            f"{fmt} {image.size[0]}x{image.size[1]} ({mode}): cannot decode: "
-            f"{type(exc).__name__}: {exc}"
+            f"{fmt} {image.size[0]}x{image.size[1]} ({mode}): cannot decode: {type(exc).__name__}: {exc}"
         ) from None
 
     return ImageResult(

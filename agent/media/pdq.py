@@ -9,7 +9,6 @@ import pdqhash
 from agent.signals import Signal, SignalType
 
 
-
 def pdq_of_rgb(rgb: npt.NDArray[np.uint8]) -> tuple[str, int]:
     """(64 lower-case hex chars, quality 0-100) of an H x W x 3 uint8 RGB array.
 

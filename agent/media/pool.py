@@ -259,9 +259,7 @@ class MediaHasher:
             return await asyncio.wait_for(result, self.limits.timeout_s)
         except TimeoutError:
             self._rebuild(generation)
-            raise DecodeTimeout(
-                f"hashing took longer than {self.limits.timeout_s:g} s; worker killed"
-            ) from None
+            raise DecodeTimeout(f"hashing took longer than {self.limits.timeout_s:g} s; worker killed") from None
         except BrokenProcessPool:
             self._rebuild(generation)
             raise

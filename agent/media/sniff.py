@@ -29,9 +29,7 @@ IMAGE_TYPES = frozenset(
         "image/avif",
     }
 )
-VIDEO_TYPES = frozenset(
-    {"video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo"}
-)
+VIDEO_TYPES = frozenset({"video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo"})
 DOCUMENT_TYPES = frozenset({"application/pdf", "text/plain"})
 ARCHIVE_TYPES = frozenset({"application/zip"})
 

@@ -95,8 +95,7 @@ def _hash_container(container: Any, limits: MediaLimits) -> VideoHashes:
         raise NoDecodableFrames(f"video stream declares no frame size ({width}x{height})")
     if width * height > limits.max_pixels:
         raise MediaTooLarge(
-            f"video declares {width}x{height} = {width * height} pixels per frame, "
-            f"limit {limits.max_pixels}"
+            f"video declares {width}x{height} = {width * height} pixels per frame, limit {limits.max_pixels}"
         )
     rate = _frame_rate(stream)
     every = frame_mod(rate, limits.video_fps_sample)
@@ -131,14 +130,12 @@ def _hash_container(container: Any, limits: MediaLimits) -> VideoHashes:
         # A damaged tail after good frames still yields a usable (partial) hash.
         if not hashes:
             raise NoDecodableFrames(
-                f"no decodable video frames ({stream.codec_context.name} "
-                f"{width}x{height}): {exc}"
+                f"no decodable video frames ({stream.codec_context.name} {width}x{height}): {exc}"
             ) from None
         truncated = True
     if not hashes:
         raise NoDecodableFrames(
-            f"no decodable video frames ({stream.codec_context.name} {width}x{height}, "
-            f"{decoded} frames decoded)"
+            f"no decodable video frames ({stream.codec_context.name} {width}x{height}, {decoded} frames decoded)"
         )
     return VideoHashes(tuple(hashes), rate, decoded, truncated)
 

@@ -36,9 +36,7 @@ def parse_vpdq_text(text: str) -> list[VideoFrameHash]:
             continue
         parts = [p.strip() for p in line.split(",")]
         if len(parts) != 4:
-            raise VpdqFormatError(
-                f"line {line_no}: expected frame,quality,pdq_hex,timestamp, got {len(parts)} fields"
-            )
+            raise VpdqFormatError(f"line {line_no}: expected frame,quality,pdq_hex,timestamp, got {len(parts)} fields")
         frame_s, quality_s, hex_s, time_s = parts
         try:
             frame, quality, timestamp = int(frame_s), int(quality_s), float(time_s)
@@ -57,9 +55,7 @@ def parse_vpdq_text(text: str) -> list[VideoFrameHash]:
 def format_vpdq(frames: Iterable[VideoFrameHash]) -> str:
     """The reference text format: one `frame,quality,pdq_hex,timestamp` line per frame,
     timestamp with 3 decimals, newline-terminated."""
-    return "".join(
-        f"{f.frame},{f.quality},{f.pdq_hex},{f.timestamp:.3f}\n" for f in frames
-    )
+    return "".join(f"{f.frame},{f.quality},{f.pdq_hex},{f.timestamp:.3f}\n" for f in frames)
 
 
 def dedupe(frames: Iterable[VideoFrameHash]) -> list[VideoFrameHash]:

@@ -75,8 +75,7 @@ def run_job(job_id: int, call: Callable[[], T]) -> T:
     except MemoryError:
         limit = _setup.max_memory_bytes if _setup is not None else 0
         raise MediaTooLarge(
-            "decoding needs more memory than a media worker may use "
-            f"([media] max_worker_memory_bytes = {limit})"
+            f"decoding needs more memory than a media worker may use ([media] max_worker_memory_bytes = {limit})"
             if limit
             else "out of memory while decoding"
         ) from None

@@ -387,9 +387,7 @@ class NetGuard:
                 raise refuse(why, by_address=True)
         return ParsedTarget(url=parsed, scheme=scheme, host=host, port=port, ip=ip, allowed_host=allowed)
 
-    def _check_host(
-        self, host: str, written: str, refuse: Callable[..., BlockedDestination]
-    ) -> IPAddress | None:
+    def _check_host(self, host: str, written: str, refuse: Callable[..., BlockedDestination]) -> IPAddress | None:
         """Vet the spelling of `host`; return the address if it is an IP literal."""
         if "%" in host:
             if ":" in host:
@@ -409,9 +407,7 @@ class NetGuard:
             # check); no webhook needs the root label.
             raise refuse("a trailing dot in the host is not allowed")
         if _NUMERIC_LABEL.fullmatch(labels[-1]):
-            canonical = len(labels) == 4 and all(
-                _DECIMAL_OCTET.fullmatch(p) and int(p) <= 255 for p in labels
-            )
+            canonical = len(labels) == 4 and all(_DECIMAL_OCTET.fullmatch(p) and int(p) <= 255 for p in labels)
             if not canonical or written != host:
                 # Decimal (2130706433), hex (0x7f.1), octal (0177.0.0.1), short
                 # (127.1, 10.1) or IDNA-mapped (fullwidth digits) spellings are
@@ -497,8 +493,9 @@ class GuardedResolver(AbstractResolver):
             else:
                 reasons.append(why)
         if answers and not kept:
-            raise BlockedDestination(host, "resolves only to forbidden addresses: " + "; ".join(_unique(reasons)),
-                                     host=host)
+            raise BlockedDestination(
+                host, "resolves only to forbidden addresses: " + "; ".join(_unique(reasons)), host=host
+            )
         return kept
 
     async def close(self) -> None:
@@ -521,7 +518,9 @@ def _trace_config(guard: NetGuard) -> aiohttp.TraceConfig:
     `guarded_request`: every request is re-checked (IP literals never reach
     the resolver), and a followed redirect is stopped before the next hop."""
 
-    async def on_start(_s: aiohttp.ClientSession, _ctx: SimpleNamespace, params: aiohttp.TraceRequestStartParams) -> None:
+    async def on_start(
+        _s: aiohttp.ClientSession, _ctx: SimpleNamespace, params: aiohttp.TraceRequestStartParams
+    ) -> None:
         guard.check_url(params.url)
 
     async def on_redirect(

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from agent.net.retry_after import parse_retry_after
 from agent.ipfs.errors import TooLarge
+from agent.net.retry_after import parse_retry_after
 
 __all__ = [
     "ArweaveBlocked",
@@ -172,8 +172,10 @@ def _build_query(*, with_block: bool, with_after: bool) -> str:
         decls.append("$after: String")
         args.append("after: $after")
     args.append("sort: HEIGHT_ASC")  # oldest first: a saved cursor then marks "everything up to here"
-    return (f"query Transactions({', '.join(decls)}) {{ transactions({', '.join(args)}) "
-            f"{{ pageInfo {{ hasNextPage }} edges {{ cursor node {{ {_NODE_FIELDS} }} }} }} }}")
+    return (
+        f"query Transactions({', '.join(decls)}) {{ transactions({', '.join(args)}) "
+        f"{{ pageInfo {{ hasNextPage }} edges {{ cursor node {{ {_NODE_FIELDS} }} }} }} }}"
+    )
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -252,11 +254,12 @@ class ArweaveClient:
             raise ArweaveRateLimited(self.gateway, parse_retry_after(resp.headers.get("Retry-After")))
         if 300 <= resp.status < 400:
             where = resp.headers.get("Location", "nowhere")[:200]
-            raise ArweaveGatewayError(self.gateway, f"{what}: redirected ({resp.status}) to {where}; not followed",
-                                      resp.status)
+            raise ArweaveGatewayError(
+                self.gateway, f"{what}: redirected ({resp.status}) to {where}; not followed", resp.status
+            )
         try:
             body = (await resp.content.read(_MAX_ERROR_BODY)).decode("utf-8", "replace").strip()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             body = ""
         raise ArweaveGatewayError(self.gateway, f"{what}: HTTP {resp.status} {body[:200]}".strip(), resp.status)
 
@@ -290,7 +293,7 @@ class ArweaveClient:
                     self._raise_graphql_errors(body, resp.status)
                 await self._check_status(resp, "GraphQL")
                 body = await self._read(resp, self._max_graphql, "a GraphQL answer")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(exc) from exc
         try:
             value = json.loads(body.decode("utf-8"))
@@ -391,7 +394,7 @@ class ArweaveClient:
                 headers = resp.headers
                 content_type = headers.get("Content-Type")
                 digests = announced_digests(headers)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(exc) from exc
         hasher.update(data)
         actual = hasher.digest()
@@ -402,8 +405,14 @@ class ArweaveClient:
                 shown = base64.urlsafe_b64encode(expected).rstrip(b"=").decode()
                 got = base64.urlsafe_b64encode(actual).rstrip(b"=").decode()
                 raise ArweaveIntegrityError(self.gateway, txid, f"{header} announces {shown}, the bytes hash to {got}")
-        return ArweaveContent(txid=txid, data=data, sha256=actual.hex(), digest_checked=bool(digests),
-                              gateway=self.gateway, content_type=content_type)
+        return ArweaveContent(
+            txid=txid,
+            data=data,
+            sha256=actual.hex(),
+            digest_checked=bool(digests),
+            gateway=self.gateway,
+            content_type=content_type,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,16 +431,18 @@ class ArweaveCursor:
     seen: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"height": self.height, "cursor": self.cursor, "last_height": self.last_height,
-                "seen": list(self.seen)}
+        return {"height": self.height, "cursor": self.cursor, "last_height": self.last_height, "seen": list(self.seen)}
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any] | None) -> ArweaveCursor:
         if not value:
             return cls()
-        return cls(height=_int_or_none(value.get("height")), cursor=value.get("cursor") or None,
-                   last_height=_int_or_none(value.get("last_height")),
-                   seen=tuple(str(s) for s in value.get("seen") or ()))
+        return cls(
+            height=_int_or_none(value.get("height")),
+            cursor=value.get("cursor") or None,
+            last_height=_int_or_none(value.get("last_height")),
+            seen=tuple(str(s) for s in value.get("seen") or ()),
+        )
 
 
 async def new_transactions(

@@ -28,16 +28,16 @@ from agent.ipfs.errors import InvalidCid, IpfsError
 from agent.sources.ipns_record import InvalidName, parse_ipns_name
 
 __all__ = [
-    "DnslinkResolution",
+    "DNSLINK_PREFIX",
     "DnslinkError",
-    "DnslinkNotFound",
-    "DnslinkMalformed",
     "DnslinkLookupFailed",
     "DnslinkLoop",
-    "resolve_dnslink",
-    "parse_content_path",
+    "DnslinkMalformed",
+    "DnslinkNotFound",
+    "DnslinkResolution",
     "normalise_domain",
-    "DNSLINK_PREFIX",
+    "parse_content_path",
+    "resolve_dnslink",
 ]
 
 DNSLINK_PREFIX = "_dnslink."
@@ -93,10 +93,10 @@ def normalise_domain(domain: str) -> str:
     text = domain.strip().lower()
     for prefix in ("dnslink://", "ipns://", "/ipns/"):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     text = text.rstrip(".")
     if text.startswith(DNSLINK_PREFIX):
-        text = text[len(DNSLINK_PREFIX):]
+        text = text[len(DNSLINK_PREFIX) :]
     try:
         text = text.encode("idna").decode("ascii") if not text.isascii() else text
     except UnicodeError as exc:
@@ -156,7 +156,7 @@ def _entries(answer: dns.resolver.Answer | None) -> list[str]:
         except UnicodeDecodeError:
             continue  # the spec: invalid entries are ignored
         if text.startswith(_TXT_PREFIX):
-            found.append(text[len(_TXT_PREFIX):].strip())
+            found.append(text[len(_TXT_PREFIX) :].strip())
     return found[:_MAX_TXT_ENTRIES]
 
 
@@ -214,7 +214,16 @@ async def _resolve_one(lookup: _Lookup, domain: str) -> tuple[str, list[str], in
         if candidates:
             ttl = answer.rrset.ttl if answer is not None and answer.rrset is not None else None
             return qname, candidates, ttl
-        tried.append(f"{qname}: " + ("NXDOMAIN" if nxdomain else f"{len(entries)} dnslink= entries, none usable" if entries else "no dnslink= TXT"))
+        tried.append(
+            f"{qname}: "
+            + (
+                "NXDOMAIN"
+                if nxdomain
+                else f"{len(entries)} dnslink= entries, none usable"
+                if entries
+                else "no dnslink= TXT"
+            )
+        )
     if nx_both:
         raise DnslinkNotFound(domain, "NXDOMAIN (" + "; ".join(tried) + ")", nxdomain=True)
     raise DnslinkNotFound(domain, "no DNSLink record (" + "; ".join(tried) + ")")

@@ -51,14 +51,14 @@ from agent.sources.ipns_record import (
 )
 
 __all__ = [
-    "IpnsResolution",
-    "Rejection",
-    "IpnsResolutionError",
     "IpnsChainError",
+    "IpnsResolution",
+    "IpnsResolutionError",
     "KuboResolveError",
+    "Rejection",
+    "fetch_ipns_record",
     "resolve_ipns",
     "resolve_via_kubo",
-    "fetch_ipns_record",
 ]
 
 log = structlog.get_logger(__name__)
@@ -95,8 +95,9 @@ class IpnsResolutionError(IpnsError):
     """No gateway produced a valid record. `answers` says what each gateway did,
     `rejected` lists the records that failed verification."""
 
-    def __init__(self, name: str, message: str, answers: dict[str, str] | None = None,
-                 rejected: tuple[Rejection, ...] = ()) -> None:
+    def __init__(
+        self, name: str, message: str, answers: dict[str, str] | None = None, rejected: tuple[Rejection, ...] = ()
+    ) -> None:
         self.name = name
         self.answers = dict(answers or {})
         self.rejected = rejected
@@ -150,7 +151,7 @@ async def fetch_ipns_record(
             if len(body) > max_record_bytes:
                 raise GatewayError(url, f"sent a record over {max_record_bytes} bytes")
             return body
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         raise GatewayError(url, f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
 
 
@@ -243,13 +244,17 @@ async def resolve_ipns(
         if hop in hops:
             raise IpnsChainError(first, "name chain loops: " + " -> ".join([*hops, hop]), rejected=tuple(rejected))
         if len(hops) >= max_depth:
-            raise IpnsChainError(first, f"name chain longer than {max_depth}: " + " -> ".join(hops), rejected=tuple(rejected))
+            raise IpnsChainError(
+                first, f"name chain longer than {max_depth}: " + " -> ".join(hops), rejected=tuple(rejected)
+            )
         hops.append(hop)
         if "." in current:
             try:
                 link = await resolve_domain(current)
             except DnslinkError as exc:
-                raise IpnsResolutionError(first, f"DNSLink of {current} failed: {exc}", rejected=tuple(rejected)) from exc
+                raise IpnsResolutionError(
+                    first, f"DNSLink of {current} failed: {exc}", rejected=tuple(rejected)
+                ) from exc
             value, path = link.value, link.path + carried
             hops.extend(f"/ipns/{d}" for d in link.chain[1:])  # domains DNSLink followed by itself
             if head is None:
@@ -260,7 +265,12 @@ async def resolve_ipns(
             current, carried = link.ipns_name, path
             continue
         found, bad = await _best_record(
-            parse_ipns_name(current), gateways, session, now, max_record_bytes, timeout_s,
+            parse_ipns_name(current),
+            gateways,
+            session,
+            now,
+            max_record_bytes,
+            timeout_s,
             min_sequence if head is None else None,
         )
         rejected.extend(bad)
@@ -314,7 +324,7 @@ async def resolve_via_kubo(
         ) as resp:
             body = await resp.content.read(_MAX_KUBO_RESPONSE + 1)
             status = resp.status
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         raise KuboResolveError(url, f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
     if len(body) > _MAX_KUBO_RESPONSE:
         raise KuboResolveError(url, f"response over {_MAX_KUBO_RESPONSE} bytes", status)
@@ -326,8 +336,9 @@ async def resolve_via_kubo(
         # Kubo's error body: {"Message": ..., "Code": ..., "Type": "error"} with HTTP 500.
         if isinstance(doc, dict) and isinstance(doc.get("Message"), str):
             code = doc.get("Code")
-            raise KuboResolveError(url, f"name/resolve {canonical}: {doc['Message']}", status,
-                                   code if isinstance(code, int) else None)
+            raise KuboResolveError(
+                url, f"name/resolve {canonical}: {doc['Message']}", status, code if isinstance(code, int) else None
+            )
         raise KuboResolveError(url, f"name/resolve {canonical}: HTTP {status}", status)
     if not isinstance(doc, dict) or not isinstance(doc.get("Path"), str):
         raise KuboResolveError(url, f"name/resolve {canonical}: answer has no Path", status)

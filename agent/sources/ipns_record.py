@@ -29,7 +29,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal, Union
 
 import dag_cbor
@@ -43,28 +43,28 @@ from agent.ipfs.multihash import IDENTITY_CODE, IDENTITY_MAX_DIGEST, SHA2_256, e
 from agent.ipfs.protobuf import field_bytes, field_varint, read_fields
 
 __all__ = [
-    "MAX_RECORD_BYTES",
     "IPNS_RECORD_TYPE",
-    "IpnsRecord",
-    "IpnsName",
-    "parse_ipns_name",
-    "ipns_name_for_key",
-    "verify_ipns_record",
-    "build_ipns_record",
-    "parse_rfc3339",
-    "format_rfc3339",
-    "IpnsError",
+    "MAX_RECORD_BYTES",
     "InvalidName",
-    "RecordTooLarge",
-    "MalformedRecord",
-    "SignatureInvalid",
-    "V1Mismatch",
-    "KeyMismatch",
     "InvalidPublicKey",
+    "InvalidValue",
+    "IpnsError",
+    "IpnsName",
+    "IpnsRecord",
+    "KeyMismatch",
+    "MalformedRecord",
+    "RecordExpired",
+    "RecordTooLarge",
+    "SignatureInvalid",
     "UnsupportedKey",
     "UnsupportedValidity",
-    "RecordExpired",
-    "InvalidValue",
+    "V1Mismatch",
+    "build_ipns_record",
+    "format_rfc3339",
+    "ipns_name_for_key",
+    "parse_ipns_name",
+    "parse_rfc3339",
+    "verify_ipns_record",
 ]
 
 # The spec's size limit: implementations MUST accept records up to 10 KiB and
@@ -199,7 +199,7 @@ def parse_ipns_name(text: str) -> IpnsName:
     name = text.strip()
     for prefix in ("ipns://", "/ipns/"):
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
     name = name.rstrip("/")
     if not name:
         raise InvalidName("empty IPNS name")
@@ -249,7 +249,11 @@ def _name_multihash(serialized_key: bytes) -> bytes:
 
 def ipns_name_for_key(key: PublicKey | PrivateKey) -> IpnsName:
     """The IPNS name (peer ID) of a key, derived as go-libp2p's IDFromPublicKey."""
-    public = key if isinstance(key, (ed25519.Ed25519PublicKey, rsa.RSAPublicKey, ec.EllipticCurvePublicKey)) else key.public_key()
+    public = (
+        key
+        if isinstance(key, (ed25519.Ed25519PublicKey, rsa.RSAPublicKey, ec.EllipticCurvePublicKey))
+        else key.public_key()
+    )
     key_type, data = _key_data(public)
     return IpnsName(_name_multihash(_marshal_public_key(key_type, data)))
 
@@ -279,7 +283,9 @@ def _unmarshal_public_key(serialized: bytes, where: str) -> tuple[KeyType, Publi
         if not isinstance(loaded, rsa.RSAPublicKey):
             raise InvalidPublicKey(f"{where}: key typed RSA holds a {type(loaded).__name__}")
         if not _RSA_MIN_BITS <= loaded.key_size <= _RSA_MAX_BITS:
-            raise UnsupportedKey(f"{where}: RSA key of {loaded.key_size} bits (accepted: {_RSA_MIN_BITS}-{_RSA_MAX_BITS})")
+            raise UnsupportedKey(
+                f"{where}: RSA key of {loaded.key_size} bits (accepted: {_RSA_MIN_BITS}-{_RSA_MAX_BITS})"
+            )
         return key_type, loaded
     if not isinstance(loaded, ec.EllipticCurvePublicKey):
         raise InvalidPublicKey(f"{where}: key typed ECDSA holds a {type(loaded).__name__}")
@@ -313,7 +319,17 @@ def _sign(key: PrivateKey, message: bytes) -> bytes:
 
 # IpnsEntry field numbers and their wire types (0 varint, 2 length-delimited).
 _ENTRY_FIELDS = {1: 2, 2: 2, 3: 0, 4: 2, 5: 0, 6: 0, 7: 2, 8: 2, 9: 2}
-_FIELD_NAMES = {1: "value", 2: "signatureV1", 3: "validityType", 4: "validity", 5: "sequence", 6: "ttl", 7: "pubKey", 8: "signatureV2", 9: "data"}
+_FIELD_NAMES = {
+    1: "value",
+    2: "signatureV1",
+    3: "validityType",
+    4: "validity",
+    5: "sequence",
+    6: "ttl",
+    7: "pubKey",
+    8: "signatureV2",
+    9: "data",
+}
 
 
 def _read_protobuf(buf: bytes, known: dict[int, int], what: str) -> dict[int, int | bytes]:
@@ -332,9 +348,7 @@ def _encode_entry(fields: dict[int, int | bytes]) -> bytes:
 
 # ----------------------------------------------------------------- time ----
 
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z"
-)
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z")
 
 
 def parse_rfc3339(text: str) -> datetime:
@@ -349,12 +363,12 @@ def parse_rfc3339(text: str) -> datetime:
     micro = int((frac or "").ljust(6, "0")[:6])
     try:
         if zone == "Z":
-            tz = timezone.utc
+            tz = UTC
         else:
             sign = 1 if zone[0] == "+" else -1
             tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
         stamp = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=tz)
-        return stamp.astimezone(timezone.utc)
+        return stamp.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise UnsupportedValidity(f"validity {text!r} is not a real time: {exc}") from None
 
@@ -363,7 +377,7 @@ def format_rfc3339(when: datetime) -> str:
     """Go's time.RFC3339Nano for a UTC time: fraction without trailing zeros."""
     if when.tzinfo is None:
         raise ValueError("validity must be timezone-aware")
-    when = when.astimezone(timezone.utc)
+    when = when.astimezone(UTC)
     text = when.strftime("%Y-%m-%dT%H:%M:%S")
     if when.microsecond:
         text += "." + f"{when.microsecond:06d}".rstrip("0")
@@ -383,7 +397,9 @@ def _cbor_bytes(data: Mapping[str, object], key: str) -> bytes:
 def _cbor_uint(data: Mapping[str, object], key: str) -> int:
     value = data.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise MalformedRecord(f"data[{key}] is {'missing' if value is None else type(value).__name__}, expected an integer")
+        raise MalformedRecord(
+            f"data[{key}] is {'missing' if value is None else type(value).__name__}, expected an integer"
+        )
     if not 0 <= value < 1 << 63:  # boxo reads these as int64
         raise MalformedRecord(f"data[{key}] = {value} is outside 0..2^63-1")
     return value
@@ -469,11 +485,13 @@ def verify_ipns_record(
     except UnicodeDecodeError:
         raise UnsupportedValidity("validity is not ASCII") from None
     validity = parse_rfc3339(validity_text)
-    moment = now if now is not None else datetime.now(timezone.utc)
+    moment = now if now is not None else datetime.now(UTC)
     if moment.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if moment > validity:
-        raise RecordExpired(f"record for {ipns_name.text} expired at {validity_text} (now {moment.isoformat()})", validity)
+        raise RecordExpired(
+            f"record for {ipns_name.text} expired at {validity_text} (now {moment.isoformat()})", validity
+        )
     try:
         value = value_bytes.decode("utf-8")
     except UnicodeDecodeError:

@@ -54,8 +54,15 @@ class KuboError(IpfsError):
     1 client error, 2 implementation, 3 not found, 4 fatal); `status` is the
     HTTP status, None when no response arrived."""
 
-    def __init__(self, message: str, code: int | None = None, *, status: int | None = None,
-                 url: str | None = None, command: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        code: int | None = None,
+        *,
+        status: int | None = None,
+        url: str | None = None,
+        command: str | None = None,
+    ) -> None:
         self.message = message
         self.code = code
         self.status = status
@@ -161,7 +168,7 @@ class _KuboStream:
             return await self._content.readexactly(n)
         except asyncio.IncompleteReadError:
             raise  # a clean or truncated end: CarReader tells which
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._client._transport_error(self._command, exc) from exc
 
 
@@ -214,9 +221,14 @@ class KuboClient:
         return params
 
     @asynccontextmanager
-    async def _post(self, command: str, args: list[str] | None = None,
-                    options: Mapping[str, str | bool | int] | None = None, *,
-                    streaming: bool = False) -> AsyncIterator[aiohttp.ClientResponse]:
+    async def _post(
+        self,
+        command: str,
+        args: list[str] | None = None,
+        options: Mapping[str, str | bool | int] | None = None,
+        *,
+        streaming: bool = False,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
         """POST /api/v0/<command>; yields a 200 response, raises KuboError for anything else."""
         try:
             resp = await self._session.post(
@@ -226,13 +238,13 @@ class KuboClient:
                 allow_redirects=False,  # the RPC API never redirects; following one would leave the node
                 auth=self._auth,
             )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(command, exc) from exc
         try:
             if resp.status != 200:
                 try:
                     body = await resp.content.read(_MAX_ERROR_BODY)
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     body = b""
                 message, code = _error_from_body(resp.status, body)
                 raise KuboError(message, code, status=resp.status, url=self.url, command=command)
@@ -252,7 +264,7 @@ class KuboClient:
                 if size > limit:
                     raise TooLarge(f"{self.label} {command}: {what} exceeds the limit of {limit} bytes")
                 chunks.append(chunk)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(command, exc) from exc
         return b"".join(chunks)
 
@@ -295,7 +307,7 @@ class KuboClient:
                         yield decode(line)
                 if len(buffer) > self.max_line_bytes:
                     raise TooLarge(f"{self.label} {command}: a stream line exceeds {self.max_line_bytes} bytes")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(command, exc) from exc
         tail = bytes(buffer).strip()
         if tail:
@@ -368,13 +380,15 @@ class KuboClient:
                 if not isinstance(raw, dict) or not isinstance(raw.get("Hash"), str):
                     raise KuboError(f"ls link without a Hash: {str(raw)[:200]}", url=self.url, command="ls")
                 size, kind = raw.get("Size", 0), raw.get("Type", 0)
-                links.append(KuboLink(
-                    name=str(raw.get("Name") or ""),
-                    hash=raw["Hash"],
-                    size=size if isinstance(size, int) else 0,
-                    type=kind if isinstance(kind, int) else 0,
-                    target=str(raw.get("Target") or ""),
-                ))
+                links.append(
+                    KuboLink(
+                        name=str(raw.get("Name") or ""),
+                        hash=raw["Hash"],
+                        size=size if isinstance(size, int) else 0,
+                        type=kind if isinstance(kind, int) else 0,
+                        target=str(raw.get("Target") or ""),
+                    )
+                )
         return links
 
     async def name_resolve(self, name: str, *, recursive: bool = True) -> str:
@@ -390,7 +404,9 @@ class KuboClient:
         async with self._post("block/get", [cid_text(cid)], self._offline()) as resp:
             declared = resp.content_length
             if declared is not None and declared > self.max_block_bytes:
-                raise BlockTooLarge(f"{self.label} offers {declared} bytes for block {cid}; limit {self.max_block_bytes}")
+                raise BlockTooLarge(
+                    f"{self.label} offers {declared} bytes for block {cid}; limit {self.max_block_bytes}"
+                )
             try:
                 data = await self._read_limited(resp, "block/get", self.max_block_bytes, f"block {cid}")
             except TooLarge as exc:
@@ -405,8 +421,9 @@ class KuboClient:
         the response closes on exit."""
         options = {"progress": False, **self._offline()}
         async with self._post("dag/export", [cid_text(cid)], options, streaming=True) as resp:
-            reader = CarReader(_KuboStream(resp, self, "dag/export"), max_block_bytes=self.max_block_bytes,
-                               source=self.label)
+            reader = CarReader(
+                _KuboStream(resp, self, "dag/export"), max_block_bytes=self.max_block_bytes, source=self.label
+            )
             header = await reader.read_header()
             if not any(block_key(root) == block_key(cid) for root in header.roots):
                 raise CarError(f"{self.label} dag/export of {cid} names roots {[str(r) for r in header.roots]}")
@@ -440,5 +457,3 @@ class KuboBlockSource:
 
     async def open(self, cid: CID) -> tuple[bytes, PrefetchingSession]:
         return await open_session(PrefetchingSession(self.fetch, self.prefetch_window), cid)
-
-

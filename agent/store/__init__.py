@@ -2,8 +2,8 @@
 findings, list sync state and job slots. SQLite file by default, PostgreSQL
 when several agents share work; one schema and one code path for both."""
 
-from agent.store.errors import DuplicateTarget, SchemaTooNew, StoreError
 from agent.store.alert_queries import FollowUp, Outbox
+from agent.store.errors import DuplicateTarget, SchemaTooNew, StoreError
 from agent.store.rows import (
     ContentStatusRow,
     DeliveryJob,
@@ -26,21 +26,21 @@ __all__ = [
     "ContentStatusRow",
     "DeliveryJob",
     "DeliveryRow",
-    "EventRow",
-    "FollowUp",
-    "NewEvent",
-    "Outbox",
-    "ReviewRow",
-    "SubscriptionRow",
     "DuplicateTarget",
+    "EventRow",
     "FindingRow",
+    "FollowUp",
     "ItemRow",
     "ListStateRow",
     "ListVersionRow",
     "LocationRow",
+    "NewEvent",
+    "Outbox",
+    "ReviewRow",
     "ScanRow",
     "SchemaTooNew",
     "Store",
     "StoreError",
+    "SubscriptionRow",
     "TargetRow",
 ]

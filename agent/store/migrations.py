@@ -28,8 +28,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent.store.errors import SchemaTooNew
+from agent.clock import utcnow
 from agent.lists.denylist.ids import DENY_SIGNAL_TYPES, migrated_entry_id
+from agent.store.errors import SchemaTooNew
 from agent.store.schema import (
     content_status,
     deliveries,
@@ -50,7 +51,6 @@ from agent.store.schema import (
     suppressions,
     targets,
 )
-from agent.clock import utcnow
 
 # Key for pg_advisory_xact_lock: ASCII "dwebmigr" as a signed 64-bit int. The
 # lock is per database, so agents using different schemas of one database
@@ -77,8 +77,9 @@ def _v1(conn: sa.Connection) -> None:
 
 
 def _v2(conn: sa.Connection) -> None:
-    _create(conn, subscriptions, events, deliveries, delivery_attempts, reviews, retractions, suppressions,
-            content_status)
+    _create(
+        conn, subscriptions, events, deliveries, delivery_attempts, reviews, retractions, suppressions, content_status
+    )
 
 
 def _v3(conn: sa.Connection) -> None:
@@ -88,8 +89,14 @@ def _v3(conn: sa.Connection) -> None:
     # the new ids, or every finding suppressed as a false positive would be alerted
     # again under its new id. Data only: no table changes shape.
     rows = conn.execute(
-        sa.select(findings.c.id, findings.c.item_key, findings.c.list_name, findings.c.entry_id,
-                  findings.c.entry_value, findings.c.signal_type)
+        sa.select(
+            findings.c.id,
+            findings.c.item_key,
+            findings.c.list_name,
+            findings.c.entry_id,
+            findings.c.entry_value,
+            findings.c.signal_type,
+        )
         .where(findings.c.signal_type.in_(sorted(DENY_SIGNAL_TYPES)))
         .order_by(findings.c.id)
     ).all()
@@ -100,16 +107,27 @@ def _v3(conn: sa.Connection) -> None:
             continue
         suppressed = conn.execute(
             sa.select(suppressions.c.created_at).where(
-                suppressions.c.item_key == r.item_key, suppressions.c.list_name == r.list_name,
-                suppressions.c.entry_id == r.entry_id)
+                suppressions.c.item_key == r.item_key,
+                suppressions.c.list_name == r.list_name,
+                suppressions.c.entry_id == r.entry_id,
+            )
         ).first()
-        if suppressed is not None and conn.execute(
-            sa.select(suppressions.c.item_key).where(
-                suppressions.c.item_key == r.item_key, suppressions.c.list_name == r.list_name,
-                suppressions.c.entry_id == new_id)
-        ).first() is None:
-            conn.execute(sa.insert(suppressions).values(
-                item_key=r.item_key, list_name=r.list_name, entry_id=new_id, created_at=suppressed.created_at))
+        if (
+            suppressed is not None
+            and conn.execute(
+                sa.select(suppressions.c.item_key).where(
+                    suppressions.c.item_key == r.item_key,
+                    suppressions.c.list_name == r.list_name,
+                    suppressions.c.entry_id == new_id,
+                )
+            ).first()
+            is None
+        ):
+            conn.execute(
+                sa.insert(suppressions).values(
+                    item_key=r.item_key, list_name=r.list_name, entry_id=new_id, created_at=suppressed.created_at
+                )
+            )
         if (r.item_key, r.list_name, new_id, r.signal_type) in taken:
             # The same rule reached through two spellings of the list's path: the first
             # finding takes the new id, the other keeps its old one (history is kept).
@@ -152,9 +170,7 @@ def _apply_pending(conn: sa.Connection) -> list[int]:
         if migration.version in applied:
             continue
         migration.apply(conn)
-        conn.execute(
-            sa.insert(schema_migrations).values(version=migration.version, applied_at=utcnow())
-        )
+        conn.execute(sa.insert(schema_migrations).values(version=migration.version, applied_at=utcnow()))
         done.append(migration.version)
     return done
 

@@ -67,9 +67,7 @@ scans = sa.Table(
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     # SET NULL: removing a target keeps its scan history (audit trail);
     # target_url still says what was scanned.
-    sa.Column(
-        "target_id", sa.Integer, sa.ForeignKey("targets.id", ondelete="SET NULL"), nullable=True
-    ),
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id", ondelete="SET NULL"), nullable=True),
     sa.Column("target_url", sa.Text, nullable=False),
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=True),
@@ -78,9 +76,7 @@ scans = sa.Table(
     sa.Column("summary", json_type(), nullable=False, server_default=_EMPTY_JSON_OBJECT),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("node", sa.Text, nullable=True),
-    sa.CheckConstraint(
-        "status IN ('running', 'ok', 'failed', 'interrupted')", name="status"
-    ),
+    sa.CheckConstraint("status IN ('running', 'ok', 'failed', 'interrupted')", name="status"),
     sa.Index(None, "status"),
     sa.Index(None, "started_at"),
     sa.Index(None, "target_id"),
@@ -109,9 +105,7 @@ item_locations = sa.Table(
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("item_key", sa.Text, sa.ForeignKey("items.key"), nullable=False),
-    sa.Column(
-        "target_id", sa.Integer, sa.ForeignKey("targets.id", ondelete="CASCADE"), nullable=True
-    ),
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id", ondelete="CASCADE"), nullable=True),
     sa.Column("root_cid", sa.Text, nullable=True),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("gateway", sa.Text, nullable=True),

@@ -18,6 +18,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
+from agent.clock import utcnow
 from agent.store import migrations
 from agent.store.alert_queries import AlertQueries, Outbox
 from agent.store.errors import DuplicateTarget
@@ -44,7 +45,6 @@ from agent.store.schema import (
     scans,
     targets,
 )
-from agent.clock import utcnow
 
 # Items-table status of a directory remembered as examined (see Store.record_directory);
 # the scan's KnownItem carries the same word.
@@ -205,9 +205,7 @@ class Store(AlertQueries):
 
     async def get_target(self, id_or_url: int | str) -> TargetRow | None:
         async with self._read() as conn:
-            row = (
-                await conn.execute(sa.select(targets).where(_target_is(id_or_url)))
-            ).mappings().first()
+            row = (await conn.execute(sa.select(targets).where(_target_is(id_or_url)))).mappings().first()
         return None if row is None else _target(row)
 
     async def list_targets(self, enabled_only: bool = False) -> list[TargetRow]:
@@ -258,12 +256,7 @@ class Store(AlertQueries):
             values["consecutive_failures"] = targets.c.consecutive_failures + 1
         if state is not None:
             values["state"] = dict(state)
-        stmt = (
-            sa.update(targets)
-            .where(targets.c.id == target_id)
-            .values(values)
-            .returning(*targets.c)
-        )
+        stmt = sa.update(targets).where(targets.c.id == target_id).values(values).returning(*targets.c)
         async with self._write() as conn:
             row = (await conn.execute(stmt)).mappings().first()
         return None if row is None else _target(row)
@@ -296,9 +289,7 @@ class Store(AlertQueries):
 
     # ----------------------------------------------------------------- scans
 
-    async def start_scan(
-        self, target_id: int | None, target_url: str, node: str | None = None
-    ) -> int:
+    async def start_scan(self, target_id: int | None, target_url: str, node: str | None = None) -> int:
         stmt = (
             sa.insert(scans)
             .values(
@@ -339,11 +330,15 @@ class Store(AlertQueries):
             values["summary"] = dict(summary)
         async with self._write() as conn:
             result = await conn.execute(
-                sa.update(scans).where(scans.c.id == scan_id).values(values).returning(scans.c.target_id))
+                sa.update(scans).where(scans.c.id == scan_id).values(values).returning(scans.c.target_id)
+            )
             row = result.first()
             if row is not None and status == "interrupted" and row.target_id is not None:
-                await conn.execute(sa.update(targets).where(targets.c.id == row.target_id)
-                                   .values(last_poll_at=targets.c.last_success_at))
+                await conn.execute(
+                    sa.update(targets)
+                    .where(targets.c.id == row.target_id)
+                    .values(last_poll_at=targets.c.last_success_at)
+                )
             return row is not None
 
     async def interrupt_running_scans(self, node: str | None = None) -> int:
@@ -372,15 +367,15 @@ class Store(AlertQueries):
             target_ids = sorted({row.target_id for row in rows if row.target_id is not None})
             if target_ids:
                 await conn.execute(
-                    sa.update(targets).where(targets.c.id.in_(target_ids))
-                    .values(last_poll_at=targets.c.last_success_at))
+                    sa.update(targets)
+                    .where(targets.c.id.in_(target_ids))
+                    .values(last_poll_at=targets.c.last_success_at)
+                )
             return len(rows)
 
     async def get_scan(self, scan_id: int) -> ScanRow | None:
         async with self._read() as conn:
-            row = (
-                await conn.execute(sa.select(scans).where(scans.c.id == scan_id))
-            ).mappings().first()
+            row = (await conn.execute(sa.select(scans).where(scans.c.id == scan_id))).mappings().first()
         return None if row is None else _scan(row)
 
     async def recent_scans(self, limit: int = 20) -> list[ScanRow]:
@@ -444,8 +439,9 @@ class Store(AlertQueries):
             await self._queue_alerts(conn, new, location, outbox)
             return new
 
-    async def _queue_alerts(self, conn: AsyncConnection, new: list[FindingRow], location: LocationRow | None,
-                            outbox: Outbox | None) -> None:
+    async def _queue_alerts(
+        self, conn: AsyncConnection, new: list[FindingRow], location: LocationRow | None, outbox: Outbox | None
+    ) -> None:
         """The outbox: events for new findings are written in the findings' own transaction."""
         if outbox is None or not new:
             return
@@ -457,9 +453,17 @@ class Store(AlertQueries):
         the items table with status 'directory' (no signals, no findings); a content
         item already stored under the same multihash is left as it is."""
         now = utcnow()
-        values: dict[str, Any] = {"key": key, "cid": cid, "size": None, "media_type": "inode/directory",
-                                  "status": DIRECTORY_STATUS, "signals": {}, "video_frames": None,
-                                  "first_seen_at": now, "last_seen_at": now}
+        values: dict[str, Any] = {
+            "key": key,
+            "cid": cid,
+            "size": None,
+            "media_type": "inode/directory",
+            "status": DIRECTORY_STATUS,
+            "signals": {},
+            "video_frames": None,
+            "first_seen_at": now,
+            "last_seen_at": now,
+        }
         async with self._write() as conn:
             await conn.execute(self._insert(items, values, (items.c.key,)))
 
@@ -604,7 +608,10 @@ class Store(AlertQueries):
     # -------------------------------------------------------------- findings
 
     async def add_findings(
-        self, item_key: str, findings_: Sequence[FindingRow], retroactive: bool = False,
+        self,
+        item_key: str,
+        findings_: Sequence[FindingRow],
+        retroactive: bool = False,
         outbox: Outbox | None = None,
     ) -> list[FindingRow]:
         """Record findings for a stored item (e.g. a retroactive match after a
@@ -616,8 +623,18 @@ class Store(AlertQueries):
         async with self._write() as conn:
             new = await self._insert_findings(conn, findings_, retroactive=retroactive)
             if new and outbox is not None:
-                places = (await conn.execute(sa.select(item_locations).where(item_locations.c.item_key == item_key)
-                                             .order_by(item_locations.c.first_seen_at).limit(1))).mappings().all()
+                places = (
+                    (
+                        await conn.execute(
+                            sa.select(item_locations)
+                            .where(item_locations.c.item_key == item_key)
+                            .order_by(item_locations.c.first_seen_at)
+                            .limit(1)
+                        )
+                    )
+                    .mappings()
+                    .all()
+                )
                 await self._queue_alerts(conn, new, _location(places[0]) if places else None, outbox)
             return new
 
@@ -671,9 +688,9 @@ class Store(AlertQueries):
             "problems": problems,
             "loaded_at": now,
         }
-        insert = self._insert(
-            list_versions, values, (list_versions.c.name, list_versions.c.content_hash)
-        ).returning(list_versions.c.id)
+        insert = self._insert(list_versions, values, (list_versions.c.name, list_versions.c.content_hash)).returning(
+            list_versions.c.id
+        )
         async with self._write() as conn:
             if (await conn.execute(insert)).first() is not None:
                 return True
@@ -696,18 +713,14 @@ class Store(AlertQueries):
             .label("rank"),
         ).subquery()
         query = (
-            sa.select(*(ranked.c[c.name] for c in list_versions.c))
-            .where(ranked.c.rank == 1)
-            .order_by(ranked.c.name)
+            sa.select(*(ranked.c[c.name] for c in list_versions.c)).where(ranked.c.rank == 1).order_by(ranked.c.name)
         )
         async with self._read() as conn:
             return [_list_version(r) for r in (await conn.execute(query)).mappings()]
 
     async def get_list_state(self, name: str) -> ListStateRow | None:
         async with self._read() as conn:
-            row = (
-                await conn.execute(sa.select(list_state).where(list_state.c.name == name))
-            ).mappings().first()
+            row = (await conn.execute(sa.select(list_state).where(list_state.c.name == name))).mappings().first()
         return None if row is None else _list_state(row)
 
     async def put_list_state(self, state: ListStateRow) -> None:
@@ -778,7 +791,9 @@ def _create_engine(url: str, *, schema: str | None) -> AsyncEngine:
             # A daemon outlives server restarts and idle-connection reapers.
             pool_pre_ping=True,
         )
-    raise ValueError(f"unsupported database URL {sa_url.render_as_string(hide_password=True)!r}: use sqlite or postgresql")
+    raise ValueError(
+        f"unsupported database URL {sa_url.render_as_string(hide_password=True)!r}: use sqlite or postgresql"
+    )
 
 
 def _enable_wal(cursor: Any) -> None:

@@ -73,6 +73,7 @@ interval_s = 3600
         second = await spawn_agent(config, tmp_path / "second.log", "durability-test")
         events: set[str] = set()
         try:
+
             async def all_delivered() -> bool:
                 nonlocal events
                 async with await Store.open(database) as store:
@@ -94,8 +95,9 @@ interval_s = 3600
     received = receiver.at("/hook")
     assert all(r.verified for r in received)
     assert {r.webhook_id for r in received} == events, "no event lost, none invented"
-    assert in_flight_at_kill and in_flight_at_kill <= {r.webhook_id for r in received if r.status == 204}, \
+    assert in_flight_at_kill and in_flight_at_kill <= {r.webhook_id for r in received if r.status == 204}, (
         "deliveries in flight when the agent died are sent again, with the same webhook-id"
+    )
     assert len(received) > len(events), "those duplicates carry the same id as the first attempt"
     async with await Store.open(database) as store:
         statuses = {d.status for e in events for d in await store.deliveries_of(event_id=e)}

@@ -37,8 +37,14 @@ async def _session(*args: str, env: dict[str, str], log: Path) -> AsyncIterator[
     Whatever is left of the session at the end is killed, test passed or not."""
     with log.open("wb") as sink:
         proc = await asyncio.create_subprocess_exec(
-            *dweb_agent_command(), *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=sink, env={**os.environ, **env}, start_new_session=True)
+            *dweb_agent_command(),
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=sink,
+            env={**os.environ, **env},
+            start_new_session=True,
+        )
     try:
         yield proc
     finally:
@@ -95,8 +101,9 @@ def _workers(sid: int) -> list[Proc]:
 async def test_scan_killed_while_hashing_leaves_no_process(tmp_path: Path, photos: Path) -> None:
     """SIGKILL gives the agent no chance to clean up: its workers and the
     forkserver must see it is gone and end by themselves."""
-    async with _session("scan", str(photos), "--format", "json", env=_env(tmp_path, workers=1),
-                        log=tmp_path / "err") as proc:
+    async with _session(
+        "scan", str(photos), "--format", "json", env=_env(tmp_path, workers=1), log=tmp_path / "err"
+    ) as proc:
         deadline = time.monotonic() + 120
         while not _workers(proc.pid):
             assert proc.returncode is None, "the scan ended before a media worker was seen"

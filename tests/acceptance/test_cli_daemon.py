@@ -26,7 +26,9 @@ async def test_targets_add_list_remove_and_status(tmp_path: Path) -> None:
 
     listed = json.loads((await run_cli("targets", "list", "--format", "json", env=e)).stdout)
     assert [(t["url"], t["kind"], t["interval_s"]) for t in listed] == [
-        (f"ipfs://{CID}", "ipfs", 120), ("dnslink://example.org", "dnslink", 600)]
+        (f"ipfs://{CID}", "ipfs", 120),
+        ("dnslink://example.org", "dnslink", 600),
+    ]
     assert (tmp_path / "data" / "agent.sqlite3").is_file()
 
     status = json.loads((await run_cli("status", "--format", "json", env=e)).stdout)

@@ -25,7 +25,9 @@ async def test_hash_prints_threatexchange_lines_with_the_reference_pdq() -> None
         kind, value = line.split(" ")
         by_type.setdefault(kind, []).append(value)
     assert by_type["pdq"] == [expected_pdq()["pdq/bridge-mods/aaa-orig.jpg"][0]]
-    manifest = {row.split("\t")[0]: row.split("\t") for row in (MEDIA_FIXTURES / "MANIFEST.tsv").read_text().splitlines()}
+    manifest = {
+        row.split("\t")[0]: row.split("\t") for row in (MEDIA_FIXTURES / "MANIFEST.tsv").read_text().splitlines()
+    }
     pdf_row = next(v for k, v in manifest.items() if k.endswith("test_pdf_half.pdf"))
     assert pdf_row[2] in by_type["md5"] and pdf_row[3] in by_type["sha256"]
     # Only what lists match by default (issue 8): not the imagehash family.
@@ -126,8 +128,9 @@ async def test_a_reader_that_stops_early_gets_exit_141_not_the_findings_code(tmp
 
     def read_a_little_then_leave() -> tuple[int, bytes]:
         # ~400 x 4 lines: far more than a pipe holds, written line by line.
-        with subprocess.Popen([*dweb_agent_command(), "hash", *[str(note)] * 400],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        with subprocess.Popen(
+            [*dweb_agent_command(), "hash", *[str(note)] * 400], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        ) as proc:
             assert proc.stdout is not None and proc.stderr is not None
             proc.stdout.read(10)
             proc.stdout.close()  # the reader goes away, as `| head` does
@@ -199,8 +202,9 @@ async def test_hash_of_two_videos_is_a_list_of_two_entries(tmp_path: Path) -> No
     """Issue 8: `hash --format vpdq a.mp4 b.mp4 > list` made one entry of both,
     which a third, unrelated video then matched at 100%."""
     videos = MEDIA_FIXTURES / "video"
-    hashed = await run_cli("hash", "--format", "vpdq", str(videos / "chair-19-sd-bar.mp4"),
-                           str(videos / "pattern-hd-no-bar.mp4"))
+    hashed = await run_cli(
+        "hash", "--format", "vpdq", str(videos / "chair-19-sd-bar.mp4"), str(videos / "pattern-hd-no-bar.mp4")
+    )
     assert hashed.code == 0, hashed.stderr
     listing = tmp_path / "videos.txt"
     listing.write_text(hashed.stdout)
@@ -211,8 +215,11 @@ async def test_hash_of_two_videos_is_a_list_of_two_entries(tmp_path: Path) -> No
     result = await run_cli("scan", str(folder), "--list", str(listing), "--format", "json")
     items = {i["path"]: i for i in json.loads(result.stdout)["items"]}
     assert items["doorknob-hd-no-bar.mp4"]["findings"] == []
-    header_line = {line.removeprefix("# video: "): n for n, line in enumerate(hashed.stdout.splitlines(), 1)
-                   if line.startswith("# video: ")}
+    header_line = {
+        line.removeprefix("# video: "): n
+        for n, line in enumerate(hashed.stdout.splitlines(), 1)
+        if line.startswith("# video: ")
+    }
     for name in ("chair-19-sd-bar.mp4", "pattern-hd-no-bar.mp4"):
         (finding,) = [f for f in items[name]["findings"] if f["signal_type"] == "vpdq"]
         assert finding["distance"] >= 80, name

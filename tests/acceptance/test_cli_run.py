@@ -26,10 +26,10 @@ def _free_port() -> int:
 
 async def test_run_starts_with_the_default_config_serves_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = _free_port()
-    env = {**os.environ, "DWEB_AGENT_AGENT_DATA_DIR": str(tmp_path / "data"),
-           "DWEB_AGENT_AGENT_HEALTH_PORT": str(port)}
-    proc = await asyncio.create_subprocess_exec(*dweb_agent_command(), "run", env=env,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    env = {**os.environ, "DWEB_AGENT_AGENT_DATA_DIR": str(tmp_path / "data"), "DWEB_AGENT_AGENT_HEALTH_PORT": str(port)}
+    proc = await asyncio.create_subprocess_exec(
+        *dweb_agent_command(), "run", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
     assert proc.stderr is not None
     try:
         started: dict[str, object] = {}
@@ -65,12 +65,23 @@ async def test_ctrl_c_after_a_poll_stops_run_with_exit_0_and_no_traceback(
     root, _ = builder.add_directory({"photo.jpg": (cid, size)})
     gw = await make_gateway()
     gw.add_blocks(builder.blocks)
-    env = {**os.environ, "DWEB_AGENT_AGENT_DATA_DIR": str(tmp_path / "data"), "DWEB_AGENT_AGENT_HEALTH_PORT": "0",
-           "DWEB_AGENT_MEDIA_WORKERS": "1", "DWEB_AGENT_GATEWAYS_URLS": gw.url}
+    env = {
+        **os.environ,
+        "DWEB_AGENT_AGENT_DATA_DIR": str(tmp_path / "data"),
+        "DWEB_AGENT_AGENT_HEALTH_PORT": "0",
+        "DWEB_AGENT_MEDIA_WORKERS": "1",
+        "DWEB_AGENT_GATEWAYS_URLS": gw.url,
+    }
     added = await run_cli("targets", "add", f"ipfs://{root}", env=env)
     assert added.code == 0, added.stderr
-    proc = await asyncio.create_subprocess_exec(*dweb_agent_command(), "run", env=env, start_new_session=True,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        *dweb_agent_command(),
+        "run",
+        env=env,
+        start_new_session=True,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stderr is not None
     seen = []
     try:
@@ -95,8 +106,10 @@ async def test_run_that_cannot_start_says_why_in_json_lines_and_exits_2(tmp_path
     bad_config = tmp_path / "agent.toml"
     bad_config.write_text("[agent]\nshutdown_grace_s = -1\n")
     unreachable = f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/test"  # nothing listens there
-    for args, extra, why in ((["--config", str(bad_config)], {}, "shutdown_grace_s"),
-                             ([], {"DWEB_AGENT_AGENT_DATABASE_URL": unreachable}, "Connect")):
+    for args, extra, why in (
+        (["--config", str(bad_config)], {}, "shutdown_grace_s"),
+        ([], {"DWEB_AGENT_AGENT_DATABASE_URL": unreachable}, "Connect"),
+    ):
         result = await run_cli("run", *args, env={**env, **extra}, timeout=60)
         assert result.code == 2, result.stderr
         lines = [json.loads(x) for x in result.stderr.splitlines()]  # every line JSON, the traceback inside one

@@ -38,8 +38,12 @@ async def test_scan_prints_the_documented_json_report_and_exits_0(make_gateway: 
     assert report["summary"]["items"] == 4 and report["summary"]["verified"] == 4
     assert report["summary"]["incomplete"] == 0 and report["summary"]["findings"] == 0
     for item in report["items"]:
-        assert REQUIRED_ITEM_KEYS <= set(item)
-        assert item["status"] == "verified" and item["source"] == {**item["source"], "gateway": gw.url, "verified": True}
+        assert set(item) >= REQUIRED_ITEM_KEYS
+        assert item["status"] == "verified" and item["source"] == {
+            **item["source"],
+            "gateway": gw.url,
+            "verified": True,
+        }
         assert set(item["signals"]) >= {"md5", "sha256"}
     hello = next(i for i in report["items"] if i["path"] == "hello.txt")
     assert hello["signals"]["md5"] == "6f5902ac237024bdd0c176cb93063dc4"
@@ -84,7 +88,9 @@ async def test_table_format_lists_every_item_and_the_summary(make_gateway: MakeG
 
 
 async def test_malformed_cid_is_a_clear_error_with_exit_2_and_no_traceback() -> None:
-    result = await run_cli("scan", "ipfs://bafy-this-is-not-a-cid", "--gateway", "http://127.0.0.1:9", "--format", "json")
+    result = await run_cli(
+        "scan", "ipfs://bafy-this-is-not-a-cid", "--gateway", "http://127.0.0.1:9", "--format", "json"
+    )
     assert result.code == 2
     assert "Traceback" not in result.stderr + result.stdout
     assert "not a valid CID" in json.loads(result.stdout)["errors"][0]
@@ -119,10 +125,9 @@ def _sigint_as_at_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-
-
-async def test_ctrl_c_mid_scan_exits_130_and_leaves_the_previous_report_alone(make_gateway: MakeGateway,
-                                                                             tmp_path: Path) -> None:
+async def test_ctrl_c_mid_scan_exits_130_and_leaves_the_previous_report_alone(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
     builder = UnixFSBuilder()
     photos = sorted((MEDIA_FIXTURES / "pdq" / "bridge-mods").iterdir())[:4]
     root, _ = builder.add_directory({p.name: builder.add_file(p.read_bytes()) for p in photos})
@@ -133,9 +138,20 @@ async def test_ctrl_c_mid_scan_exits_130_and_leaves_the_previous_report_alone(ma
     # SIGINT to the scan process itself: how the media workers take a terminal's Ctrl-C (sent to
     # the whole group) is the pool's business (tests/unit/media), not this command's exit code.
     proc = await asyncio.create_subprocess_exec(
-        *dweb_agent_command(), "scan", f"ipfs://{root}", "--gateway", gw.url, "--format", "json", "--out", str(out),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        preexec_fn=_sigint_as_at_a_terminal)
+        *dweb_agent_command(),
+        "scan",
+        f"ipfs://{root}",
+        "--gateway",
+        gw.url,
+        "--format",
+        "json",
+        "--out",
+        str(out),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_sigint_as_at_a_terminal,
+    )
     try:
         await until(lambda: gw.requests["car"] + gw.requests["raw"] > 2)  # a request is held: mid-scan
         proc.send_signal(signal.SIGINT)
@@ -162,8 +178,9 @@ def _many_files(directory: Path, count: int = 1500) -> Path:
 
 
 def _read_one_line_then_close(*args: str) -> tuple[int, str, str]:
-    proc = subprocess.Popen([*dweb_agent_command(), *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*dweb_agent_command(), *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stdout is not None and proc.stderr is not None
     try:
         first = proc.stdout.readline().decode()
@@ -200,11 +217,9 @@ def _crash_on_import(tmp_path: Path, patch: str) -> dict[str, str]:
 
 async def _scan_where_exit_code_raises(tmp_path: Path, raise_: str) -> CliResult:
     """A real `dweb-agent scan` of a local file whose ScanReport.exit_code runs `raise_`."""
-    env = _crash_on_import(tmp_path, (
-        "import agent.report\n"
-        "def boom(self):\n"
-        f"    {raise_}\n"
-        "agent.report.ScanReport.exit_code = boom\n"))
+    env = _crash_on_import(
+        tmp_path, (f"import agent.report\ndef boom(self):\n    {raise_}\nagent.report.ScanReport.exit_code = boom\n")
+    )
     files = tmp_path / "files"
     files.mkdir()
     (files / "a.txt").write_text("a\n")
@@ -226,11 +241,15 @@ async def test_a_broken_pipe_that_is_not_stdout_is_an_error_not_141(tmp_path: Pa
 
 
 async def test_every_command_has_the_top_level_handler(tmp_path: Path) -> None:
-    env = _crash_on_import(tmp_path, (
-        "import agent.hashing\n"
-        "async def boom(*args, **kwargs):\n"
-        "    raise ValueError('hashing broke')\n"
-        "agent.hashing.hash_local_files = boom\n"))
+    env = _crash_on_import(
+        tmp_path,
+        (
+            "import agent.hashing\n"
+            "async def boom(*args, **kwargs):\n"
+            "    raise ValueError('hashing broke')\n"
+            "agent.hashing.hash_local_files = boom\n"
+        ),
+    )
     photo = tmp_path / "a.txt"
     photo.write_text("a\n")
     result = await run_cli("hash", str(photo), env=env)
@@ -241,18 +260,20 @@ async def test_every_command_has_the_top_level_handler(tmp_path: Path) -> None:
 # -- bad arguments are found before anything is fetched --
 
 
-@pytest.mark.parametrize("out, reason", [
-    ("/nonexistent/dir/r.json", "the directory /nonexistent/dir does not exist"),
-    ("/proc/r.json", "cannot create a file in /proc"),  # unwritable even for root
-    ("{tmp}/a-file/r.json", "is not a directory"),
-])
+@pytest.mark.parametrize(
+    "out, reason",
+    [
+        ("/nonexistent/dir/r.json", "the directory /nonexistent/dir does not exist"),
+        ("/proc/r.json", "cannot create a file in /proc"),  # unwritable even for root
+        ("{tmp}/a-file/r.json", "is not a directory"),
+    ],
+)
 async def test_an_unusable_out_path_is_refused_before_anything_is_fetched(
     make_gateway: MakeGateway, tmp_path: Path, out: str, reason: str
 ) -> None:
     gw = await make_gateway(DIR_WITH_FILES)
     (tmp_path / "a-file").write_text("")
-    result = await run_cli("scan", DIR_CID, "--gateway", gw.url, "--format", "json", "--out",
-                           out.format(tmp=tmp_path))
+    result = await run_cli("scan", DIR_CID, "--gateway", gw.url, "--format", "json", "--out", out.format(tmp=tmp_path))
     assert result.code == 2 and reason in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert sum(gw.requests.values()) == 0
@@ -280,8 +301,9 @@ async def test_scan_errors_reach_stderr_with_json(tmp_path: Path) -> None:
     assert result.code == 2 and "truncated CAR" in result.stderr
 
 
-@pytest.mark.parametrize("url", ["not-a-url", "ftp://127.0.0.1", "http://127.0.0.1:99999", "127.0.0.1:8080",
-                                 "http://127.0.0.1:8080/ipfs/"])
+@pytest.mark.parametrize(
+    "url", ["not-a-url", "ftp://127.0.0.1", "http://127.0.0.1:99999", "127.0.0.1:8080", "http://127.0.0.1:8080/ipfs/"]
+)
 async def test_a_bad_gateway_url_is_refused_before_scanning(url: str) -> None:
     result = await run_cli("scan", DIR_CID, "--gateway", url, "--format", "json")
     assert result.code == 2 and "Invalid value for '--gateway'" in result.stderr, result.stderr
@@ -299,15 +321,18 @@ async def test_a_missing_list_names_its_path_and_why(make_gateway: MakeGateway) 
     assert "connect" in result.stderr.lower() and sum(gw.requests.values()) == 0
 
 
-@pytest.mark.parametrize("target, reason", [
-    ("http://[::1/ipfs/bafkqaaa", "is not matched"),
-    ("https://bafkqaaa.ipfs.example:99999/", "port 99999 is out of range"),
-    ("~nosuchuser/x.car", "no user 'nosuchuser'"),
-    ("a" * 300, "is not a valid CID"),
-    ("./" + "a" * 300 + ".car", "too long to be a file name"),
-    ("ipfs://bafkqaaa/%2e%2e/etc", "not allowed"),
-    ("/dev/zero", "not a regular file or directory"),  # was read for ever
-])
+@pytest.mark.parametrize(
+    "target, reason",
+    [
+        ("http://[::1/ipfs/bafkqaaa", "is not matched"),
+        ("https://bafkqaaa.ipfs.example:99999/", "port 99999 is out of range"),
+        ("~nosuchuser/x.car", "no user 'nosuchuser'"),
+        ("a" * 300, "is not a valid CID"),
+        ("./" + "a" * 300 + ".car", "too long to be a file name"),
+        ("ipfs://bafkqaaa/%2e%2e/etc", "not allowed"),
+        ("/dev/zero", "not a regular file or directory"),  # was read for ever
+    ],
+)
 async def test_hostile_targets_are_one_clear_line_and_exit_2(target: str, reason: str) -> None:
     result = await run_cli("scan", target, "--format", "table")
     assert result.code == 2, result.stderr

@@ -30,8 +30,9 @@ async def test_a_file_lying_about_its_size_exits_2_with_the_reason(tmp_path: Pat
     n2 = block(blocks, file_node([(n1, 1000)] * 1000))
     liar = block(blocks, file_node([(n2, 1_000_000)] * 900, filesize=10))
     root = block(blocks, pbnode([(liar, "small.txt", 10)], unixfs(1)))
-    result = await run_cli("scan", str(write_car(tmp_path / "liar.car", root, blocks)), "--format", "json",
-                           "--no-media")
+    result = await run_cli(
+        "scan", str(write_car(tmp_path / "liar.car", root, blocks)), "--format", "json", "--no-media"
+    )
     assert result.code == 2, result.stderr
     (item,) = json.loads(result.stdout)["items"]
     assert item["status"] == "error"

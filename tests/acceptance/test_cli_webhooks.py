@@ -17,8 +17,11 @@ from tests.support.webhook_receiver import WebhookReceiver
 
 
 def env(tmp_path: Path) -> dict[str, str]:
-    return {"DWEB_AGENT_AGENT_DATA_DIR": str(tmp_path / "data"), "DWEB_AGENT_AGENT_HEALTH_PORT": "9",
-            "DWEB_AGENT_ALERTS_ALLOW_HOSTS": "127.0.0.1"}
+    return {
+        "DWEB_AGENT_AGENT_DATA_DIR": str(tmp_path / "data"),
+        "DWEB_AGENT_AGENT_HEALTH_PORT": "9",
+        "DWEB_AGENT_ALERTS_ALLOW_HOSTS": "127.0.0.1",
+    }
 
 
 async def test_add_test_rotate_list_remove(tmp_path: Path) -> None:
@@ -29,8 +32,17 @@ async def test_add_test_rotate_list_remove(tmp_path: Path) -> None:
     assert metadata.code == 2
 
     async with WebhookReceiver([]) as receiver:
-        added = await run_cli("webhooks", "add", receiver.url("/hook"), "--lists", "tcap", "--allow-unknown-lists",
-                              "--format", "json", env=e)
+        added = await run_cli(
+            "webhooks",
+            "add",
+            receiver.url("/hook"),
+            "--lists",
+            "tcap",
+            "--allow-unknown-lists",
+            "--format",
+            "json",
+            env=e,
+        )
         assert added.code == 0, added.stderr
         sub = json.loads(added.stdout)
         secret = sub["secret"]
@@ -73,17 +85,48 @@ async def record_a_finding(tmp_path: Path) -> None:
     async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'agent.sqlite3'}") as store:
         target = await store.add_target("ipns://k51example", "ipns", 600)
         await store.add_subscription("https://platform.example/hook", "whsec_" + "A" * 43)
-        context = ItemContext(key="1220aa", cid="bafkreiexample", path="dir/a b.jpg", root="bafybeiroot",
-                              target_id=target.id, target_url=target.url, size=1234, media_type="image/jpeg",
-                              signals={"md5": "0" * 32})
+        context = ItemContext(
+            key="1220aa",
+            cid="bafkreiexample",
+            path="dir/a b.jpg",
+            root="bafybeiroot",
+            target_id=target.id,
+            target_url=target.url,
+            size=1234,
+            media_type="image/jpeg",
+            signals={"md5": "0" * 32},
+        )
         await store.record_item(
-            ItemRow(key="1220aa", status="verified", cid="bafkreiexample", size=1234, media_type="image/jpeg",
-                    signals={"md5": "0" * 32}),
-            LocationRow(item_key="1220aa", path="dir/a b.jpg", target_id=target.id, root_cid="bafybeiroot",
-                        gateway="http://127.0.0.1:8080"),
-            [FindingRow("1220aa", "tcap", "tcap:1", "0" * 32, "md5", 0.0, labels=("ideology:far-right",),
-                        query="0" * 32, detail={"list_source": "tcap.json"})],
-            outbox=FindingOutbox(context, ["http://127.0.0.1:8080"]))
+            ItemRow(
+                key="1220aa",
+                status="verified",
+                cid="bafkreiexample",
+                size=1234,
+                media_type="image/jpeg",
+                signals={"md5": "0" * 32},
+            ),
+            LocationRow(
+                item_key="1220aa",
+                path="dir/a b.jpg",
+                target_id=target.id,
+                root_cid="bafybeiroot",
+                gateway="http://127.0.0.1:8080",
+            ),
+            [
+                FindingRow(
+                    "1220aa",
+                    "tcap",
+                    "tcap:1",
+                    "0" * 32,
+                    "md5",
+                    0.0,
+                    labels=("ideology:far-right",),
+                    query="0" * 32,
+                    detail={"list_source": "tcap.json"},
+                )
+            ],
+            outbox=FindingOutbox(context, ["http://127.0.0.1:8080"]),
+        )
 
 
 async def test_findings_list_and_show_say_where_what_and_the_review_state(tmp_path: Path) -> None:
@@ -91,12 +134,38 @@ async def test_findings_list_and_show_say_where_what_and_the_review_state(tmp_pa
     (tmp_path / "data").mkdir()
     await record_a_finding(tmp_path)
     (finding,) = json.loads((await run_cli("findings", "list", "--format", "json", env=e)).stdout)
-    assert {k: finding[k] for k in ("path", "cid", "root", "target", "query", "list", "entry_id", "entry",
-                                    "distance", "labels", "review", "retracted", "link")} == {
-        "path": "dir/a b.jpg", "cid": "bafkreiexample", "root": "bafybeiroot",
-        "target": {"id": 1, "url": "ipns://k51example"}, "query": "0" * 32, "list": "tcap", "entry_id": "tcap:1",
-        "entry": "0" * 32, "distance": 0.0, "labels": ["ideology:far-right"], "review": "unreviewed",
-        "retracted": False, "link": "http://127.0.0.1:8080/ipfs/bafybeiroot/dir/a%20b.jpg"}
+    assert {
+        k: finding[k]
+        for k in (
+            "path",
+            "cid",
+            "root",
+            "target",
+            "query",
+            "list",
+            "entry_id",
+            "entry",
+            "distance",
+            "labels",
+            "review",
+            "retracted",
+            "link",
+        )
+    } == {
+        "path": "dir/a b.jpg",
+        "cid": "bafkreiexample",
+        "root": "bafybeiroot",
+        "target": {"id": 1, "url": "ipns://k51example"},
+        "query": "0" * 32,
+        "list": "tcap",
+        "entry_id": "tcap:1",
+        "entry": "0" * 32,
+        "distance": 0.0,
+        "labels": ["ideology:far-right"],
+        "review": "unreviewed",
+        "retracted": False,
+        "link": "http://127.0.0.1:8080/ipfs/bafybeiroot/dir/a%20b.jpg",
+    }
     assert ISO_SECONDS.match(finding["created_at"]), finding["created_at"]
 
     table = await run_cli("findings", "list", "--format", "table", env=e)
@@ -107,10 +176,13 @@ async def test_findings_list_and_show_say_where_what_and_the_review_state(tmp_pa
     assert shown["detail"] == {"list_source": "tcap.json"}
     assert [loc["gateway"] for loc in shown["locations"]] == ["http://127.0.0.1:8080"]
     assert [(d["event_type"], d["subscription_url"], d["status"]) for d in shown["deliveries"]] == [
-        ("finding.created", "https://platform.example/hook", "pending")]
+        ("finding.created", "https://platform.example/hook", "pending")
+    ]
     assert shown["reviews"] == [] and shown["content"] is None
-    assert all(ISO_SECONDS.match(v) for v in (shown["created_at"], shown["item"]["first_seen_at"],
-                                               shown["locations"][0]["first_seen_at"]))
+    assert all(
+        ISO_SECONDS.match(v)
+        for v in (shown["created_at"], shown["item"]["first_seen_at"], shown["locations"][0]["first_seen_at"])
+    )
     text = await run_cli("findings", "show", str(finding["id"]), "--format", "table", env=e)
     assert text.code == 0 and "matched hash: " + "0" * 32 in text.stdout and "ipns://k51example" in text.stdout
     missing = await run_cli("findings", "show", "999", env=e)
@@ -135,8 +207,9 @@ async def test_findings_review_keeps_an_audit_trail(tmp_path: Path) -> None:
     assert confirmed.code == 0
     (finding,) = json.loads((await run_cli("findings", "list", "--format", "json", env=e)).stdout)
     assert finding["review"] == "confirmed" and ISO_SECONDS.match(finding["reviewed_at"])
-    wrong = await run_cli("findings", "review", fid, "--false-positive", "--note", "a bridge",
-                          "--reviewer", "a2", env=e)
+    wrong = await run_cli(
+        "findings", "review", fid, "--false-positive", "--note", "a bridge", "--reviewer", "a2", env=e
+    )
     assert wrong.code == 0 and "retracted" in wrong.stdout
     (finding,) = json.loads((await run_cli("findings", "list", "--format", "json", env=e)).stdout)
     assert finding["retracted"] is True and finding["review"] == "false_positive"
@@ -144,7 +217,9 @@ async def test_findings_review_keeps_an_audit_trail(tmp_path: Path) -> None:
 
     trail = json.loads((await run_cli("findings", "reviews", fid, "--format", "json", env=e)).stdout)
     assert [(r["verdict"], r["reviewer"], r["note"]) for r in trail] == [
-        ("confirmed", "a1", None), ("false_positive", "a2", "a bridge")]
+        ("confirmed", "a1", None),
+        ("false_positive", "a2", "a bridge"),
+    ]
     assert all(ISO_SECONDS.match(r["created_at"]) for r in trail)
     everyone = json.loads((await run_cli("findings", "reviews", "--format", "json", env=e)).stdout)
     assert [r["verdict"] for r in everyone] == ["false_positive", "confirmed"], "newest first across findings"
@@ -165,8 +240,7 @@ def without_allow_hosts(e: dict[str, str]) -> dict[str, str]:
 async def test_a_guard_refusal_is_explained_retried_and_never_disables(tmp_path: Path) -> None:
     e = env(tmp_path)
     async with WebhookReceiver([]) as receiver:
-        added = json.loads((await run_cli("webhooks", "add", receiver.url("/hook"), "--format", "json",
-                                          env=e)).stdout)
+        added = json.loads((await run_cli("webhooks", "add", receiver.url("/hook"), "--format", "json", env=e)).stdout)
         receiver.secrets.append(added["secret"])
         sid = str(added["id"])
 
@@ -189,8 +263,7 @@ async def test_a_guard_refusal_is_explained_retried_and_never_disables(tmp_path:
 async def test_enable_brings_a_disabled_subscription_back_with_its_secret(tmp_path: Path) -> None:
     e = env(tmp_path)
     async with WebhookReceiver([]) as receiver:
-        added = json.loads((await run_cli("webhooks", "add", receiver.url("/hook"), "--format", "json",
-                                          env=e)).stdout)
+        added = json.loads((await run_cli("webhooks", "add", receiver.url("/hook"), "--format", "json", env=e)).stdout)
         secret, sid = added["secret"], str(added["id"])
         receiver.secrets.append(secret)
         receiver.script("/hook", statuses=[410])
@@ -220,18 +293,19 @@ def closed_port() -> int:
 
 async def test_test_says_why_a_delivery_failed(tmp_path: Path) -> None:
     e = {**env(tmp_path), "DWEB_AGENT_ALERTS_DELIVERY_TIMEOUT_S": "1"}
-    nobody = json.loads((await run_cli("webhooks", "add", f"http://127.0.0.1:{closed_port()}/hook", "--format",
-                                       "json", env=e)).stdout)
+    nobody = json.loads(
+        (await run_cli("webhooks", "add", f"http://127.0.0.1:{closed_port()}/hook", "--format", "json", env=e)).stdout
+    )
     refused = await run_cli("webhooks", "test", str(nobody["id"]), env=e)
     assert refused.code == 2 and refused.stdout.startswith("not delivered: connection refused: "), refused.stdout
 
     async with WebhookReceiver([]) as receiver:
         receiver.script("/slow", hold=asyncio.Event())
         receiver.script("/broken", status=500)
-        slow = json.loads((await run_cli("webhooks", "add", receiver.url("/slow"), "--format", "json",
-                                         env=e)).stdout)
-        broken = json.loads((await run_cli("webhooks", "add", receiver.url("/broken"), "--format", "json",
-                                           env=e)).stdout)
+        slow = json.loads((await run_cli("webhooks", "add", receiver.url("/slow"), "--format", "json", env=e)).stdout)
+        broken = json.loads(
+            (await run_cli("webhooks", "add", receiver.url("/broken"), "--format", "json", env=e)).stdout
+        )
         timed_out = await run_cli("webhooks", "test", str(slow["id"]), env=e)
         assert timed_out.code == 2 and timed_out.stdout.startswith("not delivered: timed out after 1 s")
         failed = await run_cli("webhooks", "test", str(broken["id"]), env=e)
@@ -255,12 +329,22 @@ async def test_add_checks_list_names_and_stores_labels_as_the_lists_spell_them(t
     # A list an agent synced (with another configuration) is known from the store.
     async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'agent.sqlite3'}") as store:
         await store.record_list_version("tcap", "https://tcap.example/api", "h1", 10, 0, 0)
-    added = await run_cli("webhooks", "add", url, "--lists", "mylist,tcap", "--labels",
-                          "ideology=far-right,category:terrorism,Propaganda", env=e)
+    added = await run_cli(
+        "webhooks",
+        "add",
+        url,
+        "--lists",
+        "mylist,tcap",
+        "--labels",
+        "ideology=far-right,category:terrorism,Propaganda",
+        env=e,
+    )
     assert added.code == 0, added.stderr
     assert "labels stored as the lists spell them: ideology=far-right as ideology:far-right" in added.stdout
     later = await run_cli("webhooks", "add", url, "--lists", "gifct", "--allow-unknown-lists", env=e)
     assert later.code == 0, later.stderr
     listed = json.loads((await run_cli("webhooks", "list", "--format", "json", env=e)).stdout)
     assert [(s["lists"], s["labels"]) for s in listed] == [
-        (["mylist", "tcap"], ["ideology:far-right", "category:terrorism", "Propaganda"]), (["gifct"], [])]
+        (["mylist", "tcap"], ["ideology:far-right", "category:terrorism", "Propaganda"]),
+        (["gifct"], []),
+    ]

@@ -23,14 +23,12 @@ from tests.support.cli import run_cli, spawn_agent
 from tests.support.gateway import FixtureGateway
 from tests.support.media_dag import expected_pdq
 from tests.support.unixfs_builder import UnixFSBuilder
-from tests.support.webhook_receiver import WebhookReceiver
 from tests.support.wait import until
+from tests.support.webhook_receiver import WebhookReceiver
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 NODE = "agent-under-test"
 ORIGINAL_PDQ = expected_pdq()["pdq/bridge-mods/aaa-orig.jpg"][0]
-
-
 
 
 def _free_port() -> int:
@@ -55,8 +53,17 @@ def _photo_dag() -> tuple[CID, dict[str, str], UnixFSBuilder]:
 class Run:
     """One data directory and config; agents started on it log to numbered files."""
 
-    def __init__(self, tmp_path: Path, gateway: str, targets: list[str], *, grace_s: float,
-                 lists_interval_s: int = 300, health_port: int = 0, receiver_host: bool = False) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        gateway: str,
+        targets: list[str],
+        *,
+        grace_s: float,
+        lists_interval_s: int = 300,
+        health_port: int = 0,
+        receiver_host: bool = False,
+    ) -> None:
         self.tmp = tmp_path
         self.data = tmp_path / "data"
         self.data.mkdir()
@@ -82,7 +89,7 @@ workers = 1
 jitter_fraction = 0
 lists_interval_s = {lists_interval_s}
 [alerts]
-allow_hosts = [{'"127.0.0.1"' if receiver_host else ''}]
+allow_hosts = [{'"127.0.0.1"' if receiver_host else ""}]
 {blocks}""")
         self.logs: list[Path] = []
 
@@ -167,8 +174,9 @@ async def test_sigterm_lets_the_running_poll_finish_and_a_second_agent_on_the_po
     events = run.events()  # every line parses as JSON
     assert "agent.polls_cancelled" not in events and "target.poll_interrupted" not in events
     assert events.index("agent.stopping") < events.index("target.polled") < events.index("agent.stopped")
-    assert any(e.get("logger") == "agent.alerts.delivery" and e["level"] == "warning" for e in run.lines()), \
+    assert any(e.get("logger") == "agent.alerts.delivery" and e["level"] == "warning" for e in run.lines()), (
         "the delivery worker's warning did not come through as JSON"
+    )
     async with await run.store() as store:
         assert await store.count_items() == len(keys)
         assert [s.status for s in await store.recent_scans(5)] == ["ok"]
@@ -202,6 +210,7 @@ async def test_a_poll_cancelled_after_the_grace_is_interrupted_and_polled_again_
     gw.log.clear()
     second = await run.start()
     try:
+
         async def polled_again() -> bool:
             async with await run.store() as store:
                 return (await store.list_targets())[0].last_success_at is not None
@@ -229,6 +238,7 @@ async def test_a_polls_log_context_stays_on_its_own_lines(make_gateway: MakeGate
     run.listing.write_text("pdq " + "0" * 64 + "\n")  # matches nothing yet
     agent = await run.start()
     try:
+
         async def both_polled() -> bool:
             events = run.events(strict=False)
             return "target.polled" in events and "target.poll_failed" in events
@@ -237,8 +247,10 @@ async def test_a_polls_log_context_stays_on_its_own_lines(make_gateway: MakeGate
         run.listing.write_text(f"pdq {ORIGINAL_PDQ}\n")  # a new entry: the next refresh matches it retroactively
 
         async def rematched() -> bool:
-            return any(e["event"] == "finding.created" and e.get("retroactive") for e in run.lines(strict=False)) \
+            return (
+                any(e["event"] == "finding.created" and e.get("retroactive") for e in run.lines(strict=False))
                 and run.events(strict=False).count("lists.synced") >= 4
+            )
 
         await until(rematched)
     finally:
@@ -246,8 +258,12 @@ async def test_a_polls_log_context_stays_on_its_own_lines(make_gateway: MakeGate
     lines = run.lines(strict=False)
     polled = {e["event"]: e for e in lines if e["event"] in ("target.polled", "target.poll_failed")}
     assert (polled["target.polled"]["target_id"], polled["target.poll_failed"]["target_id"]) == (1, 2)
-    later = [e for e in lines if e["event"] in ("lists.synced", "lists.updated", "lists.rematched")
-             or (e["event"] == "finding.created" and e.get("retroactive"))]
+    later = [
+        e
+        for e in lines
+        if e["event"] in ("lists.synced", "lists.updated", "lists.rematched")
+        or (e["event"] == "finding.created" and e.get("retroactive"))
+    ]
     leaked = [e for e in later if "target_id" in e or "scan_id" in e]
     assert not leaked, leaked
 
@@ -267,7 +283,11 @@ async def test_a_second_sigterm_ends_the_grace_at_once(make_gateway: MakeGateway
     finally:
         await _kill(agent)
     events = run.events()
-    assert events.index("agent.waiting_for_polls") < events.index("agent.stopping_now") \
-        < events.index("agent.polls_cancelled") < events.index("agent.stopped")
+    assert (
+        events.index("agent.waiting_for_polls")
+        < events.index("agent.stopping_now")
+        < events.index("agent.polls_cancelled")
+        < events.index("agent.stopped")
+    )
     async with await run.store() as store:
         assert [s.status for s in await store.recent_scans(5)] == ["interrupted"]

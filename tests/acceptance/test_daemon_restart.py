@@ -21,8 +21,6 @@ from tests.support.wait import until
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 
 
-
-
 async def test_sigkill_mid_scan_then_restart_fetches_nothing_twice_and_keeps_every_finding(
     make_gateway: MakeGateway, tmp_path: Path
 ) -> None:
@@ -63,6 +61,7 @@ interval_s = 3600
 
     first = await spawn_agent(config, tmp_path / "first.log", "agent-under-test")
     try:
+
         async def some_items_recorded() -> bool:
             if not (data_dir / "agent.sqlite3").exists():
                 return False
@@ -85,6 +84,7 @@ interval_s = 3600
     second_log = tmp_path / "second.log"
     second = await spawn_agent(config, second_log, "agent-under-test")
     try:
+
         async def scan_complete() -> bool:
             async with await Store.open(database) as store:
                 target = (await store.list_targets())[0]

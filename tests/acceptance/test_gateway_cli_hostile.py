@@ -25,7 +25,10 @@ HELLO_CID = CID("base32", 1, "raw", multihash.digest(HELLO, "sha2-256"))
 UNRELATED = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"  # a denylist rule matching nothing here
 DIGEST = b"\x07" * 32
 BAD_LINKS = {
-    "murmur3": (bytes.fromhex("01552208") + b"\x07" * 8, "0x22 (murmur3-x64-64) is not one whose blocks can be verified"),
+    "murmur3": (
+        bytes.fromhex("01552208") + b"\x07" * 8,
+        "0x22 (murmur3-x64-64) is not one whose blocks can be verified",
+    ),
     "non-minimal-codec": (b"\x01\xd5\x00\x12\x20" + DIGEST, "CID codec is not minimally encoded"),
     "non-ipld-codec": (b"\x01\x50\x12\x20" + DIGEST, "multicodec 0x50 (protobuf) is not an IPLD codec"),
     "empty-digest": (bytes.fromhex("01551200"), "digest of 0 bytes is too short"),
@@ -41,7 +44,9 @@ def directory(links: list[tuple[bytes, str, int]]) -> bytes:
     agent.ipfs.dagpb takes CID objects, and no library makes a murmur3 one)."""
     out = b""
     for raw_cid, name, size in links:
-        out += _pb_bytes(2, _pb_bytes(1, raw_cid) + _pb_bytes(2, name.encode()) + encode_uvarint(3 << 3) + encode_uvarint(size))
+        out += _pb_bytes(
+            2, _pb_bytes(1, raw_cid) + _pb_bytes(2, name.encode()) + encode_uvarint(3 << 3) + encode_uvarint(size)
+        )
     return out + _pb_bytes(1, b"\x08\x01")  # Data: UnixFS Type=Directory
 
 
@@ -72,8 +77,10 @@ async def test_a_flooding_gateway_is_named_in_the_report_and_the_scan_exits_2(ma
     root = CID("base32", 1, "dag-pb", multihash.digest(node, "sha2-256"))
     flood = await make_gateway(misbehave="endless-unneeded", car_bytes_cap=64 * 1024 * 1024)
     flood.add_blocks([(root, node), *zip(leaf_cids, leaves)])
-    env = {"DWEB_AGENT_LIMITS_MAX_BUFFERED_BYTES": str(256 * 1024),
-           "DWEB_AGENT_LIMITS_MAX_UNREQUESTED_BYTES": str(2 * 1024 * 1024)}
+    env = {
+        "DWEB_AGENT_LIMITS_MAX_BUFFERED_BYTES": str(256 * 1024),
+        "DWEB_AGENT_LIMITS_MAX_UNREQUESTED_BYTES": str(2 * 1024 * 1024),
+    }
     result = await run_cli("scan", f"ipfs://{root}", "--gateway", flood.url, "--format", "json", "--no-media", env=env)
     assert result.code == 2, result.stderr[-2000:]
     report = json.loads(result.stdout)

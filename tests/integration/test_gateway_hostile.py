@@ -87,7 +87,8 @@ async def file_gateways(make_gateway: MakeGateway) -> AsyncIterator[Callable[...
 
 
 async def test_endless_car_of_unneeded_blocks_is_abandoned_and_the_next_gateway_serves(
-        file_gateways: Callable[..., Awaitable[FixtureGateway]]) -> None:
+    file_gateways: Callable[..., Awaitable[FixtureGateway]],
+) -> None:
     root, _ = three_leaf_file()
     flood = await file_gateways(misbehave="endless-unneeded")
     honest = await file_gateways()
@@ -108,7 +109,8 @@ async def test_endless_car_of_unneeded_blocks_is_abandoned_and_the_next_gateway_
 
 
 async def test_a_flooding_gateway_alone_leaves_the_item_incomplete_and_says_what_it_did(
-        file_gateways: Callable[..., Awaitable[FixtureGateway]]) -> None:
+    file_gateways: Callable[..., Awaitable[FixtureGateway]],
+) -> None:
     root, _ = three_leaf_file()
     flood = await file_gateways(misbehave="endless-unneeded")
     report = await scan(hostile_settings(), root, flood)
@@ -119,7 +121,8 @@ async def test_a_flooding_gateway_alone_leaves_the_item_incomplete_and_says_what
 
 
 async def test_an_endless_repeat_of_one_block_counts_against_the_budget(
-        file_gateways: Callable[..., Awaitable[FixtureGateway]]) -> None:
+    file_gateways: Callable[..., Awaitable[FixtureGateway]],
+) -> None:
     root, _ = three_leaf_file()
     repeat = await file_gateways(misbehave="repeat-block")
     honest = await file_gateways()
@@ -139,7 +142,8 @@ async def test_an_endless_repeat_of_one_block_counts_against_the_budget(
 
 
 async def test_a_trickling_gateway_is_dropped_after_the_grace_period(
-        file_gateways: Callable[..., Awaitable[FixtureGateway]]) -> None:
+    file_gateways: Callable[..., Awaitable[FixtureGateway]],
+) -> None:
     root, _ = three_leaf_file()
     slow = await file_gateways(misbehave="trickle", trickle_interval_s=0.02)  # about 50 B/s
     with heap_peak() as peak:
@@ -158,7 +162,8 @@ async def test_a_trickling_gateway_is_dropped_after_the_grace_period(
 
 
 async def test_a_response_that_never_completes_ends_at_its_deadline(
-        file_gateways: Callable[..., Awaitable[FixtureGateway]]) -> None:
+    file_gateways: Callable[..., Awaitable[FixtureGateway]],
+) -> None:
     root, _ = three_leaf_file()
     slow = await file_gateways(misbehave="trickle", trickle_interval_s=0.02)
     report = await scan(hostile_settings(min_bytes_per_s=0, response_deadline_s=0.5), root, slow)
@@ -179,7 +184,11 @@ def test_the_stash_spills_to_a_real_file_and_counts_each_blocks_index_entry() ->
             stash.put(key, data)
             stored += 1
     assert stash.memory_bytes <= 256 * KiB and stash.spilled > 0
-    assert stash._spill is not None and not stash._spill.flush() and os.fstat(stash._spill.fileno()).st_size == stash.disk_bytes <= 512 * KiB
+    assert (
+        stash._spill is not None
+        and not stash._spill.flush()
+        and os.fstat(stash._spill.fileno()).st_size == stash.disk_bytes <= 512 * KiB
+    )
     assert all(stash.pop(key) == data for key, data in list(blocks.items())[:stored])
     # Tiny blocks: the index alone fills the memory budget, the stash refuses rather than grow.
     tiny = SpillingStash(max_memory=64 * KiB, max_disk=1 << 40)

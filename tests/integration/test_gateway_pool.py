@@ -176,8 +176,11 @@ async def test_a_car_stream_cut_mid_block_falls_back_to_another_gateway(
     honest = await make_gateway(DIR_WITH_FILES)
 
     async def truncated(request: web.Request) -> web.StreamResponse:
-        upstream = await http.get(f"{honest.url}/ipfs/{request.match_info['cid']}", params=request.query,
-                                  headers={"Accept": request.headers.get("Accept", "")})
+        upstream = await http.get(
+            f"{honest.url}/ipfs/{request.match_info['cid']}",
+            params=request.query,
+            headers={"Accept": request.headers.get("Accept", "")},
+        )
         body = await upstream.read()
         resp = web.StreamResponse(headers={"Content-Type": upstream.headers["Content-Type"]})
         await resp.prepare(request)

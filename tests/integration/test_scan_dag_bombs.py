@@ -65,7 +65,8 @@ async def test_the_node_budget_ends_a_scan_with_a_clear_error(tmp_path: Path) ->
     files = [(f"f{i:03}", block(blocks, f"file {i}\n".encode(), "raw")) for i in range(200)]
     root = block(blocks, pbnode([(c, n, 7) for n, c in files], unixfs(1)))
     report = await Scanner(settings(max_dag_nodes=50), hash_media=False).scan(
-        str(write_car(tmp_path / "wide.car", root, blocks)))
+        str(write_car(tmp_path / "wide.car", root, blocks))
+    )
     assert report.errors == ["more than 50 DAG nodes visited (limits.max_dag_nodes); stopped walking"]
     assert len(report.items) == 49 and report.exit_code() == EXIT_ERROR
 
@@ -92,11 +93,13 @@ async def test_a_file_that_lies_about_its_size_is_an_error_not_read(tmp_path: Pa
     liar = block(blocks, file_node([(n2, 1_000_000)] * 900, filesize=10))  # 10 bytes, says it; 9x10^8 really
     root = block(blocks, pbnode([(liar, "small.txt", 10)], unixfs(1)))
     report = await Scanner(settings(max_item_bytes=1000), hash_media=False).scan(
-        str(write_car(tmp_path / "liar.car", root, blocks)))
+        str(write_car(tmp_path / "liar.car", root, blocks))
+    )
     (item,) = report.items
     assert item.status == ItemStatus.ERROR
-    assert item.error == (f"file block {liar} declares a filesize of 10 bytes but its data and blocksizes add up "
-                          "to 900000000")
+    assert item.error == (
+        f"file block {liar} declares a filesize of 10 bytes but its data and blocksizes add up to 900000000"
+    )
 
 
 async def test_document_keys_leaving_the_root_are_item_errors(tmp_path: Path) -> None:
@@ -110,8 +113,9 @@ async def test_document_keys_leaving_the_root_are_item_errors(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("mode, requests", [("car", {"car": 1}), ("raw", {"raw": 2})])
-async def test_an_empty_leaf_repeated_2000_times_makes_no_request(make_gateway: MakeGateway, mode: str,
-                                                                   requests: dict[str, int]) -> None:
+async def test_an_empty_leaf_repeated_2000_times_makes_no_request(
+    make_gateway: MakeGateway, mode: str, requests: dict[str, int]
+) -> None:
     blocks: Blocks = []
     empty = block(blocks, b"", "raw")
     hello = block(blocks, b"hello", "raw")
@@ -119,7 +123,8 @@ async def test_an_empty_leaf_repeated_2000_times_makes_no_request(make_gateway: 
     gw = await make_gateway()
     gw.add_blocks(blocks)  # type: ignore[arg-type]
     report = await Scanner(settings(), gateways=[gw.url], mode=mode, hash_media=False).scan(  # type: ignore[arg-type]
-        f"ipfs://{root}")
+        f"ipfs://{root}"
+    )
     (item,) = report.items
     assert item.status == ItemStatus.VERIFIED and item.size == 5
     assert {k: v for k, v in gw.requests.items() if v} == requests

@@ -53,7 +53,8 @@ async def test_edited_copies_match_the_original_at_their_true_distance_and_nothi
             assert pdq_findings == [], f"{path} has quality {quality} and must never match"
         elif distance <= 31:
             assert [(f["list"], f["entry"], f["distance"]) for f in pdq_findings] == [
-                ("original", original_pdq, distance)], path
+                ("original", original_pdq, distance)
+            ], path
         else:
             assert pdq_findings == [], f"{path} is {distance} bits away"
     assert all(items[f"pdq/bridge-mods/{p.name}"].findings for p in (MEDIA_FIXTURES / "pdq" / "bridge-mods").iterdir())
@@ -61,8 +62,9 @@ async def test_edited_copies_match_the_original_at_their_true_distance_and_nothi
     assert len(rotated) == 7 and not any(i.findings for i in rotated)
     assert all(i.findings for p, i in items.items() if p.startswith("pdq/modes/"))
     assert report.exit_code() == EXIT_FINDINGS
-    assert report.lists == [{"name": "original", "source": str(listing), "entries": 1 + len(low_quality),
-                             "deny_rules": 0, "problems": 0}]
+    assert report.lists == [
+        {"name": "original", "source": str(listing), "entries": 1 + len(low_quality), "deny_rules": 0, "problems": 0}
+    ]
 
 
 async def test_a_video_matches_a_vpdq_list_entry_of_the_same_scene_and_not_of_another(
@@ -102,7 +104,9 @@ async def test_corrupt_bomb_empty_and_undecodable_media_are_per_item_errors_and_
     root = serve_files(gw, files)
     report = await Scanner(Settings(), gateways=[gw.url]).scan(str(root))
     items = {i.path: i for i in report.items}
-    assert items["a-truncated.jpg"].status == ItemStatus.ERROR and "image/jpeg" in (items["a-truncated.jpg"].error or "")
+    assert items["a-truncated.jpg"].status == ItemStatus.ERROR and "image/jpeg" in (
+        items["a-truncated.jpg"].error or ""
+    )
     assert "30000x30000" in (items["b-bomb.png"].error or "") and items["b-bomb.png"].status == ItemStatus.ERROR
     assert items["c-empty.jpg"].media_type == "inode/x-empty" and items["c-empty.jpg"].size == 0
     assert items["c-empty.jpg"].signals["sha256"] == hashlib.sha256(b"").hexdigest()
@@ -123,8 +127,9 @@ async def test_denylisted_cid_and_path_are_findings_and_are_never_fetched(
     assert str(rule1_cid) == "bafybeihvvulpp4evxj7x7armbqcyg6uezzuig6jp3lktpbovlqfkuqeuoq"
     builder = UnixFSBuilder()
     secret = builder.add_directory({"x.txt": builder.add_file(b"x"), "y.txt": builder.add_file(b"y")})
-    root, _ = builder.add_directory({"hello.txt": builder.add_file(b"hello world\n"), "rule1": (rule1_cid, 5),
-                                     "secret": secret})
+    root, _ = builder.add_directory(
+        {"hello.txt": builder.add_file(b"hello world\n"), "rule1": (rule1_cid, 5), "secret": secret}
+    )
     gw = await make_gateway()
     gw.add_blocks([*builder.blocks, (rule1_cid, rule1)])
     own = tmp_path / "own.deny"
@@ -137,7 +142,8 @@ async def test_denylisted_cid_and_path_are_findings_and_are_never_fetched(
     denied = items["rule1"]
     assert denied.status == ItemStatus.SKIPPED and "not fetched" in (denied.error or "")
     assert [(f["list"], f["signal_type"], f["entry"]) for f in denied.findings] == [
-        ("nopfs-test", "cid", "/ipfs/bafybeihvvulpp4evxj7x7armbqcyg6uezzuig6jp3lktpbovlqfkuqeuoq")]
+        ("nopfs-test", "cid", "/ipfs/bafybeihvvulpp4evxj7x7armbqcyg6uezzuig6jp3lktpbovlqfkuqeuoq")
+    ]
     assert items["secret"].findings[0]["list"] == "own" and items["secret"].findings[0]["signal_type"] == "path"
     fetched = {cid for _fmt, cid, _scope in gw.log}
     assert str(rule1_cid) not in fetched and str(secret[0]) not in fetched
@@ -159,14 +165,33 @@ async def test_fetch_denylisted_true_fetches_and_hashes_but_still_reports(make_g
 async def test_tcap_list_md5_matches_with_its_labels_and_deleted_entries_do_not(
     make_gateway: MakeGateway, tmp_path: Path
 ) -> None:
-    page = {"count": 2, "next": None, "checkpoint": "2026-11-01T00:00:00Z", "results": [
-        {"id": 11, "hash_digest": hashlib.md5(b"hello world\n").hexdigest(), "algorithm": "MD5",
-         "ideology": "far-right", "file_type": "text", "deleted": False,
-         "created_on": "2026-01-01T00:00:00Z", "updated_on": "2026-01-01T00:00:00Z"},
-        {"id": 12, "hash_digest": hashlib.md5(b"x").hexdigest(), "algorithm": "MD5",
-         "ideology": "islamist", "file_type": "text", "deleted": True,
-         "created_on": "2026-01-01T00:00:00Z", "updated_on": "2026-02-01T00:00:00Z"},
-    ]}
+    page = {
+        "count": 2,
+        "next": None,
+        "checkpoint": "2026-11-01T00:00:00Z",
+        "results": [
+            {
+                "id": 11,
+                "hash_digest": hashlib.md5(b"hello world\n").hexdigest(),
+                "algorithm": "MD5",
+                "ideology": "far-right",
+                "file_type": "text",
+                "deleted": False,
+                "created_on": "2026-01-01T00:00:00Z",
+                "updated_on": "2026-01-01T00:00:00Z",
+            },
+            {
+                "id": 12,
+                "hash_digest": hashlib.md5(b"x").hexdigest(),
+                "algorithm": "MD5",
+                "ideology": "islamist",
+                "file_type": "text",
+                "deleted": True,
+                "created_on": "2026-01-01T00:00:00Z",
+                "updated_on": "2026-02-01T00:00:00Z",
+            },
+        ],
+    }
     listing = tmp_path / "tcap.json"
     listing.write_text(json.dumps(page))
     gw = await make_gateway()
@@ -200,6 +225,7 @@ async def test_per_list_thresholds_from_config_change_the_outcome(make_gateway: 
 
     loose = Settings(lists=ListSettings(sources=[str(listing)]))
     assert [f["distance"] for f in await findings(loose)] == [distance]
-    strict = Settings(lists=ListSettings(sources=[str(listing)],
-                                         thresholds={"strict": ListThresholds(pdq_distance=distance - 1)}))
+    strict = Settings(
+        lists=ListSettings(sources=[str(listing)], thresholds={"strict": ListThresholds(pdq_distance=distance - 1)})
+    )
     assert await findings(strict) == []

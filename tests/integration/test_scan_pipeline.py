@@ -39,8 +39,9 @@ async def test_dir_with_files_scans_to_exactly_its_four_files_with_true_hashes(m
     report = await Scanner(Settings(), gateways=[gw.url]).scan(f"ipfs://{DIR_CID}")
     assert report.root == DIR_CID
     assert {i.path: i.signals["sha256"] for i in report.items} == TRUE_SHA256
-    assert all(i.status == ItemStatus.VERIFIED and i.source.verified and i.source.gateway == gw.url
-               for i in report.items)
+    assert all(
+        i.status == ItemStatus.VERIFIED and i.source.verified and i.source.gateway == gw.url for i in report.items
+    )
     assert {i.path: i.media_type for i in report.items}["hello.txt"] == "text/plain"
     assert report.summary()["verified"] == 4 and report.exit_code() == EXIT_CLEAN
 
@@ -58,7 +59,9 @@ async def test_files_with_the_same_cid_are_fetched_once(make_gateway: MakeGatewa
 
 async def test_hamt_directory_enumerates_all_1000_entries(make_gateway: MakeGateway) -> None:
     gw = await make_gateway(HAMT)
-    report = await Scanner(Settings(), gateways=[gw.url]).scan("bafybeidbclfqleg2uojchspzd4bob56dqetqjsj27gy2cq3klkkgxtpn4i")
+    report = await Scanner(Settings(), gateways=[gw.url]).scan(
+        "bafybeidbclfqleg2uojchspzd4bob56dqetqjsj27gy2cq3klkkgxtpn4i"
+    )
     assert len(report.items) == 1000
     assert {i.path for i in report.items} == {f"{n}.txt" for n in range(1, 1001)}
     assert all(i.status == ItemStatus.VERIFIED for i in report.items)
@@ -72,8 +75,9 @@ async def test_a_missing_block_makes_that_item_incomplete_and_the_rest_are_still
     hello = parse_cid("zb2rhi36Gc9GJWijLEL6zW45MBux5FcFv5gJmjXA7VAMozEXY")
     multiblock = parse_cid("zdj7WiWEsA4xt5Q2ipS7uXZej5i2E3U6GNz6mpoUTg5WkHABy")
     # A directory (built here, hashing correctly) holding the real incomplete file between two good ones.
-    directory = pbnode([(hello, "a-hello.txt", 12), (incomplete, "b-3k.bin", 3072), (multiblock, "c-multi.txt", 1026)],
-                       unixfs(1))
+    directory = pbnode(
+        [(hello, "a-hello.txt", 12), (incomplete, "b-3k.bin", 3072), (multiblock, "c-multi.txt", 1026)], unixfs(1)
+    )
     root = cid_of(directory)
     gw.add_blocks([(root, directory)])
     report = await Scanner(Settings(), gateways=[gw.url]).scan(f"ipfs://{root}")
@@ -138,8 +142,9 @@ async def test_garbage_protobuf_and_an_oversized_block_are_per_item_errors(make_
     huge = b"\x00" * (2 * 1024 * 1024 + 1)
     huge_cid = cid_of(huge, "raw")
     hello = parse_cid("zb2rhi36Gc9GJWijLEL6zW45MBux5FcFv5gJmjXA7VAMozEXY")
-    directory = pbnode([(garbage_cid, "garbage.bin", 8), (huge_cid, "huge.bin", len(huge)), (hello, "hello.txt", 12)],
-                       unixfs(1))
+    directory = pbnode(
+        [(garbage_cid, "garbage.bin", 8), (huge_cid, "huge.bin", len(huge)), (hello, "hello.txt", 12)], unixfs(1)
+    )
     root = cid_of(directory)
     gw.add_blocks([(garbage_cid, garbage), (huge_cid, huge), (root, directory)])
     report = await Scanner(Settings(), gateways=[gw.url]).scan(str(root))
@@ -188,7 +193,8 @@ async def test_path_gateway_url_target_uses_that_gateway_when_none_is_given(make
 async def test_raw_and_car_retrieval_agree(make_gateway: MakeGateway, mode: str) -> None:
     gw = await make_gateway(HAMT)
     report = await Scanner(Settings(), gateways=[gw.url], mode=mode).scan(  # type: ignore[arg-type]
-        "/ipfs/bafybeidbclfqleg2uojchspzd4bob56dqetqjsj27gy2cq3klkkgxtpn4i/500.txt")
+        "/ipfs/bafybeidbclfqleg2uojchspzd4bob56dqetqjsj27gy2cq3klkkgxtpn4i/500.txt"
+    )
     assert [i.signals["sha256"] for i in report.items] == [TRUE_SHA256["multiblock.txt"]]
     assert gw.requests["car" if mode == "car" else "raw"] > 0
     assert gw.requests["raw" if mode == "car" else "car"] == 0

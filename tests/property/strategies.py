@@ -124,8 +124,13 @@ def pbnodes(draw: st.DrawFn) -> bytes:
 
 # ------------------------------------------------------------ documents ----
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(1 << 64), 1 << 64), st.text(max_size=8),
-                         st.floats(allow_nan=False, allow_infinity=False))
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(1 << 64), 1 << 64),
+    st.text(max_size=8),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
 document_keys = st.one_of(st.text(max_size=8), link_names)
 
 
@@ -133,8 +138,9 @@ def ipld_values() -> st.SearchStrategy[Any]:
     leaves = st.one_of(json_scalars, st.binary(max_size=16), cids())
     return st.recursive(
         leaves,
-        lambda children: st.one_of(st.lists(children, max_size=4),
-                                   st.dictionaries(document_keys, children, max_size=4)),
+        lambda children: st.one_of(
+            st.lists(children, max_size=4), st.dictionaries(document_keys, children, max_size=4)
+        ),
         max_leaves=20,
     )
 
@@ -182,18 +188,24 @@ def dags(draw: st.DrawFn) -> tuple[list[CID], list[tuple[CID, bytes]]]:
         kind = draw(st.sampled_from(["file", "dir", "cbor", "hamt"]))
         children = draw(st.lists(st.sampled_from(made), min_size=1, max_size=3))
         if kind == "file":
-            node = encode_pbnode([(c, "", n) for c, n in children],
-                                 encode_unixfs(UnixFSType.FILE, filesize=sum(n for _, n in children),
-                                               blocksizes=[n for _, n in children]))
+            node = encode_pbnode(
+                [(c, "", n) for c, n in children],
+                encode_unixfs(
+                    UnixFSType.FILE, filesize=sum(n for _, n in children), blocksizes=[n for _, n in children]
+                ),
+            )
             codec = "dag-pb"
         elif kind == "dir":
             names = draw(st.lists(link_names, min_size=len(children), max_size=len(children)))
-            node = encode_pbnode(sorted(((c, name, n) for (c, n), name in zip(children, names)), key=lambda l: l[1]),
-                                 encode_unixfs(UnixFSType.DIRECTORY))
+            node = encode_pbnode(
+                sorted(((c, name, n) for (c, n), name in zip(children, names)), key=lambda l: l[1]),
+                encode_unixfs(UnixFSType.DIRECTORY),
+            )
             codec = "dag-pb"
         elif kind == "hamt":
-            prefixes = draw(st.lists(st.sampled_from(["00", "0A", "FF", "1"]), min_size=len(children),
-                                     max_size=len(children)))
+            prefixes = draw(
+                st.lists(st.sampled_from(["00", "0A", "FF", "1"]), min_size=len(children), max_size=len(children))
+            )
             names = [p + draw(link_names) for p in prefixes]
             try:
                 data = encode_unixfs(UnixFSType.HAMT_SHARD, data=b"\x01", hash_type=0x22, fanout=256)  # type: ignore[call-arg]

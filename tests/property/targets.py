@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -163,17 +163,23 @@ def cid_bytes_target(data: bytes) -> None:
 
 _KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 _NAME = ipns_name_for_key(_KEY)
-_NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
+_NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 @st.composite
 def _ipns_records(draw: st.DrawFn) -> bytes:
     value = draw(st.one_of(st.just("/ipfs/bafkqaaa"), st.text(max_size=40)))
-    validity = _NOW + timedelta(seconds=draw(st.integers(-10**6, 10**9)))
+    validity = _NOW + timedelta(seconds=draw(st.integers(-(10**6), 10**9)))
     try:
-        record = build_ipns_record(_KEY, value, draw(st.integers(0, 1 << 62)), validity,
-                                   timedelta(seconds=draw(st.integers(0, 10**6))),
-                                   v1_compatible=draw(st.booleans()), embed_public_key=draw(st.booleans()))
+        record = build_ipns_record(
+            _KEY,
+            value,
+            draw(st.integers(0, 1 << 62)),
+            validity,
+            timedelta(seconds=draw(st.integers(0, 10**6))),
+            v1_compatible=draw(st.booleans()),
+            embed_public_key=draw(st.booleans()),
+        )
     except ValueError:
         record = b""
     return draw(s.mutated(st.just(record)))
@@ -189,12 +195,52 @@ def ipns_name(text: str) -> None:
 
 # ---------------------------------------------------------------- lists ----
 
-_LIST_TOKENS = st.sampled_from([
-    "md5", "sha1", "sha256", "pdq", "phash", "vpdq", "colorhash", "signal_type", ",", ",,", " ", "\t",
-    "\r", "\n", "\r\n", "\x00", "\ufeff", '"', "'", "#", "0x", "a" * 32, "f" * 64, "0" * 40, "zz",
-    "/ipfs/", "/ipns/", "//", "!", "---", "version: 1", "name: x", "{", "}", "[", "]", ":",
-    "1,100," + "ab" * 32 + ",0.5", "\u2028", "\x85", "é", "x" * 3000,
-])
+_LIST_TOKENS = st.sampled_from(
+    [
+        "md5",
+        "sha1",
+        "sha256",
+        "pdq",
+        "phash",
+        "vpdq",
+        "colorhash",
+        "signal_type",
+        ",",
+        ",,",
+        " ",
+        "\t",
+        "\r",
+        "\n",
+        "\r\n",
+        "\x00",
+        "\ufeff",
+        '"',
+        "'",
+        "#",
+        "0x",
+        "a" * 32,
+        "f" * 64,
+        "0" * 40,
+        "zz",
+        "/ipfs/",
+        "/ipns/",
+        "//",
+        "!",
+        "---",
+        "version: 1",
+        "name: x",
+        "{",
+        "}",
+        "[",
+        "]",
+        ":",
+        "1,100," + "ab" * 32 + ",0.5",
+        "\u2028",
+        "\x85",
+        "é",
+        "x" * 3000,
+    ]
+)
 list_text = st.lists(_LIST_TOKENS, max_size=60).map("".join)
 list_bytes = st.one_of(
     st.binary(max_size=2048),
@@ -225,11 +271,42 @@ def list_detect_and_load(value: tuple[str, bytes]) -> None:
 # ------------------------------------------------------------ denylists ----
 
 _DENY_TOKENS = st.one_of(
-    st.sampled_from(["/ipfs/", "/ipns/", "/ipld/", "//", "!", "/", "*", "/*", "%", "%2A", "%zz", " ", "\t",
-                     "\n", "\r\n", "#", "---\n", "version: 1\n", "version: x\n", "hints:\n", "  a: b\n",
-                     "reason=x", "a:b", "example.com", "my--site-example", "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8",
-                     "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN", "QmbK7LDv5NNBvYQzNfm2eED17SNLt1yNMapcUhSuNLgkqz",
-                     "bafkqaaa", "d" * 64, "\x00", "\ufeff"]),
+    st.sampled_from(
+        [
+            "/ipfs/",
+            "/ipns/",
+            "/ipld/",
+            "//",
+            "!",
+            "/",
+            "*",
+            "/*",
+            "%",
+            "%2A",
+            "%zz",
+            " ",
+            "\t",
+            "\n",
+            "\r\n",
+            "#",
+            "---\n",
+            "version: 1\n",
+            "version: x\n",
+            "hints:\n",
+            "  a: b\n",
+            "reason=x",
+            "a:b",
+            "example.com",
+            "my--site-example",
+            "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8",
+            "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+            "QmbK7LDv5NNBvYQzNfm2eED17SNLt1yNMapcUhSuNLgkqz",
+            "bafkqaaa",
+            "d" * 64,
+            "\x00",
+            "\ufeff",
+        ]
+    ),
     s.cid_strings(),
 )
 deny_text = st.lists(_DENY_TOKENS, max_size=40).map("".join)
@@ -246,9 +323,12 @@ def denylist_check(value: tuple[str, list[str]]) -> None:
     rules_text, queries = value
     dl = Denylist(parse_denylist(rules_text, source="x.deny", limits=LIST_LIMITS).rules)
     for query in queries:
-        for check in (lambda: dl.check(query), lambda: dl.check_cid(query.strip("/")),
-                      lambda: dl.check_path(query.partition("/")[0], query.partition("/")[2]),
-                      lambda: dl.check_ipns(query.partition("/")[0], query.partition("/")[2])):
+        for check in (
+            lambda: dl.check(query),
+            lambda: dl.check_cid(query.strip("/")),
+            lambda: dl.check_path(query.partition("/")[0], query.partition("/")[2]),
+            lambda: dl.check_ipns(query.partition("/")[0], query.partition("/")[2]),
+        ):
             try:
                 check()
             except ValueError:
@@ -257,11 +337,31 @@ def denylist_check(value: tuple[str, list[str]]) -> None:
 
 # ----------------------------------------------------------------- TCAP ----
 
-_TCAP_KEYS = st.sampled_from(["count", "next", "checkpoint", "results", "id", "hash_digest", "algorithm",
-                              "ideology", "deleted", "file_type", "created_on", "updated_on", "x"])
-_TCAP_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(1 << 70), 1 << 70), st.floats(),
-                         st.sampled_from(["PDQ", "MD5", "SHA256", "pdq", "", "f" * 64, "a" * 32]),
-                         st.text(max_size=10))
+_TCAP_KEYS = st.sampled_from(
+    [
+        "count",
+        "next",
+        "checkpoint",
+        "results",
+        "id",
+        "hash_digest",
+        "algorithm",
+        "ideology",
+        "deleted",
+        "file_type",
+        "created_on",
+        "updated_on",
+        "x",
+    ]
+)
+_TCAP_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(1 << 70), 1 << 70),
+    st.floats(),
+    st.sampled_from(["PDQ", "MD5", "SHA256", "pdq", "", "f" * 64, "a" * 32]),
+    st.text(max_size=10),
+)
 _json_values = st.recursive(
     _TCAP_VALUES,
     lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(_TCAP_KEYS, c, max_size=6)),
@@ -277,9 +377,10 @@ def _tcap_json(value: Any) -> bytes:
 
 tcap_pages = st.one_of(
     st.binary(max_size=512),
-    st.fixed_dictionaries({"results": st.lists(st.dictionaries(_TCAP_KEYS, _json_values, max_size=8), max_size=6)},
-                          optional={"count": _json_values, "next": _json_values, "checkpoint": _json_values})
-    .map(_tcap_json),
+    st.fixed_dictionaries(
+        {"results": st.lists(st.dictionaries(_TCAP_KEYS, _json_values, max_size=8), max_size=6)},
+        optional={"count": _json_values, "next": _json_values, "checkpoint": _json_values},
+    ).map(_tcap_json),
     s.mutated(_json_values.map(_tcap_json)),
     st.integers(1, 5000).map(lambda n: b"[" * n),  # nesting
 )
@@ -296,13 +397,32 @@ def tcap(data: bytes) -> None:
 
 # ---------------------------------------------------------------- media ----
 
-_MAGIC = st.sampled_from([b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"RIFF\x00\x00\x00\x00WEBP",
-                          b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x00\x18ftyp", b"\x00\x00\x00\x00moov",
-                          b"\x1aE\xdf\xa3", b"RIFF\x00\x00\x00\x00AVI ", b"%PDF-", b"PK\x03\x04", b"\xef\xbb\xbf",
-                          b"\xff\xfe", b"\xfe\xff", b""])
-sniff_heads = st.one_of(st.binary(max_size=5000),
-                        st.tuples(_MAGIC, st.binary(max_size=64)).map(lambda t: t[0] + t[1]),
-                        s.mutated(st.tuples(_MAGIC, st.binary(max_size=32)).map(lambda t: t[0] + t[1])))
+_MAGIC = st.sampled_from(
+    [
+        b"\xff\xd8\xff",
+        b"\x89PNG\r\n\x1a\n",
+        b"GIF89a",
+        b"RIFF\x00\x00\x00\x00WEBP",
+        b"BM",
+        b"II*\x00",
+        b"MM\x00*",
+        b"\x00\x00\x00\x18ftyp",
+        b"\x00\x00\x00\x00moov",
+        b"\x1aE\xdf\xa3",
+        b"RIFF\x00\x00\x00\x00AVI ",
+        b"%PDF-",
+        b"PK\x03\x04",
+        b"\xef\xbb\xbf",
+        b"\xff\xfe",
+        b"\xfe\xff",
+        b"",
+    ]
+)
+sniff_heads = st.one_of(
+    st.binary(max_size=5000),
+    st.tuples(_MAGIC, st.binary(max_size=64)).map(lambda t: t[0] + t[1]),
+    s.mutated(st.tuples(_MAGIC, st.binary(max_size=32)).map(lambda t: t[0] + t[1])),
+)
 
 
 def sniff(head: bytes) -> None:
@@ -313,9 +433,41 @@ def sniff(head: bytes) -> None:
 # -------------------------------------------------------------- targets ----
 
 _TARGET_TOKENS = st.one_of(
-    st.sampled_from(["ipfs://", "ipns://", "/ipfs/", "/ipns/", "http://", "https://", "[", "]", "::1", "[::1",
-                     ".ipfs.", "example", ":", ":99999", ":0", ":-1", "/", "..", "~", "~nosuchuser", ".car",
-                     "?", "#", "%", "%2e%2e", "@", " ", "\x00", "bafkqaaa", "x" * 300, "\\"]),
+    st.sampled_from(
+        [
+            "ipfs://",
+            "ipns://",
+            "/ipfs/",
+            "/ipns/",
+            "http://",
+            "https://",
+            "[",
+            "]",
+            "::1",
+            "[::1",
+            ".ipfs.",
+            "example",
+            ":",
+            ":99999",
+            ":0",
+            ":-1",
+            "/",
+            "..",
+            "~",
+            "~nosuchuser",
+            ".car",
+            "?",
+            "#",
+            "%",
+            "%2e%2e",
+            "@",
+            " ",
+            "\x00",
+            "bafkqaaa",
+            "x" * 300,
+            "\\",
+        ]
+    ),
     s.cid_strings(),
 )
 target_strings = st.one_of(st.text(max_size=60), st.lists(_TARGET_TOKENS, max_size=10).map("".join))
@@ -325,37 +477,100 @@ def target(text: str) -> None:
     parse_target(text)
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in [
-    Target("car", st.one_of(st.binary(max_size=1024), s.car_bytes()), car, (IpfsError,),
-           "CarReader (v1/v2) over in-memory bytes; IpfsError subclasses only (agent.ipfs.errors)"),
-    Target("carfile", st.one_of(s.car_bytes(), s.car_with_mutated_root()), carfile, (IpfsError,),
-           "CarFileBlockSource.index + DagWalker.walk/read_file of every root; IpfsError only"),
-    Target("dagpb", st.one_of(st.binary(max_size=512), s.mutated(s.pbnodes())), dagpb, (DagError,),
-           "decode_pbnode + decode_unixfs; DagError only"),
-    Target("unixfs", st.one_of(st.binary(max_size=256), s.mutated(s.unixfs_data())), unixfs, (DagError,),
-           "decode_unixfs; DagError only"),
-    Target("document", st.one_of(
-        st.tuples(st.sampled_from([DAG_CBOR, DAG_JSON]), st.binary(max_size=512)),
-        st.tuples(st.just(DAG_CBOR), s.mutated(s.dag_cbor_blocks())),
-        st.tuples(st.just(DAG_JSON), s.mutated(s.dag_json_blocks())),
-    ), document, (DagError,), "decode_document + document_link_segments + safe_join_all; DagError only"),
-    Target("cid-text", st.one_of(st.text(max_size=120), s.mutated_text(s.cid_strings())), cid_text_target,
-           (InvalidCid,), "parse_cid; InvalidCid only"),
-    Target("cid-bytes", st.one_of(st.binary(max_size=80), s.mutated(s.cids().map(bytes))), cid_bytes_target,
-           (InvalidCid,), "cid_from_prefix, and its result parses back from text; InvalidCid only"),
-    Target("ipns-record", st.one_of(st.binary(max_size=512), _ipns_records()), ipns_record, (IpnsError,),
-           "verify_ipns_record; IpnsError subclasses only"),
-    Target("ipns-name", st.one_of(st.text(max_size=80), s.mutated_text(st.just(_NAME.text))), ipns_name,
-           (IpnsError,), "parse_ipns_name; InvalidName (IpnsError) only"),
-    Target("list-formats", list_bytes, list_formats, (), "plain, TE CSV, vPDQ parsers: problems, never errors"),
-    Target("list-load", st.tuples(st.sampled_from(["x.txt", "x.csv", "x.json", "x.deny", "x", "x.TXT"]), list_bytes),
-           list_detect_and_load, (), "detect_format + parse_list_bytes: problems, never errors"),
-    Target("denylist-parse", st.one_of(st.binary(max_size=1024), deny_text.map(str.encode),
-                                       s.mutated(deny_text.map(str.encode))), denylist_parse, (),
-           "parse_denylist: problems, never errors (TooLarge over max_bytes)"),
-    Target("denylist-check", st.tuples(deny_text, st.lists(st.one_of(deny_text, st.text(max_size=30)), max_size=4)),
-           denylist_check, (), "Denylist.check/check_cid/check_path/check_ipns: ValueError only"),
-    Target("tcap", tcap_pages, tcap, (), "parse_tcap_page + apply_tcap_page: problems, never errors"),
-    Target("sniff", sniff_heads, sniff, (), "sniff_media_type + media_kind: never raise"),
-    Target("target", target_strings, target, (TargetError,), "parse_target: TargetError only"),
-]}
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in [
+        Target(
+            "car",
+            st.one_of(st.binary(max_size=1024), s.car_bytes()),
+            car,
+            (IpfsError,),
+            "CarReader (v1/v2) over in-memory bytes; IpfsError subclasses only (agent.ipfs.errors)",
+        ),
+        Target(
+            "carfile",
+            st.one_of(s.car_bytes(), s.car_with_mutated_root()),
+            carfile,
+            (IpfsError,),
+            "CarFileBlockSource.index + DagWalker.walk/read_file of every root; IpfsError only",
+        ),
+        Target(
+            "dagpb",
+            st.one_of(st.binary(max_size=512), s.mutated(s.pbnodes())),
+            dagpb,
+            (DagError,),
+            "decode_pbnode + decode_unixfs; DagError only",
+        ),
+        Target(
+            "unixfs",
+            st.one_of(st.binary(max_size=256), s.mutated(s.unixfs_data())),
+            unixfs,
+            (DagError,),
+            "decode_unixfs; DagError only",
+        ),
+        Target(
+            "document",
+            st.one_of(
+                st.tuples(st.sampled_from([DAG_CBOR, DAG_JSON]), st.binary(max_size=512)),
+                st.tuples(st.just(DAG_CBOR), s.mutated(s.dag_cbor_blocks())),
+                st.tuples(st.just(DAG_JSON), s.mutated(s.dag_json_blocks())),
+            ),
+            document,
+            (DagError,),
+            "decode_document + document_link_segments + safe_join_all; DagError only",
+        ),
+        Target(
+            "cid-text",
+            st.one_of(st.text(max_size=120), s.mutated_text(s.cid_strings())),
+            cid_text_target,
+            (InvalidCid,),
+            "parse_cid; InvalidCid only",
+        ),
+        Target(
+            "cid-bytes",
+            st.one_of(st.binary(max_size=80), s.mutated(s.cids().map(bytes))),
+            cid_bytes_target,
+            (InvalidCid,),
+            "cid_from_prefix, and its result parses back from text; InvalidCid only",
+        ),
+        Target(
+            "ipns-record",
+            st.one_of(st.binary(max_size=512), _ipns_records()),
+            ipns_record,
+            (IpnsError,),
+            "verify_ipns_record; IpnsError subclasses only",
+        ),
+        Target(
+            "ipns-name",
+            st.one_of(st.text(max_size=80), s.mutated_text(st.just(_NAME.text))),
+            ipns_name,
+            (IpnsError,),
+            "parse_ipns_name; InvalidName (IpnsError) only",
+        ),
+        Target("list-formats", list_bytes, list_formats, (), "plain, TE CSV, vPDQ parsers: problems, never errors"),
+        Target(
+            "list-load",
+            st.tuples(st.sampled_from(["x.txt", "x.csv", "x.json", "x.deny", "x", "x.TXT"]), list_bytes),
+            list_detect_and_load,
+            (),
+            "detect_format + parse_list_bytes: problems, never errors",
+        ),
+        Target(
+            "denylist-parse",
+            st.one_of(st.binary(max_size=1024), deny_text.map(str.encode), s.mutated(deny_text.map(str.encode))),
+            denylist_parse,
+            (),
+            "parse_denylist: problems, never errors (TooLarge over max_bytes)",
+        ),
+        Target(
+            "denylist-check",
+            st.tuples(deny_text, st.lists(st.one_of(deny_text, st.text(max_size=30)), max_size=4)),
+            denylist_check,
+            (),
+            "Denylist.check/check_cid/check_path/check_ipns: ValueError only",
+        ),
+        Target("tcap", tcap_pages, tcap, (), "parse_tcap_page + apply_tcap_page: problems, never errors"),
+        Target("sniff", sniff_heads, sniff, (), "sniff_media_type + media_kind: never raise"),
+        Target("target", target_strings, target, (TargetError,), "parse_target: TargetError only"),
+    ]
+}

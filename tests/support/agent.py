@@ -9,6 +9,9 @@ from agent.config import AgentSettings, GatewaySettings, ListSettings, MediaSett
 
 
 def settings_for(tmp_path: Path, *gateways: str, lists: list[str] | None = None) -> Settings:
-    return Settings(agent=AgentSettings(data_dir=tmp_path / "data", health_port=0),
-                    gateways=GatewaySettings(urls=list(gateways), read_timeout_s=5),
-                    media=MediaSettings(workers=1), lists=ListSettings(sources=lists or []))
+    return Settings(
+        agent=AgentSettings(data_dir=tmp_path / "data", health_port=0),
+        gateways=GatewaySettings(urls=list(gateways), read_timeout_s=5),
+        media=MediaSettings(workers=1),
+        lists=ListSettings(sources=lists or []),
+    )

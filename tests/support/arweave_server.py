@@ -53,14 +53,17 @@ def make_txid(seed: bytes) -> str:
 
 # -- a small GraphQL parser: enough of the spec (June 2018) for Arweave queries --
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<ws>[\s,\ufeff]+|\#[^\n]*)
   | (?P<spread>\.\.\.)
   | (?P<punct>[!$():=@\[\]{}|])
   | (?P<string>"(?:[^"\\\n]|\\.)*")
   | (?P<number>-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)
   | (?P<name>[_A-Za-z][_0-9A-Za-z]*)
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 
 class GraphQLError(Exception):
@@ -209,9 +212,19 @@ SCHEMA: dict[str, dict[str, str | None]] = {
     "TransactionConnection": {"pageInfo": "PageInfo", "edges": "TransactionEdge"},
     "PageInfo": {"hasNextPage": None},
     "TransactionEdge": {"cursor": None, "node": "Transaction"},
-    "Transaction": {"id": None, "anchor": None, "signature": None, "recipient": None, "owner": "Owner",
-                    "fee": "Amount", "quantity": "Amount", "data": "MetaData", "tags": "Tag", "block": "Block",
-                    "bundledIn": "Bundle"},
+    "Transaction": {
+        "id": None,
+        "anchor": None,
+        "signature": None,
+        "recipient": None,
+        "owner": "Owner",
+        "fee": "Amount",
+        "quantity": "Amount",
+        "data": "MetaData",
+        "tags": "Tag",
+        "block": "Block",
+        "bundledIn": "Bundle",
+    },
     "Owner": {"address": None, "key": None},
     "Amount": {"winston": None, "ar": None},
     "MetaData": {"size": None, "type": None},
@@ -219,9 +232,17 @@ SCHEMA: dict[str, dict[str, str | None]] = {
     "Block": {"id": None, "timestamp": None, "height": None, "previous": None},
     "Bundle": {"id": None},
 }
-TRANSACTIONS_ARGS = {"ids": "[ID!]", "owners": "[String!]", "recipients": "[String!]", "tags": "[TagFilter!]",
-                     "bundledIn": "[ID!]", "block": "BlockFilter", "first": "Int", "after": "String",
-                     "sort": "SortOrder"}
+TRANSACTIONS_ARGS = {
+    "ids": "[ID!]",
+    "owners": "[String!]",
+    "recipients": "[String!]",
+    "tags": "[TagFilter!]",
+    "bundledIn": "[ID!]",
+    "block": "BlockFilter",
+    "first": "Int",
+    "after": "String",
+    "sort": "SortOrder",
+}
 
 
 def _check_selection(type_name: str, fields: list[Field]) -> None:
@@ -268,12 +289,26 @@ class FakeArweave:
     url: str = ""
     _runner: web.AppRunner | None = None
 
-    def add(self, data: bytes, tags: dict[str, str] | list[tuple[str, str]], height: int | None, *,
-            content_type: str | None = None, seed: bytes | None = None) -> FakeTx:
+    def add(
+        self,
+        data: bytes,
+        tags: dict[str, str] | list[tuple[str, str]],
+        height: int | None,
+        *,
+        content_type: str | None = None,
+        seed: bytes | None = None,
+    ) -> FakeTx:
         pairs = list(tags.items()) if isinstance(tags, dict) else list(tags)
         txid = make_txid(seed or (data + json.dumps(pairs).encode() + str(len(self.txs)).encode()))
-        tx = FakeTx(txid, make_txid(b"owner" + txid.encode()), pairs, data, height,
-                    content_type=content_type, timestamp=None if height is None else 1_700_000_000 + height * 120)
+        tx = FakeTx(
+            txid,
+            make_txid(b"owner" + txid.encode()),
+            pairs,
+            data,
+            height,
+            content_type=content_type,
+            timestamp=None if height is None else 1_700_000_000 + height * 120,
+        )
         self.txs.append(tx)
         return tx
 
@@ -352,10 +387,11 @@ class FakeArweave:
         if not isinstance(first, int) or first < 0 or first > self.max_first:
             raise GraphQLError(f"first must be between 0 and {self.max_first}")
         big = 1 << 62
+
         def key(t: FakeTx) -> tuple[int, str]:
             return (t.height if t.height is not None else big, t.id)
-        matching = sorted((t for t in self.txs if self._matches(t, args)), key=key,
-                          reverse=sort == "HEIGHT_DESC")
+
+        matching = sorted((t for t in self.txs if self._matches(t, args)), key=key, reverse=sort == "HEIGHT_DESC")
         after = args.get("after")
         if after:
             if self.refuse_cursors:
@@ -367,21 +403,32 @@ class FakeArweave:
             mark = (height if height is not None else big, txid)
             matching = [t for t in matching if (key(t) > mark if sort == "HEIGHT_ASC" else key(t) < mark)]
         page = matching[:first]
-        conn = {"pageInfo": {"hasNextPage": len(matching) > first},
-                "edges": [{"cursor": _encode_cursor(t), "node": self._node(t)} for t in page]}
+        conn = {
+            "pageInfo": {"hasNextPage": len(matching) > first},
+            "edges": [{"cursor": _encode_cursor(t), "node": self._node(t)} for t in page],
+        }
         selected: dict[str, Any] = _select(conn, selections)
         return selected
 
     def _node(self, tx: FakeTx) -> dict[str, Any]:
         return {
-            "id": tx.id, "anchor": "", "signature": "", "recipient": "",
+            "id": tx.id,
+            "anchor": "",
+            "signature": "",
+            "recipient": "",
             "owner": {"address": tx.owner, "key": ""},
-            "fee": {"winston": "0", "ar": "0"}, "quantity": {"winston": "0", "ar": "0"},
+            "fee": {"winston": "0", "ar": "0"},
+            "quantity": {"winston": "0", "ar": "0"},
             "data": {"size": str(len(tx.data)), "type": tx.content_type},
             "tags": [{"name": n, "value": v} for n, v in tx.tags],
-            "block": None if tx.height is None else {"id": make_txid(str(tx.height).encode()),
-                                                     "timestamp": tx.timestamp, "height": tx.height,
-                                                     "previous": make_txid(str(tx.height - 1).encode())},
+            "block": None
+            if tx.height is None
+            else {
+                "id": make_txid(str(tx.height).encode()),
+                "timestamp": tx.timestamp,
+                "height": tx.height,
+                "previous": make_txid(str(tx.height - 1).encode()),
+            },
             "bundledIn": None,
         }
 
@@ -394,8 +441,9 @@ class FakeArweave:
         if tx.id in self.redirect:
             raise web.HTTPFound(f"http://sandbox.invalid/raw/{tx.id}")
         headers = {"Content-Type": tx.content_type or "application/octet-stream"}
-        digest = b64url(hashlib.sha256(b"not these bytes" + tx.data).digest()) if tx.id in self.lie_digest \
-            else tx.digest
+        digest = (
+            b64url(hashlib.sha256(b"not these bytes" + tx.data).digest()) if tx.id in self.lie_digest else tx.digest
+        )
         if tx.id in self.rfc3230:
             headers["Digest"] = "sha-256=" + base64.b64encode(base64.urlsafe_b64decode(digest + "=")).decode()
         elif tx.id not in self.no_digest:

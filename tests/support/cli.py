@@ -28,7 +28,11 @@ class Result:
 async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
     full_env = {**os.environ, **(env or {})}
     proc = await asyncio.create_subprocess_exec(
-        *dweb_agent_command(), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=full_env,
+        *dweb_agent_command(),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=full_env,
         stdin=asyncio.subprocess.DEVNULL,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
@@ -42,5 +46,11 @@ async def spawn_agent(config: Path, log: Path, node: str) -> asyncio.subprocess.
     A file, not a pipe: an unread pipe would fill up and stall the agent."""
     with log.open("ab") as sink:
         return await asyncio.create_subprocess_exec(
-            *dweb_agent_command(), "run", "--config", str(config), stdout=asyncio.subprocess.DEVNULL, stderr=sink,
-            env={**os.environ, "DWEB_AGENT_AGENT_NODE_NAME": node})
+            *dweb_agent_command(),
+            "run",
+            "--config",
+            str(config),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=sink,
+            env={**os.environ, "DWEB_AGENT_AGENT_NODE_NAME": node},
+        )

@@ -13,7 +13,6 @@ from agent.ipfs.cid import block_key
 from agent.ipfs.dagpb import encode_pbnode, encode_unixfs
 from agent.ipfs.errors import MissingBlock
 
-
 # Test names for the encoders in agent.ipfs.dagpb.
 unixfs = encode_unixfs
 pbnode = encode_pbnode
@@ -130,8 +129,10 @@ def hamt_bomb(levels: int, leaf_entries: list[tuple[str, CID]]) -> tuple[CID, Bl
 def file_node(links: list[tuple[CID, int]], filesize: int | None = None) -> bytes:
     """A UnixFS file node over `links` (cid, blocksize); filesize defaults to the truth."""
     sizes = [size for _, size in links]
-    return pbnode([(cid, "", size) for cid, size in links],
-                  unixfs(2, filesize=sum(sizes) if filesize is None else filesize, blocksizes=sizes))
+    return pbnode(
+        [(cid, "", size) for cid, size in links],
+        unixfs(2, filesize=sum(sizes) if filesize is None else filesize, blocksizes=sizes),
+    )
 
 
 def write_car(path: Path, root: CID, blocks: Blocks) -> Path:

@@ -26,13 +26,12 @@ from typing import Literal
 from aiohttp import web
 from multiformats import multihash
 
-from tests.support.http import serve_app
-
 from agent.ipfs.car import encode_car_header, encode_car_section, read_car_file
 from agent.ipfs.cid import CID, block_key, parse_cid
 from agent.ipfs.cid import cid_text as canonical_text
-from agent.ipfs.dag import document_links, decode_document
+from agent.ipfs.dag import decode_document, document_links
 from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, DAG_PB, UnixFSType, decode_pbnode, decode_unixfs
+from tests.support.http import serve_app
 
 _DOC_CODECS = (DAG_CBOR, DAG_JSON, 0x51, 0x0200)
 
@@ -149,7 +148,9 @@ class FixtureGateway:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         cid_text = request.match_info["cid"]
         accept = request.headers.get("Accept", "")
-        fmt = request.query.get("format") or ("car" if "vnd.ipld.car" in accept else "raw" if "vnd.ipld.raw" in accept else "")
+        fmt = request.query.get("format") or (
+            "car" if "vnd.ipld.car" in accept else "raw" if "vnd.ipld.raw" in accept else ""
+        )
         self.requests[fmt] += 1
         scope = request.query.get("dag-scope", "all")
         self.log.append((fmt, cid_text, scope))
@@ -175,8 +176,9 @@ class FixtureGateway:
             return web.Response(body=self.data_for(cid), content_type="application/vnd.ipld.raw")
         dups = self.honour_dups and "dups=y" in accept
         order, _complete = self.dag_order(cid, scope, dups)
-        resp = web.StreamResponse(headers={
-            "Content-Type": f"application/vnd.ipld.car; version=1; order=dfs; dups={'y' if dups else 'n'}"})
+        resp = web.StreamResponse(
+            headers={"Content-Type": f"application/vnd.ipld.car; version=1; order=dfs; dups={'y' if dups else 'n'}"}
+        )
         await resp.prepare(request)
         try:
             await self._write_car(resp, cid, order)
@@ -220,8 +222,10 @@ class FixtureGateway:
         name = request.match_info["name"]
         self.requests["ipns"] += 1
         self.log.append(("ipns", name, ""))
-        if "application/vnd.ipfs.ipns-record" not in request.headers.get("Accept", "") \
-                and request.query.get("format") != "ipns-record":
+        if (
+            "application/vnd.ipfs.ipns-record" not in request.headers.get("Accept", "")
+            and request.query.get("format") != "ipns-record"
+        ):
             return web.Response(status=406, text="this test gateway only answers trustless requests")
         record = self.ipns_records.get(name)
         if record is None:

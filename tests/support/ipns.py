@@ -3,7 +3,7 @@ records signed with it (sequence numbers increasing, valid for a day)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -22,5 +22,5 @@ class IpnsPublisher:
     def publish(self, root: CID) -> None:
         self.sequence += 1
         self.gw.ipns_records[self.name] = build_ipns_record(
-            self.key, f"/ipfs/{root}", self.sequence, datetime.now(timezone.utc) + timedelta(days=1),
-            timedelta(minutes=1))
+            self.key, f"/ipfs/{root}", self.sequence, datetime.now(UTC) + timedelta(days=1), timedelta(minutes=1)
+        )

@@ -20,12 +20,11 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.http import serve_app
-
 from agent.ipfs.car import encode_car_header, encode_car_section, read_car_file
 from agent.ipfs.cid import CID, block_key, cid_text, parse_cid
 from agent.ipfs.dag import decode_document, document_links
 from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, DAG_PB, RAW, UnixFSType, decode_pbnode, decode_unixfs
+from tests.support.http import serve_app
 
 _DOC_CODECS = (DAG_CBOR, DAG_JSON, 0x51, 0x0200)
 KUBO_VERSION = {"Version": "0.39.0", "Commit": "2b7f57a", "Repo": "18", "System": "amd64/linux", "Golang": "go1.25.4"}
@@ -155,8 +154,9 @@ class FakeKubo:
         pins = [(c, t) for c, t in list(self.pins.items()) if wanted == "all" or t == wanted]
         if request.query.get("stream") != "true":
             return web.json_response({"Keys": {c: {"Type": t} for c, t in pins}})
-        resp = web.StreamResponse(headers={"Content-Type": "application/json", "X-Chunked-Output": "1",
-                                           "Trailer": "X-Stream-Error"})
+        resp = web.StreamResponse(
+            headers={"Content-Type": "application/json", "X-Chunked-Output": "1", "Trailer": "X-Stream-Error"}
+        )
         await resp.prepare(request)
         body = b"".join(json.dumps({"Cid": c, "Type": t}).encode() + b"\n" for c, t in pins)
         if self.stream_error is not None:
@@ -216,8 +216,9 @@ class FakeKubo:
         if block_key(cid) not in self.blocks:
             return self._missing(cid, request)
         order, _complete = self.export_order(cid)
-        resp = web.StreamResponse(headers={"Content-Type": "text/plain", "X-Stream-Output": "1",
-                                           "Trailer": "X-Stream-Error"})
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/plain", "X-Stream-Output": "1", "Trailer": "X-Stream-Error"}
+        )
         await resp.prepare(request)
         await resp.write(encode_car_header([cid]))
         for block_cid in order:

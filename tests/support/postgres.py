@@ -28,8 +28,10 @@ def unreachable(url: str, exc: BaseException) -> NoReturn:
     """Fail under CI, skip elsewhere; the message names the URL and the error."""
     reason = f"PostgreSQL not reachable at {url}: {exc!r}"
     if in_ci():
-        pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run; start the server "
-                    f"or set DWEB_TEST_POSTGRES_URL)", pytrace=False)
+        pytest.fail(
+            f"{reason} (CI=true: PostgreSQL tests must run; start the server or set DWEB_TEST_POSTGRES_URL)",
+            pytrace=False,
+        )
     pytest.skip(reason)
 
 

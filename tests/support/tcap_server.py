@@ -57,13 +57,19 @@ class TcapServer:
         self._clock += 1
         return 1_704_900_000.0 + self._clock + 0.25
 
-    def add(self, hash_digest: str, algorithm: str = "PDQ", *, ideology: str = "Islamist",
-            file_type: str = "png") -> int:
+    def add(
+        self, hash_digest: str, algorithm: str = "PDQ", *, ideology: str = "Islamist", file_type: str = "png"
+    ) -> int:
         self._next_id += 1
         now = self._tick()
         self.records[self._next_id] = {
-            "hash_digest": hash_digest, "algorithm": algorithm, "ideology": ideology,
-            "file_type": file_type, "deleted": False, "updated_on": now, "created_on": now,
+            "hash_digest": hash_digest,
+            "algorithm": algorithm,
+            "ideology": ideology,
+            "file_type": file_type,
+            "deleted": False,
+            "updated_on": now,
+            "created_on": now,
             "id": self._next_id,
         }
         return self._next_id
@@ -101,8 +107,9 @@ class TcapServer:
         if self.rate_limit_once is not None:
             retry_after, self.rate_limit_once = self.rate_limit_once, None
             self._log(request, True, 429)
-            return web.json_response({"detail": "Request was throttled."}, status=429,
-                                     headers={"Retry-After": retry_after})
+            return web.json_response(
+                {"detail": "Request was throttled."}, status=429, headers={"Retry-After": retry_after}
+            )
         offset = int(request.query.get("offset", "0"))
         if self.fail_500 or self.fail_500_at_offset == offset:
             self._log(request, True, 500)
@@ -117,7 +124,7 @@ class TcapServer:
             ts, _, last_id = after.partition(",")
             cursor = (float(ts), int(last_id))
             feed = [r for r in feed if (r["updated_on"], r["id"]) > cursor]
-        page = feed[offset:offset + limit]
+        page = feed[offset : offset + limit]
         more = offset + limit < len(feed)
         next_url = None
         if more:
@@ -129,10 +136,12 @@ class TcapServer:
         if page and (self.checkpoint_every_page or not more):
             checkpoint = f"{page[-1]['updated_on']},{page[-1]['id']}"
         self._log(request, True, 200)
-        return web.json_response({
-            "count": len(feed),
-            "next": next_url,
-            "previous": None,
-            "checkpoint": checkpoint,
-            "results": page,
-        })
+        return web.json_response(
+            {
+                "count": len(feed),
+                "next": next_url,
+                "previous": None,
+                "checkpoint": checkpoint,
+                "results": page,
+            }
+        )

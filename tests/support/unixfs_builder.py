@@ -50,8 +50,10 @@ class UnixFSBuilder:
             for i in range(0, len(level), self.fanout):
                 group = level[i : i + self.fanout]
                 total = sum(n for _, n in group)
-                node = encode_pbnode([(c, "", n) for c, n in group],
-                                     encode_unixfs(UnixFSType.FILE, filesize=total, blocksizes=[n for _, n in group]))
+                node = encode_pbnode(
+                    [(c, "", n) for c, n in group],
+                    encode_unixfs(UnixFSType.FILE, filesize=total, blocksizes=[n for _, n in group]),
+                )
                 parents.append((self._add("dag-pb", node), total))
             level = parents
         return level[0]

@@ -81,8 +81,9 @@ class WebhookReceiver:
     async def __aenter__(self) -> Self:
         return await self.start()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.stop()
 
     # ------------------------------------------------------------ scripting
@@ -90,9 +91,17 @@ class WebhookReceiver:
     def url(self, path: str = "/hook") -> str:
         return f"{self.base}{path}"
 
-    def script(self, path: str, *, statuses: Sequence[int] = (), status: int = 204,
-               retry_after: str | None = None, redirect_to: str | None = None,
-               hold: asyncio.Event | None = None, gate: asyncio.Semaphore | None = None) -> Script:
+    def script(
+        self,
+        path: str,
+        *,
+        statuses: Sequence[int] = (),
+        status: int = 204,
+        retry_after: str | None = None,
+        redirect_to: str | None = None,
+        hold: asyncio.Event | None = None,
+        gate: asyncio.Semaphore | None = None,
+    ) -> Script:
         script = Script(deque(statuses), status, retry_after, redirect_to, hold, gate)
         self._scripts[path] = script
         return script
@@ -116,6 +125,7 @@ class WebhookReceiver:
     async def wait_for(self, count: int, path: str | None = None, timeout: float = 10.0) -> list[Received]:
         """Wait (event-driven; `timeout` only guards against a hung test) until
         `count` requests reached `path` (any path if None)."""
+
         def enough() -> bool:
             return len(self.at(path) if path else self.received) >= count
 
@@ -141,8 +151,9 @@ class WebhookReceiver:
         self.in_flight[path] = self.in_flight.get(path, 0) + 1
         self.max_in_flight[path] = max(self.max_in_flight.get(path, 0), self.in_flight[path])
         async with self._changed:
-            self.received.append(Received(path, headers.get("webhook-id"), verified, error, body, headers,
-                                          datetime.now(UTC), status))
+            self.received.append(
+                Received(path, headers.get("webhook-id"), verified, error, body, headers, datetime.now(UTC), status)
+            )
             self._changed.notify_all()
         try:
             if script.gate is not None:

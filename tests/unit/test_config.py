@@ -24,8 +24,11 @@ def test_shipped_config_loads_and_watches_nothing() -> None:
 
 
 def test_environment_overrides_the_file_and_splits_lists(tmp_path: Path) -> None:
-    env = {"DWEB_AGENT_GATEWAYS_URLS": "http://127.0.0.1:1, http://127.0.0.1:2",
-           "DWEB_AGENT_LIMITS_MAX_ITEM_BYTES": "1000", "DWEB_AGENT_AGENT_DATA_DIR": str(tmp_path)}
+    env = {
+        "DWEB_AGENT_GATEWAYS_URLS": "http://127.0.0.1:1, http://127.0.0.1:2",
+        "DWEB_AGENT_LIMITS_MAX_ITEM_BYTES": "1000",
+        "DWEB_AGENT_AGENT_DATA_DIR": str(tmp_path),
+    }
     settings = load_settings(REPO / "config" / "agent.toml", environ=env)
     assert settings.gateways.urls == ["http://127.0.0.1:1", "http://127.0.0.1:2"]
     assert settings.limits.max_item_bytes == 1000 and settings.agent.data_dir == tmp_path
@@ -33,15 +36,18 @@ def test_environment_overrides_the_file_and_splits_lists(tmp_path: Path) -> None
 
 def test_config_file_from_environment_variable(tmp_path: Path) -> None:
     path = tmp_path / "mine.toml"
-    path.write_text('[limits]\nmax_items = 7\n')
+    path.write_text("[limits]\nmax_items = 7\n")
     assert load_settings(environ={"DWEB_AGENT_CONFIG": str(path)}).limits.max_items == 7
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"DWEB_AGENT_LIMITS_NOPE": "1"}, "has no key 'nope'"),
-    ({"DWEB_AGENT_WHATEVER_X": "1"}, "no configuration section"),
-    ({"DWEB_AGENT_LIMITS_MAX_ITEMS": "-5"}, "greater than 0"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"DWEB_AGENT_LIMITS_NOPE": "1"}, "has no key 'nope'"),
+        ({"DWEB_AGENT_WHATEVER_X": "1"}, "no configuration section"),
+        ({"DWEB_AGENT_LIMITS_MAX_ITEMS": "-5"}, "greater than 0"),
+    ],
+)
 def test_bad_overrides_are_errors_not_silent_defaults(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(REPO / "config" / "agent.toml", environ=env)

@@ -12,15 +12,18 @@ from agent.targets import TargetError, TargetKind, parse_gateway_url, parse_targ
 CID = "bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy"
 
 
-@pytest.mark.parametrize("text, path, hint", [
-    (f"ipfs://{CID}", (), None),
-    (f"ipfs://{CID}/a/b.jpg", ("a", "b.jpg"), None),
-    (f"/ipfs/{CID}/a", ("a",), None),
-    (CID, (), None),
-    (f"https://gw.example/ipfs/{CID}/x%20y.png", ("x y.png",), "https://gw.example"),
-    (f"https://{CID}.ipfs.gw.example/dir/", ("dir",), "https://gw.example"),
-    (f"http://{CID}.ipfs.localhost:8080/", (), "http://localhost:8080"),
-])
+@pytest.mark.parametrize(
+    "text, path, hint",
+    [
+        (f"ipfs://{CID}", (), None),
+        (f"ipfs://{CID}/a/b.jpg", ("a", "b.jpg"), None),
+        (f"/ipfs/{CID}/a", ("a",), None),
+        (CID, (), None),
+        (f"https://gw.example/ipfs/{CID}/x%20y.png", ("x y.png",), "https://gw.example"),
+        (f"https://{CID}.ipfs.gw.example/dir/", ("dir",), "https://gw.example"),
+        (f"http://{CID}.ipfs.localhost:8080/", (), "http://localhost:8080"),
+    ],
+)
 def test_ipfs_target_forms(text: str, path: tuple[str, ...], hint: str | None) -> None:
     target = parse_target(text)
     assert target.kind == TargetKind.IPFS and str(target.cid) == CID
@@ -34,14 +37,17 @@ def test_local_car_and_local_paths(tmp_path: Path) -> None:
     assert parse_target(str(tmp_path)).kind == TargetKind.LOCAL
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "empty"),
-    ("ipfs://nope", "not a valid CID"),
-    (f"ipfs://{CID}/../etc", "not allowed"),
-    ("https://example.org/some/page", "not a path"),
-    ("ipns://example.org", "IPNS"),
-    ("/no/such/file.car", "no such file or directory"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("ipfs://nope", "not a valid CID"),
+        (f"ipfs://{CID}/../etc", "not allowed"),
+        ("https://example.org/some/page", "not a path"),
+        ("ipns://example.org", "IPNS"),
+        ("/no/such/file.car", "no such file or directory"),
+    ],
+)
 def test_unusable_targets_are_refused_with_a_reason(text: str, message: str) -> None:
     with pytest.raises(TargetError, match=message):
         parse_target(text)
@@ -52,52 +58,55 @@ def test_unusable_targets_are_refused_with_a_reason(text: str, message: str) -> 
 LONG = "a" * 300
 
 
-@pytest.mark.parametrize("text, message", [
-    # issue 9 item 13: each of these used to end in a traceback
-    ("http://[::1/ipfs/bafkqaaa", r"'\[' or '\]' in the host is not matched"),
-    ("http://::1]/ipfs/bafkqaaa", r"'\[' or '\]' in the host is not matched"),
-    ("http://[zz]/ipfs/bafkqaaa", "not an IPv6 address"),
-    ("https://bafkqaaa.ipfs.example:99999/", "port 99999 is out of range"),
-    ("http://127.0.0.1:99999/ipfs/bafkqaaa", "port 99999 is out of range"),
-    ("http://127.0.0.1:0/ipfs/bafkqaaa", "port 0 is out of range"),
-    ("http://127.0.0.1:abc/ipfs/bafkqaaa", "port 'abc' is not a number"),
-    ("http://h:" + "9" * 5000 + "/ipfs/bafkqaaa", "out of range"),
-    ("~nosuchuser/x.car", "no user 'nosuchuser'"),
-    (LONG, "is not a valid CID"),
-    ("./" + LONG + ".car", "too long to be a file name"),
-    ("/tmp/" + LONG, "too long to be a file name"),
-    # issue 8 item 12: the reason in words
-    ("./nope.car", "no such file or directory"),
-    ("nope.car", "no such file or directory"),
-    ("bafyNOTACID", "not a valid CID .*do not end on a whole byte"),
-    ("bafy-this-is-not-a-cid", r"character '-' \(position 5\) is not base32"),
-    ("QmShort", "CIDv0 .* is exactly 46 base58btc characters; this one has 7"),
-    ("QmYhmPjhFjYFyaoiuNzYv8WGavpSRDwdHWe5B4M5du5Rt0", "character '0' .* is not base58btc"),
-    ("hello", "'h' is none of these"),
-    ("k2abc", "too short to be a CID"),
-    ("mAXASIA", "hash should be 32 bytes but 0 follow"),
-    ("z" * 2000, "far longer than any CID"),
-    (f"{CID}/a.jpg", "write ipfs://"),
-    # more hostile spellings
-    ("ipfs://", "no CID"),
-    ("/ipfs/", "no CID"),
-    ("http://127.0.0.1/ipfs/", "no CID"),
-    ("https:///ipfs/bafkqaaa", "names no host"),
-    ("http://exa mple/ipfs/bafkqaaa", "' ' cannot appear in a host name"),
-    ("http://ex\uff0fample/ipfs/bafkqaaa", "Unicode normalisation"),
-    (f"ipfs://{CID}/a%2Fb", "encoded '/'"),
-    (f"ipfs://{CID}/a%00b", "control character"),
-    (f"ipfs://{CID}/%2e%2e/x", "not allowed"),
-    ("bafkqaaa\x00.car", "control character"),
-    ("x\x1b[31mred", "control character"),
-    ("file:///etc/passwd", "file:// is not a scheme"),
-    ("dnslink://example.org", "watched by the daemon"),
-    ("https://k51qzi5uqu5d.ipns.gw.example/", "IPNS"),
-    ("http://127.0.0.1/ipns/k51qzi5uqu5d", "IPNS"),
-    ("x" * 10_000, "at most 8192 characters"),
-    ("~\ud800/x.car", "names no directory|home directory"),
-    ("\udcff.car", "no such file"),  # how Python passes on a file name that is not UTF-8
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        # issue 9 item 13: each of these used to end in a traceback
+        ("http://[::1/ipfs/bafkqaaa", r"'\[' or '\]' in the host is not matched"),
+        ("http://::1]/ipfs/bafkqaaa", r"'\[' or '\]' in the host is not matched"),
+        ("http://[zz]/ipfs/bafkqaaa", "not an IPv6 address"),
+        ("https://bafkqaaa.ipfs.example:99999/", "port 99999 is out of range"),
+        ("http://127.0.0.1:99999/ipfs/bafkqaaa", "port 99999 is out of range"),
+        ("http://127.0.0.1:0/ipfs/bafkqaaa", "port 0 is out of range"),
+        ("http://127.0.0.1:abc/ipfs/bafkqaaa", "port 'abc' is not a number"),
+        ("http://h:" + "9" * 5000 + "/ipfs/bafkqaaa", "out of range"),
+        ("~nosuchuser/x.car", "no user 'nosuchuser'"),
+        (LONG, "is not a valid CID"),
+        ("./" + LONG + ".car", "too long to be a file name"),
+        ("/tmp/" + LONG, "too long to be a file name"),
+        # issue 8 item 12: the reason in words
+        ("./nope.car", "no such file or directory"),
+        ("nope.car", "no such file or directory"),
+        ("bafyNOTACID", "not a valid CID .*do not end on a whole byte"),
+        ("bafy-this-is-not-a-cid", r"character '-' \(position 5\) is not base32"),
+        ("QmShort", "CIDv0 .* is exactly 46 base58btc characters; this one has 7"),
+        ("QmYhmPjhFjYFyaoiuNzYv8WGavpSRDwdHWe5B4M5du5Rt0", "character '0' .* is not base58btc"),
+        ("hello", "'h' is none of these"),
+        ("k2abc", "too short to be a CID"),
+        ("mAXASIA", "hash should be 32 bytes but 0 follow"),
+        ("z" * 2000, "far longer than any CID"),
+        (f"{CID}/a.jpg", "write ipfs://"),
+        # more hostile spellings
+        ("ipfs://", "no CID"),
+        ("/ipfs/", "no CID"),
+        ("http://127.0.0.1/ipfs/", "no CID"),
+        ("https:///ipfs/bafkqaaa", "names no host"),
+        ("http://exa mple/ipfs/bafkqaaa", "' ' cannot appear in a host name"),
+        ("http://ex\uff0fample/ipfs/bafkqaaa", "Unicode normalisation"),
+        (f"ipfs://{CID}/a%2Fb", "encoded '/'"),
+        (f"ipfs://{CID}/a%00b", "control character"),
+        (f"ipfs://{CID}/%2e%2e/x", "not allowed"),
+        ("bafkqaaa\x00.car", "control character"),
+        ("x\x1b[31mred", "control character"),
+        ("file:///etc/passwd", "file:// is not a scheme"),
+        ("dnslink://example.org", "watched by the daemon"),
+        ("https://k51qzi5uqu5d.ipns.gw.example/", "IPNS"),
+        ("http://127.0.0.1/ipns/k51qzi5uqu5d", "IPNS"),
+        ("x" * 10_000, "at most 8192 characters"),
+        ("~\ud800/x.car", "names no directory|home directory"),
+        ("\udcff.car", "no such file"),  # how Python passes on a file name that is not UTF-8
+    ],
+)
 def test_hostile_targets_are_refused_with_a_reason_in_words(text: str, message: str) -> None:
     with pytest.raises(TargetError, match=message) as caught:
         parse_target(text)
@@ -126,26 +135,32 @@ def test_ipv6_gateway_url_target_keeps_its_brackets() -> None:
     assert target.gateway_hint == "http://[::1]:8080"
 
 
-@pytest.mark.parametrize("text, url", [
-    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
-    ("https://gw.example/", "https://gw.example"),
-    ("HTTP://[::1]:80", "http://[::1]:80"),
-])
+@pytest.mark.parametrize(
+    "text, url",
+    [
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("https://gw.example/", "https://gw.example"),
+        ("HTTP://[::1]:80", "http://[::1]:80"),
+    ],
+)
 def test_gateway_urls_are_accepted(text: str, url: str) -> None:
     assert parse_gateway_url(text) == url
 
 
-@pytest.mark.parametrize("text, message", [
-    ("not-a-url", "http:// or https:// URL"),
-    ("127.0.0.1:8080", "http:// or https:// URL"),
-    ("ftp://gw.example", "http:// or https:// URL"),
-    ("https://gw.example/ipfs/", "only scheme://host"),
-    ("http://gw.example?x=1", "only scheme://host"),
-    ("http://user:secret@gw.example", "user name or password"),
-    ("http://gw.example:99999", "out of range"),
-    ("http://[::1", "not matched"),
-    ("http://", "no host"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("not-a-url", "http:// or https:// URL"),
+        ("127.0.0.1:8080", "http:// or https:// URL"),
+        ("ftp://gw.example", "http:// or https:// URL"),
+        ("https://gw.example/ipfs/", "only scheme://host"),
+        ("http://gw.example?x=1", "only scheme://host"),
+        ("http://user:secret@gw.example", "user name or password"),
+        ("http://gw.example:99999", "out of range"),
+        ("http://[::1", "not matched"),
+        ("http://", "no host"),
+    ],
+)
 def test_bad_gateway_urls_are_refused(text: str, message: str) -> None:
     with pytest.raises(TargetError, match=message):
         parse_gateway_url(text)
@@ -155,10 +170,56 @@ def test_random_hostile_strings_only_ever_raise_target_error(tmp_path: Path) -> 
     """Seeded, so a failure reproduces: strings built from the pieces that broke parsers before."""
     import random
 
-    pieces = ["http://", "https://", "ipfs://", "/ipfs/", "ipns://", "[", "]", "::1", ":", ":99999", ":0", "@",
-              "~", "~nosuchuser", "/", "%2F", "%00", "%", "..", ".", ".ipfs.", "bafkqaaa", "Qm", "k2", "z", "f01",
-              "\uff0f", "\u00e9", "\x00", "\n", "?", "#", " ", "a" * 300, "9" * 50, CID, "-",
-              "\ud800", "\udcff", "\u200b", "%ed%a0%80", "[::1]", "%25", ":8080", "m", "u", "B", "K"]
+    pieces = [
+        "http://",
+        "https://",
+        "ipfs://",
+        "/ipfs/",
+        "ipns://",
+        "[",
+        "]",
+        "::1",
+        ":",
+        ":99999",
+        ":0",
+        "@",
+        "~",
+        "~nosuchuser",
+        "/",
+        "%2F",
+        "%00",
+        "%",
+        "..",
+        ".",
+        ".ipfs.",
+        "bafkqaaa",
+        "Qm",
+        "k2",
+        "z",
+        "f01",
+        "\uff0f",
+        "\u00e9",
+        "\x00",
+        "\n",
+        "?",
+        "#",
+        " ",
+        "a" * 300,
+        "9" * 50,
+        CID,
+        "-",
+        "\ud800",
+        "\udcff",
+        "\u200b",
+        "%ed%a0%80",
+        "[::1]",
+        "%25",
+        ":8080",
+        "m",
+        "u",
+        "B",
+        "K",
+    ]
     rng = random.Random(20261201)
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))

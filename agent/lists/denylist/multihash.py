@@ -10,9 +10,21 @@ from multiformats import CID, multibase
 from agent.ipfs.multihash import BLAKE3, HASH_FUNCTIONS, SHA2_256, encode_multihash, split_multihash
 from agent.ipfs.multihash import IDENTITY_CODE as IDENTITY
 
-__all__ = ["SHA2_256", "BLAKE3", "IDENTITY", "SUPPORTED_DOUBLE_HASH_CODES", "encode_multihash", "split_multihash",
-           "double_hash", "b58_multihash", "decode_b58_multihash", "decode_cid", "cid_multihash", "cid_v1_base32",
-           "name_multihash"]
+__all__ = [
+    "BLAKE3",
+    "IDENTITY",
+    "SHA2_256",
+    "SUPPORTED_DOUBLE_HASH_CODES",
+    "b58_multihash",
+    "cid_multihash",
+    "cid_v1_base32",
+    "decode_b58_multihash",
+    "decode_cid",
+    "double_hash",
+    "encode_multihash",
+    "name_multihash",
+    "split_multihash",
+]
 
 # The double-hash functions IPIP-383 rules use; nopfs uses each one's default
 # length (32 bytes for both), as agent.ipfs.multihash's table does.

@@ -115,9 +115,7 @@ def _double_hash_keys(value: str) -> list[bytes]:
         except ValueError:
             pass
     if not keys:
-        raise ValueError(
-            "double-hash is neither a base58 sha2-256/blake3 multihash nor a hex sha256"
-        )
+        raise ValueError("double-hash is neither a base58 sha2-256/blake3 multihash nor a hex sha256")
     return keys
 
 
@@ -144,9 +142,7 @@ def _parse_rule(rule: str, allow: bool, hints: dict[str, str], raw: str, source:
     raise ValueError(f"not a denylist rule: {rule[:80]!r}")
 
 
-def parse_denylist(
-    data: bytes | str, *, source: str, limits: ParseLimits = DENYLIST_LIMITS
-) -> DenylistParse:
+def parse_denylist(data: bytes | str, *, source: str, limits: ParseLimits = DENYLIST_LIMITS) -> DenylistParse:
     """Raises TooLarge if the input exceeds limits.max_bytes."""
     text = decode_text(data, source, limits).replace("\r\n", "\n")
     problems = ProblemLog()

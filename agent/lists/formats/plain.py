@@ -54,7 +54,5 @@ def parse_plain(
         except ValueError as exc:
             problems.append(ParseProblem(source, number, str(exc)))
             continue
-        entries.append(
-            ListEntry(list_name, signal_type, value, labels=labels, source=source, line=number)
-        )
+        entries.append(ListEntry(list_name, signal_type, value, labels=labels, source=source, line=number))
     return ParseResult(tuple(entries), problems.result())

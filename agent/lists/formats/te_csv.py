@@ -9,9 +9,9 @@ from agent.lists.formats import ParseResult
 from agent.lists.limits import (
     DEFAULT_LIMITS,
     ParseLimits,
+    ProblemLog,
     decode_text,
     entry_limit_problem,
-    ProblemLog,
     numbered_lines,
 )
 from agent.lists.model import ListEntry, ParseProblem, normalise_value, parse_signal_type
@@ -95,4 +95,3 @@ def parse_te_csv(
             )
         )
     return ParseResult(tuple(entries), problems.result())
-

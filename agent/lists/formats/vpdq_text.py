@@ -15,7 +15,6 @@ from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, decode_t
 from agent.lists.model import ListEntry, ParseProblem, normalise_value
 from agent.signals import SignalType, VideoFrameHash
 
-
 # `dweb-agent hash --format vpdq a.mp4 b.mp4` writes this line before each
 # video's frames; it starts a new entry, so two videos never become one.
 VIDEO_HEADER = "# video:"
@@ -54,17 +53,19 @@ def parse_vpdq_file(
         if not section.frames:
             problems.append(ParseProblem(source, section.line, f"no vPDQ frames in this {where}"))
             continue
-        entries.append(ListEntry(
-            list_name,
-            SignalType.VPDQ,
-            # The id hashes the frame lines, not the name: the same video
-            # listed under another name is the same entry.
-            section.digest.hexdigest(),
-            labels=labels,
-            source=source,
-            line=section.line,
-            frames=tuple(section.frames),
-        ))
+        entries.append(
+            ListEntry(
+                list_name,
+                SignalType.VPDQ,
+                # The id hashes the frame lines, not the name: the same video
+                # listed under another name is the same entry.
+                section.digest.hexdigest(),
+                labels=labels,
+                source=source,
+                line=section.line,
+                frames=tuple(section.frames),
+            )
+        )
     return ParseResult(tuple(entries), problems.result())
 
 
@@ -79,12 +80,13 @@ def _sections(text: str, source: str, limits: ParseLimits, problems: ProblemLog)
         stripped = line.strip()
         if stripped.startswith(VIDEO_HEADER):
             if sections[-1].name is None and sections[-1].frames:
-                problems.append(ParseProblem(source, number, "frames before the first '# video:' line "
-                                                             "form a video of their own"))
+                problems.append(
+                    ParseProblem(source, number, "frames before the first '# video:' line form a video of their own")
+                )
             if sections[-1].frames or sections[-1].name is not None:
-                sections.append(_Section(stripped[len(VIDEO_HEADER):].strip(), number))
+                sections.append(_Section(stripped[len(VIDEO_HEADER) :].strip(), number))
             else:
-                sections[-1] = _Section(stripped[len(VIDEO_HEADER):].strip(), number)
+                sections[-1] = _Section(stripped[len(VIDEO_HEADER) :].strip(), number)
             continue
         if not stripped or stripped.startswith("#"):
             continue

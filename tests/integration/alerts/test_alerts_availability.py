@@ -176,9 +176,7 @@ async def test_streamed_providers_are_counted(
     assert result.state == "available"
 
 
-async def test_stalled_gateway_times_out_as_error(
-    make_gateway: MakeGateway, session: aiohttp.ClientSession
-) -> None:
+async def test_stalled_gateway_times_out_as_error(make_gateway: MakeGateway, session: aiohttp.ClientSession) -> None:
     gw, root = await loaded(make_gateway, hold_after=0)  # holds every request until released
     result = await ContentProbe(session, [gw.url], timeout_s=0.2).check(cid_text(root))
     assert result.state == "unknown"

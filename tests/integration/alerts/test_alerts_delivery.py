@@ -29,8 +29,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from agent.alerts.delivery import DEFAULT_SCHEDULE, GONE_REASON, WebhookDelivery
-from agent.net.guard import NetGuard
 from agent.alerts.signing import event_body, new_secret, webhook_headers
+from agent.net.guard import NetGuard
 from agent.store import NewEvent, Store
 from agent.store.rows import DeliveryRow, SubscriptionRow
 from agent.store.schema import delivery_attempts
@@ -96,8 +96,17 @@ async def worker(store: Store, clock: Clock) -> AsyncIterator[WebhookDelivery]:
 
 async def emit(store: Store, *subs: SubscriptionRow, n: int = 1, payload: dict[str, Any] | None = None) -> list[str]:
     ids = [f"evt_{uuid.uuid4().hex}" for _ in range(n)]
-    await store.emit_events([NewEvent(id=i, type="finding.created", payload=payload or {"cid": "bafy", "n": k},
-                                      subscription_ids=tuple(s.id for s in subs)) for k, i in enumerate(ids)])
+    await store.emit_events(
+        [
+            NewEvent(
+                id=i,
+                type="finding.created",
+                payload=payload or {"cid": "bafy", "n": k},
+                subscription_ids=tuple(s.id for s in subs),
+            )
+            for k, i in enumerate(ids)
+        ]
+    )
     return ids
 
 
@@ -113,8 +122,9 @@ def close_to(a: datetime, b: datetime, seconds: float = 0.01) -> bool:
 # ---------------------------------------------------------------- signing
 
 
-async def test_delivery_is_signed_and_verified(store: Store, receiver: WebhookReceiver, worker: WebhookDelivery,
-                                               secret: str) -> None:
+async def test_delivery_is_signed_and_verified(
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str
+) -> None:
     sub = await store.add_subscription(receiver.url("/hook"), secret)
     (event_id,) = await emit(store, sub, payload={"cid": "bafyé", "labels": ["a", "b"]})
 
@@ -133,7 +143,8 @@ async def test_delivery_is_signed_and_verified(store: Store, receiver: WebhookRe
 
 
 async def test_tampered_body_and_old_timestamp_fail_verification(
-        store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str) -> None:
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str
+) -> None:
     sub = await store.add_subscription(receiver.url("/hook"), secret)
     await emit(store, sub)
     await worker.run_once()
@@ -171,7 +182,8 @@ def test_secrets_never_reach_error_messages() -> None:
 
 
 async def test_retries_keep_the_id_and_refresh_the_timestamp(
-        store: Store, receiver: WebhookReceiver, secret: str, clock: Clock, db_url: str) -> None:
+    store: Store, receiver: WebhookReceiver, secret: str, clock: Clock, db_url: str
+) -> None:
     # A signing clock that moves 2 s per attempt proves each attempt is
     # stamped afresh (real attempts here happen within the same second).
     ticks = itertools.count()
@@ -214,17 +226,22 @@ async def test_retries_keep_the_id_and_refresh_the_timestamp(
     engine = create_async_engine(db_url)
     try:
         async with engine.connect() as conn:
-            audit = (await conn.execute(sa.select(delivery_attempts.c.attempt, delivery_attempts.c.status)
-                                        .where(delivery_attempts.c.delivery_id == row.id)
-                                        .order_by(delivery_attempts.c.attempt))).all()
+            audit = (
+                await conn.execute(
+                    sa.select(delivery_attempts.c.attempt, delivery_attempts.c.status)
+                    .where(delivery_attempts.c.delivery_id == row.id)
+                    .order_by(delivery_attempts.c.attempt)
+                )
+            ).all()
     finally:
         await engine.dispose()
     assert [tuple(a) for a in audit] == [(1, 500), (2, 500), (3, 200)]
     assert (await store.get_subscription(sub.id)).failing_since is None  # type: ignore[union-attr]
 
 
-async def test_gone_disables_the_subscription(store: Store, receiver: WebhookReceiver, worker: WebhookDelivery,
-                                              secret: str) -> None:
+async def test_gone_disables_the_subscription(
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str
+) -> None:
     receiver.script("/gone", status=410)
     gone = await store.add_subscription(receiver.url("/gone"), secret)
     other = await store.add_subscription(receiver.url("/other"), secret)
@@ -246,8 +263,9 @@ async def test_gone_disables_the_subscription(store: Store, receiver: WebhookRec
 
 
 @pytest.mark.parametrize("status", [429, 503])
-async def test_retry_after_delta_is_honoured(store: Store, receiver: WebhookReceiver, worker: WebhookDelivery,
-                                             secret: str, clock: Clock, status: int) -> None:
+async def test_retry_after_delta_is_honoured(
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str, clock: Clock, status: int
+) -> None:
     receiver.script("/hook", statuses=[status], retry_after="120")
     sub = await store.add_subscription(receiver.url("/hook"), secret)
     (event_id,) = await emit(store, sub)
@@ -260,10 +278,11 @@ async def test_retry_after_delta_is_honoured(store: Store, receiver: WebhookRece
     assert (await only_delivery(store, event_id)).status == "succeeded"
 
 
-async def test_retry_after_http_date_and_cap(store: Store, receiver: WebhookReceiver, worker: WebhookDelivery,
-                                             secret: str, clock: Clock) -> None:
+async def test_retry_after_http_date_and_cap(
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str, clock: Clock
+) -> None:
     receiver.script("/date", status=429, retry_after=email.utils.formatdate(time.time() + 600, usegmt=True))
-    receiver.script("/huge", status=503, retry_after=str(10 ** 9))
+    receiver.script("/huge", status=503, retry_after=str(10**9))
     dated = await store.add_subscription(receiver.url("/date"), secret)
     huge = await store.add_subscription(receiver.url("/huge"), secret)
     (a,) = await emit(store, dated)
@@ -273,8 +292,14 @@ async def test_retry_after_http_date_and_cap(store: Store, receiver: WebhookRece
     assert close_to((await only_delivery(store, b)).next_attempt_at, clock() + max(DEFAULT_SCHEDULE))
 
 
-async def test_schedule_exhaustion_then_replay(store: Store, receiver: WebhookReceiver, worker: WebhookDelivery,
-                                               secret: str, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+async def test_schedule_exhaustion_then_replay(
+    store: Store,
+    receiver: WebhookReceiver,
+    worker: WebhookDelivery,
+    secret: str,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG, logger="agent")
     receiver.script("/hook", status=500)
     sub = await store.add_subscription(receiver.url("/hook"), secret)
@@ -302,8 +327,9 @@ async def test_schedule_exhaustion_then_replay(store: Store, receiver: WebhookRe
     assert secret not in caplog.text and secret[6:20] not in caplog.text
 
 
-async def test_schedule_jitter_stays_within_bounds(store: Store, receiver: WebhookReceiver, secret: str,
-                                                   clock: Clock) -> None:
+async def test_schedule_jitter_stays_within_bounds(
+    store: Store, receiver: WebhookReceiver, secret: str, clock: Clock
+) -> None:
     import random
 
     receiver.script("/hook", status=500)
@@ -320,8 +346,9 @@ async def test_schedule_jitter_stays_within_bounds(store: Store, receiver: Webho
     assert len({round(d, 3) for d in delays}) > 1
 
 
-async def test_redirect_is_a_failure_and_not_followed(store: Store, receiver: WebhookReceiver,
-                                                      worker: WebhookDelivery, secret: str) -> None:
+async def test_redirect_is_a_failure_and_not_followed(
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str
+) -> None:
     receiver.script("/moved", redirect_to=receiver.url("/target"))
     sub = await store.add_subscription(receiver.url("/moved"), secret)
     (event_id,) = await emit(store, sub)
@@ -332,13 +359,15 @@ async def test_redirect_is_a_failure_and_not_followed(store: Store, receiver: We
     assert receiver.at("/target") == []
 
 
-async def test_timeout_and_connection_error_are_retried(store: Store, receiver: WebhookReceiver, secret: str,
-                                                        clock: Clock) -> None:
+async def test_timeout_and_connection_error_are_retried(
+    store: Store, receiver: WebhookReceiver, secret: str, clock: Clock
+) -> None:
     hang = asyncio.Event()  # never set during the attempt: the endpoint hangs
     receiver.script("/hang", hold=hang)
     hung = await store.add_subscription(receiver.url("/hang"), secret)
     # A port nothing listens on: bind and close to get one.
     import socket
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]
@@ -359,9 +388,9 @@ async def test_timeout_and_connection_error_are_retried(store: Store, receiver: 
 # --------------------------------------------------------------- rotation
 
 
-async def test_secret_rotation_signs_with_both_during_grace(store: Store, receiver: WebhookReceiver,
-                                                            worker: WebhookDelivery, secret: str,
-                                                            clock: Clock) -> None:
+async def test_secret_rotation_signs_with_both_during_grace(
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str, clock: Clock
+) -> None:
     sub = await store.add_subscription(receiver.url("/hook"), secret)
     rotated = new_secret()
     await store.rotate_secret(sub.id, rotated, grace_until=clock() + timedelta(hours=1))
@@ -385,8 +414,9 @@ async def test_secret_rotation_signs_with_both_during_grace(store: Store, receiv
 # ------------------------------------------------------------ concurrency
 
 
-async def test_slow_endpoint_does_not_delay_others(store: Store, receiver: WebhookReceiver,
-                                                   worker: WebhookDelivery, secret: str) -> None:
+async def test_slow_endpoint_does_not_delay_others(
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str
+) -> None:
     hold = asyncio.Event()
     receiver.script("/slow", hold=hold)
     slow = await store.add_subscription(receiver.url("/slow"), secret)
@@ -404,8 +434,9 @@ async def test_slow_endpoint_does_not_delay_others(store: Store, receiver: Webho
 
 
 @pytest.mark.parametrize("limit", [1, 3])
-async def test_max_in_flight_per_subscription(store: Store, receiver: WebhookReceiver, worker: WebhookDelivery,
-                                              secret: str, limit: int) -> None:
+async def test_max_in_flight_per_subscription(
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str, limit: int
+) -> None:
     # The gate holds every request until the test lets one through, so
     # requests sent together are necessarily in flight together.
     gate = asyncio.Semaphore(0)
@@ -428,8 +459,9 @@ async def test_max_in_flight_per_subscription(store: Store, receiver: WebhookRec
     assert all(r.verified for r in receiver.received)
 
 
-async def test_run_loop_delivers_on_wake_and_stops(store: Store, receiver: WebhookReceiver,
-                                                   worker: WebhookDelivery, secret: str) -> None:
+async def test_run_loop_delivers_on_wake_and_stops(
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str
+) -> None:
     sub = await store.add_subscription(receiver.url("/hook"), secret)
     stop = asyncio.Event()
     loop_task = asyncio.create_task(worker.run(stop, idle_s=60.0))
@@ -447,9 +479,9 @@ async def test_run_loop_delivers_on_wake_and_stops(store: Store, receiver: Webho
 # -------------------------------------------------- SSRF and disabling
 
 
-async def test_ssrf_refusal_is_retried_and_never_disables(store: Store, receiver: WebhookReceiver,
-                                                          worker: WebhookDelivery, secret: str,
-                                                          clock: Clock) -> None:
+async def test_ssrf_refusal_is_retried_and_never_disables(
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str, clock: Clock
+) -> None:
     private = await store.add_subscription("http://10.0.0.1/hook", secret)
     # Loopback by name: not on the allow list, so the guard must refuse it
     # after resolving; the receiver proves no connection was made.
@@ -487,8 +519,9 @@ async def test_ssrf_refusal_is_retried_and_never_disables(store: Store, receiver
     assert row.status == "succeeded"
 
 
-async def test_a_refusal_allow_hosts_cannot_lift_says_the_url_must_change(store: Store, worker: WebhookDelivery,
-                                                                          secret: str) -> None:
+async def test_a_refusal_allow_hosts_cannot_lift_says_the_url_must_change(
+    store: Store, worker: WebhookDelivery, secret: str
+) -> None:
     sub = await store.add_subscription("ftp://hooks.example/x", secret)
     (event_id,) = await emit(store, sub)
     assert await worker.run_once() == 1
@@ -498,8 +531,9 @@ async def test_a_refusal_allow_hosts_cannot_lift_says_the_url_must_change(store:
     assert (await store.get_subscription(sub.id)).enabled  # type: ignore[union-attr]
 
 
-async def test_failing_for_more_than_five_days_disables(store: Store, receiver: WebhookReceiver,
-                                                        worker: WebhookDelivery, secret: str, clock: Clock) -> None:
+async def test_failing_for_more_than_five_days_disables(
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str, clock: Clock
+) -> None:
     receiver.script("/hook", status=500)
     sub = await store.add_subscription(receiver.url("/hook"), secret)
     await emit(store, sub)
@@ -521,8 +555,9 @@ async def test_failing_for_more_than_five_days_disables(store: Store, receiver: 
     assert (after.disabled_reason or "").startswith("failing since ")
 
 
-async def test_success_ends_the_failure_streak(store: Store, receiver: WebhookReceiver, worker: WebhookDelivery,
-                                               secret: str, clock: Clock) -> None:
+async def test_success_ends_the_failure_streak(
+    store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str, clock: Clock
+) -> None:
     receiver.script("/hook", statuses=[500], status=200)
     sub = await store.add_subscription(receiver.url("/hook"), secret)
     await emit(store, sub)
@@ -572,15 +607,18 @@ async def postgres_opener() -> AsyncIterator[Callable[[], Any]]:
 
 
 @pytest.mark.postgres
-async def test_two_workers_on_postgres_deliver_each_event_once(postgres_opener: Callable[[], Any],
-                                                               receiver: WebhookReceiver, secret: str) -> None:
+async def test_two_workers_on_postgres_deliver_each_event_once(
+    postgres_opener: Callable[[], Any], receiver: WebhookReceiver, secret: str
+) -> None:
     store_a: Store = await postgres_opener()
     store_b: Store = await postgres_opener()
     sub = await store_a.add_subscription(receiver.url("/hook"), secret, max_in_flight=8)
     ids = await emit(store_a, sub, n=50)
     counts = {"a": 0, "b": 0}
-    async with (WebhookDelivery(store_a, GUARD, "node-a", batch=7) as a,
-                WebhookDelivery(store_b, GUARD, "node-b", batch=7) as b):
+    async with (
+        WebhookDelivery(store_a, GUARD, "node-a", batch=7) as a,
+        WebhookDelivery(store_b, GUARD, "node-b", batch=7) as b,
+    ):
         for _ in range(50):
             made_a, made_b = await asyncio.gather(a.run_once(), b.run_once())
             counts["a"] += made_a
@@ -604,22 +642,29 @@ def self_signed(tmp: Path) -> ssl.SSLContext:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
+    (tmp / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
     return ctx
 
 
-async def test_a_tls_failure_is_named_as_such(store: Store, worker: WebhookDelivery, secret: str,
-                                              tmp_path: Path) -> None:
+async def test_a_tls_failure_is_named_as_such(
+    store: Store, worker: WebhookDelivery, secret: str, tmp_path: Path
+) -> None:
     reached: list[str] = []
 
     async def hook(request: web.Request) -> web.Response:

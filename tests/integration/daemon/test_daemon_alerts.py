@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
@@ -88,12 +88,17 @@ async def test_a_false_positive_is_retracted_to_those_alerted_and_never_alerted_
 
         (finding,) = await agent.store.list_findings()
         subs = await agent.store.list_subscriptions()
-        at = datetime.now(timezone.utc)
+        at = datetime.now(UTC)
         assert finding.id is not None
         review = await agent.store.review_finding(
-            finding.id, "false_positive", note="a bridge, not propaganda", reviewer="analyst-1",
-            retraction=lambda recipients: finding_retracted(finding, "false_positive", "a bridge, not propaganda",
-                                                            subs, recipients, at))
+            finding.id,
+            "false_positive",
+            note="a bridge, not propaganda",
+            reviewer="analyst-1",
+            retraction=lambda recipients: finding_retracted(
+                finding, "false_positive", "a bridge, not propaganda", subs, recipients, at
+            ),
+        )
         assert review.verdict == "false_positive"
         await agent.delivery.run_once()
         early = await receiver.wait_for(2, "/early")
@@ -106,7 +111,9 @@ async def test_a_false_positive_is_retracted_to_those_alerted_and_never_alerted_
 
         # The same photo under another root: suppressed, no new finding, no new alert.
         builder = UnixFSBuilder()
-        root2, _ = builder.add_directory({"again.jpg": (cid, len((MEDIA_FIXTURES / "pdq" / "bridge-mods" / "blur-a-lot.jpg").read_bytes()))})
+        root2, _ = builder.add_directory(
+            {"again.jpg": (cid, len((MEDIA_FIXTURES / "pdq" / "bridge-mods" / "blur-a-lot.jpg").read_bytes()))}
+        )
         gw.add_blocks(builder.blocks)
         second = await agent.add_target(f"ipfs://{root2}", 60)
         await agent.poll_target(second.id, scheduled=False)
@@ -165,7 +172,9 @@ async def test_an_entry_deleted_from_its_list_retracts_its_findings(make_gateway
         assert len(await agent.store.retracted_ids()) == 1
 
 
-async def test_two_agents_sharing_a_database_announce_a_takedown_once(make_gateway: MakeGateway, tmp_path: Path) -> None:
+async def test_two_agents_sharing_a_database_announce_a_takedown_once(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
     gw, root, cid, _listing, settings = await agent_with_photo(make_gateway, tmp_path)
     async with Agent(settings, node="agent-a") as a:
         await a.store.add_subscription("https://platform.example/hook", new_secret())

@@ -56,8 +56,6 @@ def site(builder: UnixFSBuilder, version: int) -> tuple[CID, dict[str, CID]]:
     return root, cids
 
 
-
-
 async def test_a_new_root_fetches_only_blocks_never_seen(make_gateway: MakeGateway, tmp_path: Path) -> None:
     gw = await make_gateway()
     builder = UnixFSBuilder()
@@ -76,17 +74,20 @@ async def test_a_new_root_fetches_only_blocks_never_seen(make_gateway: MakeGatew
         ipns.publish(second)
         gw.log.clear()
         assert (await agent.poll_target(target.id, scheduled=False)).ok
-        assert requested(gw) == {key(new[n]) for n in ("root", "big", "b", "d")}, \
+        assert requested(gw) == {key(new[n]) for n in ("root", "big", "b", "d")}, (
             "unchanged directories and the unchanged HAMT shard are not fetched again"
+        )
         assert await agent.store.count_items() == 9
         names = ("root", "docs", "deep", "pics", "shard", "big")
         stored = await agent.store.get_items([key(old[n]) for n in names] + [key(new["root"]), key(new["big"])])
         assert {k: r.status for k, r in stored.items()} == {
-            **{key(old[n]): "directory" for n in names}, key(new["root"]): "directory", key(new["big"]): "directory"}
+            **{key(old[n]): "directory" for n in names},
+            key(new["root"]): "directory",
+            key(new["big"]): "directory",
+        }
 
 
-async def test_a_directory_with_an_unexamined_entry_is_walked_again(make_gateway: MakeGateway,
-                                                                      tmp_path: Path) -> None:
+async def test_a_directory_with_an_unexamined_entry_is_walked_again(make_gateway: MakeGateway, tmp_path: Path) -> None:
     gw = await make_gateway()
     builder = UnixFSBuilder()
     first, old = site(builder, 1)
@@ -112,9 +113,9 @@ async def test_a_directory_with_an_unexamined_entry_is_walked_again(make_gateway
         assert (await agent.store.get_items([key(new["docs"])]))[key(new["docs"])].status == "directory"
 
 
-
-async def test_with_a_path_rule_loaded_remembered_directories_are_walked_again(make_gateway: MakeGateway,
-                                                                                tmp_path: Path) -> None:
+async def test_with_a_path_rule_loaded_remembered_directories_are_walked_again(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
     gw = await make_gateway()
     builder = UnixFSBuilder()
     first, old = site(builder, 1)
@@ -142,8 +143,7 @@ async def test_with_a_path_rule_loaded_remembered_directories_are_walked_again(m
         assert [(f.item_key, f.signal_type) for f in findings] == [(key(new["z"]), "path")]
 
 
-async def test_a_document_with_an_unexamined_link_is_followed_again(make_gateway: MakeGateway,
-                                                                     tmp_path: Path) -> None:
+async def test_a_document_with_an_unexamined_link_is_followed_again(make_gateway: MakeGateway, tmp_path: Path) -> None:
     # A dag-cbor document is an item of its own: once recorded it must not make a later
     # root skip links of it that could not be fetched the first time.
     import dag_cbor

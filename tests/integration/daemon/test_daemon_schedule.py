@@ -5,7 +5,7 @@ the machine's load."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent.config import ScheduleSettings
@@ -13,12 +13,12 @@ from agent.daemon import Agent, JitteredInterval, backoff_delay
 from tests.support.agent import settings_for
 from tests.support.unixfs_builder import UnixFSBuilder
 
-T0 = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 
 def _close(a: datetime | None, b: datetime) -> bool:
     assert a is not None
-    return abs((a.replace(tzinfo=a.tzinfo or timezone.utc) - b).total_seconds()) < 1e-3
+    return abs((a.replace(tzinfo=a.tzinfo or UTC) - b).total_seconds()) < 1e-3
 
 
 def test_the_interval_trigger_draws_its_jitter_from_the_given_random_source() -> None:
@@ -66,5 +66,6 @@ async def test_next_runs_come_from_the_agents_clock_and_random_source(tmp_path: 
         second = random.Random(5)
         backoff_delay(600, 1, 7200, 0.1, second)
         row = await agent.store.get_target(failing.id)
-        assert row is not None and _close(row.next_run_at, T0 + timedelta(seconds=backoff_delay(
-            600, 2, 7200, 0.1, second)))
+        assert row is not None and _close(
+            row.next_run_at, T0 + timedelta(seconds=backoff_delay(600, 2, 7200, 0.1, second))
+        )

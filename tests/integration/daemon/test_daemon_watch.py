@@ -4,7 +4,7 @@ DAGs, a Kubo RPC server, lists that change. Each test counts what was fetched.""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,8 +38,6 @@ def tree(files: dict[str, bytes]) -> tuple[CID, dict[str, CID], list[tuple[CID, 
     file_cids = {name: builder.add_file(data)[0] for name, data in files.items()}
     root, _ = builder.add_directory({name: (cid, len(files[name])) for name, cid in file_cids.items()})
     return root, file_cids, builder.blocks
-
-
 
 
 async def test_an_ipns_name_updated_between_polls_is_rescanned_and_only_new_items_are_fetched(
@@ -95,7 +93,8 @@ async def test_a_list_update_finds_an_image_seen_earlier_without_fetching_anythi
 
         findings = await agent.store.list_findings()
         assert [(f.list_name, f.signal_type, f.entry_value, f.retroactive) for f in findings] == [
-            ("watchlist", "pdq", original, True)]
+            ("watchlist", "pdq", original, True)
+        ]
         assert 0 < findings[0].distance <= 31
         assert sum(gw.requests.values()) == requests, "retroactive matching must not fetch"
         await agent.refresh_lists()  # the same list again: nothing new, nothing duplicated
@@ -106,7 +105,9 @@ async def test_a_restarted_agent_fetches_nothing_twice_and_loses_no_finding(
     make_gateway: MakeGateway, tmp_path: Path
 ) -> None:
     gw = await make_gateway()
-    photos = {f"{i}.jpg": p.read_bytes() for i, p in enumerate(sorted((MEDIA_FIXTURES / "pdq" / "bridge-mods").iterdir()))}
+    photos = {
+        f"{i}.jpg": p.read_bytes() for i, p in enumerate(sorted((MEDIA_FIXTURES / "pdq" / "bridge-mods").iterdir()))
+    }
     root, file_cids, blocks = tree(photos)
     gw.add_blocks(blocks)
     listing = tmp_path / "list.txt"
@@ -167,8 +168,9 @@ async def test_new_kubo_pins_are_scanned_once(tmp_path: Path) -> None:
             block_gets = kubo.requests["block/get"]
             assert block_gets > 0
 
-            (extra,) = await kubo.load_car(IPFS_FIXTURES / "gateway-conformance" / "path_gateway_unixfs" / "symlink.car",
-                                           pin=True)
+            (extra,) = await kubo.load_car(
+                IPFS_FIXTURES / "gateway-conformance" / "path_gateway_unixfs" / "symlink.car", pin=True
+            )
             assert (await agent.poll_target(target.id, scheduled=False)).ok
             row = await agent.store.get_target(target.id)
             assert row is not None and cid_text(extra) in row.state["pins_done"]
@@ -180,9 +182,7 @@ async def test_new_kubo_pins_are_scanned_once(tmp_path: Path) -> None:
         await kubo.stop()
 
 
-async def test_a_failing_target_backs_off_and_never_stops_the_others(
-    make_gateway: MakeGateway, tmp_path: Path
-) -> None:
+async def test_a_failing_target_backs_off_and_never_stops_the_others(make_gateway: MakeGateway, tmp_path: Path) -> None:
     gw = await make_gateway(DIR_WITH_FILES)
     async with Agent(settings_for(tmp_path, gw.url)) as agent:
         good = await agent.add_target("ipfs://bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy", 60)
@@ -192,7 +192,7 @@ async def test_a_failing_target_backs_off_and_never_stops_the_others(
         assert (await agent.poll_target(good.id, scheduled=False)).ok
         row = await agent.store.get_target(bad.id)
         assert row is not None and row.consecutive_failures == 1 and row.last_error
-        assert row.next_run_at is not None and row.next_run_at > datetime.now(timezone.utc) + timedelta(seconds=50)
+        assert row.next_run_at is not None and row.next_run_at > datetime.now(UTC) + timedelta(seconds=50)
         await agent.poll_target(bad.id, scheduled=False)
         row2 = await agent.store.get_target(bad.id)
         assert row2 is not None and row2.consecutive_failures == 2
@@ -226,8 +226,9 @@ async def test_arweave_transactions_across_two_pages_are_scanned_once_and_new_on
             assert (await agent.poll_target(target.id, scheduled=False)).ok
             assert arweave.requests["raw"] == raw, "nothing fetched twice"
 
-            late = arweave.add(photos[0].read_bytes()[:20000], {"Content-Type": "image/jpeg", "App-Name": "test-app"},
-                               110)
+            late = arweave.add(
+                photos[0].read_bytes()[:20000], {"Content-Type": "image/jpeg", "App-Name": "test-app"}, 110
+            )
             assert (await agent.poll_target(target.id, scheduled=False)).ok
             assert arweave.requests["raw"] == raw + 1
             items = await agent.store.get_items([f"ar:{late.id}"])
@@ -258,8 +259,6 @@ async def test_a_dnslink_domain_is_resolved_through_the_configured_resolver(
             assert (await agent.poll_target(target.id, scheduled=False)).ok
             assert fetched_cids(gw) & {key(c) for c in second_files.values()} == {key(second_files["b.txt"])}
             assert dns.queries["_dnslink.example.test"] >= 2
-
-
 
 
 async def test_the_schedule_polls_targets_added_while_running_and_stops_cleanly(

@@ -77,8 +77,9 @@ class ListServer:
             if request.headers["If-None-Match"] == self.etag:
                 self.not_modified += 1
                 return web.Response(status=304, headers={"ETag": self.etag})
-        return web.Response(body=self.body, headers={"ETag": self.etag,
-                                                     "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"})
+        return web.Response(
+            body=self.body, headers={"ETag": self.etag, "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}
+        )
 
     async def start(self) -> None:
         app = web.Application()
@@ -214,8 +215,7 @@ async def test_a_failing_url_keeps_the_last_good_list_and_reports_the_error(
 ) -> None:
     local = tmp_path / "local.txt"
     local.write_text(plain("x"))
-    syncer = ListSyncer([list_server.url + "?key=s3cret", str(local)], [], http=http,
-                        state=MemorySyncStateStore())
+    syncer = ListSyncer([list_server.url + "?key=s3cret", str(local)], [], http=http, state=MemorySyncStateStore())
     first = await syncer.refresh()
     assert first.errors == []
 
@@ -253,8 +253,7 @@ async def test_a_tcap_source_stays_current_and_a_deleted_entry_stops_matching(
     config = TcapSourceConfig("tcap", "tcap+" + tcap_server.url, tcap_server.token)
     assert config.url == tcap_server.url and tcap_server.token not in repr(config)
     state = MemorySyncStateStore()
-    syncer = ListSyncer([], [config], http=http, state=state,
-                        thresholds={"tcap": Thresholds(pdq_distance=20)})
+    syncer = ListSyncer([], [config], http=http, state=state, thresholds={"tcap": Thresholds(pdq_distance=20)})
     edited = Signal(SignalType.PDQ, pdq[EDITED][0], quality=pdq[EDITED][1])
 
     first = await syncer.refresh()

@@ -94,7 +94,8 @@ async def test_first_pull_pages_through_everything_and_the_next_only_gets_change
     pdq = expected_pdq()
     matches = MatchIndex([first.list]).match([query_signal()])
     assert [(m.entry_id, m.distance) for m in matches] == [
-        (f"tcap:{ids['original']}", hamming(pdq[EDITED][0], pdq[ORIGINAL][0]))]
+        (f"tcap:{ids['original']}", hamming(pdq[EDITED][0], pdq[ORIGINAL][0]))
+    ]
 
     server.delete(ids["original"])
     new_id = server.add(md5("d"), "MD5", file_type="mp4")
@@ -207,8 +208,7 @@ async def test_a_429_is_retried_after_the_servers_delay_and_a_long_delay_is_an_e
     server.rate_limit_once = "3600"
     sleeps.delays.clear()
     with pytest.raises(ListSyncError, match="asked to wait 3600s"):
-        await TcapClient(server.url, server.token, http, sleep=sleeps, max_retry_after=60).pull(
-            HashList("tcap"), None)
+        await TcapClient(server.url, server.token, http, sleep=sleeps, max_retry_after=60).pull(HashList("tcap"), None)
     assert sleeps.delays == []
 
 

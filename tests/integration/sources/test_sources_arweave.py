@@ -12,8 +12,8 @@ import pytest
 from agent.ipfs.errors import TooLarge
 from agent.sources.arweave import (
     ArweaveClient,
-    ArweaveGatewayError,
     ArweaveCursor,
+    ArweaveGatewayError,
     ArweaveIntegrityError,
     ArweaveNotFound,
     ArweaveQueryError,
@@ -61,8 +61,9 @@ def share(gw: FakeArweave, i: int, height: int | None, content_type: str = "imag
     return gw.add(photo(i), tags, height, content_type=content_type).id
 
 
-async def test_query_filters_by_tags_and_height_across_pages(make_arweave: MakeArweave,
-                                                             http: aiohttp.ClientSession) -> None:
+async def test_query_filters_by_tags_and_height_across_pages(
+    make_arweave: MakeArweave, http: aiohttp.ClientSession
+) -> None:
     gw = await make_arweave()
     wanted = [share(gw, 0, 1200), share(gw, 1, 1201, "image/png"), share(gw, 2, 1205)]
     share(gw, 3, 1100)  # below the floor
@@ -79,14 +80,17 @@ async def test_query_filters_by_tags_and_height_across_pages(make_arweave: MakeA
     assert (tx.data_size, tx.data_type, tx.block_height) == (len(photo(1)), "image/png", 1201)
     assert tx.block_timestamp == 1_700_000_000 + 1201 * 120 and len(tx.owner) == 43
     # What the gateway was asked, after resolving the variables the client sent.
-    assert gw.queries[0]["tags"] == [{"name": "App-Name", "values": ["ExampleShare"]},
-                                     {"name": "Content-Type", "values": ["image/jpeg", "image/png"]}]
+    assert gw.queries[0]["tags"] == [
+        {"name": "App-Name", "values": ["ExampleShare"]},
+        {"name": "Content-Type", "values": ["image/jpeg", "image/png"]},
+    ]
     assert gw.queries[0]["block"] == {"min": 1150} and gw.queries[0]["first"] == 2
     assert gw.queries[0]["sort"].value == "HEIGHT_ASC" and "after" not in gw.queries[0]
 
 
-async def test_new_transactions_returns_each_exactly_once_across_polls(make_arweave: MakeArweave,
-                                                                       http: aiohttp.ClientSession) -> None:
+async def test_new_transactions_returns_each_exactly_once_across_polls(
+    make_arweave: MakeArweave, http: aiohttp.ClientSession
+) -> None:
     gw = await make_arweave()
     client = ArweaveClient(gw.url, http)
     batch1 = [share(gw, i, 100 + i) for i in range(5)]
@@ -119,8 +123,7 @@ async def test_new_transactions_returns_each_exactly_once_across_polls(make_arwe
     assert state.last_height == 115 and state.seen == (batch3[2],)
 
 
-async def test_new_transactions_bounds_pages_per_poll(make_arweave: MakeArweave,
-                                                      http: aiohttp.ClientSession) -> None:
+async def test_new_transactions_bounds_pages_per_poll(make_arweave: MakeArweave, http: aiohttp.ClientSession) -> None:
     gw = await make_arweave()
     ids = [share(gw, i, 50 + i) for i in range(7)]
     client = ArweaveClient(gw.url, http)
@@ -133,8 +136,9 @@ async def test_new_transactions_bounds_pages_per_poll(make_arweave: MakeArweave,
     assert gw.requests["graphql"] == 3 and all(q["block"] == {"min": 40} for q in gw.queries)
 
 
-async def test_a_refused_cursor_restarts_at_the_last_block_without_repeats(make_arweave: MakeArweave,
-                                                                           http: aiohttp.ClientSession) -> None:
+async def test_a_refused_cursor_restarts_at_the_last_block_without_repeats(
+    make_arweave: MakeArweave, http: aiohttp.ClientSession
+) -> None:
     gw = await make_arweave()
     first = [share(gw, 0, 10), share(gw, 1, 12), share(gw, 2, 12)]
     client = ArweaveClient(gw.url, http)
@@ -164,8 +168,9 @@ async def test_fetch_checks_an_rfc3230_digest(make_arweave: MakeArweave, http: a
     assert content.digest_checked and content.data == photo(1)
 
 
-async def test_fetch_with_a_lying_digest_raises_naming_the_gateway(make_arweave: MakeArweave,
-                                                                   http: aiohttp.ClientSession) -> None:
+async def test_fetch_with_a_lying_digest_raises_naming_the_gateway(
+    make_arweave: MakeArweave, http: aiohttp.ClientSession
+) -> None:
     gw = await make_arweave()
     txid = share(gw, 2, 10)
     gw.lie_digest.add(txid)
@@ -175,8 +180,9 @@ async def test_fetch_with_a_lying_digest_raises_naming_the_gateway(make_arweave:
     assert gw.url in str(caught.value) and "discarded" in str(caught.value)
 
 
-async def test_fetch_without_a_digest_says_it_was_not_checked(make_arweave: MakeArweave,
-                                                              http: aiohttp.ClientSession) -> None:
+async def test_fetch_without_a_digest_says_it_was_not_checked(
+    make_arweave: MakeArweave, http: aiohttp.ClientSession
+) -> None:
     gw = await make_arweave()
     txid = share(gw, 3, 10)
     gw.no_digest.add(txid)
@@ -193,8 +199,9 @@ async def test_fetch_enforces_the_byte_limit(make_arweave: MakeArweave, http: ai
     assert (await ArweaveClient(gw.url, http).fetch(txid, max_bytes=len(photo(4)))).data == photo(4)
 
 
-async def test_malformed_txids_are_rejected_before_any_request(make_arweave: MakeArweave,
-                                                               http: aiohttp.ClientSession) -> None:
+async def test_malformed_txids_are_rejected_before_any_request(
+    make_arweave: MakeArweave, http: aiohttp.ClientSession
+) -> None:
     gw = await make_arweave()
     client = ArweaveClient(gw.url, http)
     good = make_txid(b"x")
@@ -211,15 +218,18 @@ async def test_unknown_tx_is_not_found(make_arweave: MakeArweave, http: aiohttp.
         await ArweaveClient(gw.url, http).fetch(make_txid(b"nothing"), max_bytes=100)
 
 
-async def test_the_fake_gateway_rejects_fields_outside_the_schema(make_arweave: MakeArweave,
-                                                                  http: aiohttp.ClientSession) -> None:
+async def test_the_fake_gateway_rejects_fields_outside_the_schema(
+    make_arweave: MakeArweave, http: aiohttp.ClientSession
+) -> None:
     gw = await make_arweave()
     client = ArweaveClient(gw.url, http)
     with pytest.raises(ArweaveQueryError, match='Cannot query field "size" on type "Transaction"'):
         await client.graphql("query { transactions(first: 1) { edges { node { id size } } } }", {})
     inline = await client.graphql(
         'query { transactions(tags: [{name: "App-Name", values: ["ExampleShare"]}], sort: HEIGHT_ASC) '
-        "{ pageInfo { hasNextPage } } }", {})
+        "{ pageInfo { hasNextPage } } }",
+        {},
+    )
     assert inline == {"transactions": {"pageInfo": {"hasNextPage": False}}}
     with pytest.raises(ValueError):
         await client.query(WATCH, first=101)

@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -49,9 +49,9 @@ from tests.conftest import IPFS_FIXTURES
 from tests.support.dns_server import TestDnsServer
 
 CONFORMANCE = IPFS_FIXTURES / "gateway-conformance"
-TODAY = datetime(2026, 11, 23, tzinfo=timezone.utc)
-INSIDE = datetime(2100, 1, 1, tzinfo=timezone.utc)  # inside every fixture record's validity (EOLs are 2123-2126)
-AFTER = datetime(2200, 1, 1, tzinfo=timezone.utc)  # after all of them
+TODAY = datetime(2026, 11, 23, tzinfo=UTC)
+INSIDE = datetime(2100, 1, 1, tzinfo=UTC)  # inside every fixture record's validity (EOLs are 2123-2126)
+AFTER = datetime(2200, 1, 1, tzinfo=UTC)  # after all of them
 CID_A = "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"
 CID_B = "bafybeiaysi4s6lnjev27ln5icwm6tueaw2vdykrtjkwiphwekaywqhcjze"
 CID_C = "bafkqaddwgevxmmraojswg33smq"
@@ -87,7 +87,7 @@ def test_spec_vectors(suffix: str) -> None:
     if expected is None:
         record = verify_ipns_record(name_of(path), data, now=INSIDE)
         assert record.value.startswith("/ipfs/") and record.sequence == 0 and record.ttl_ns == 1_800_000_000_000
-        assert record.validity == datetime(2123, 8, 14, 12, 17, 3, 694052, tzinfo=timezone.utc)
+        assert record.validity == datetime(2123, 8, 14, 12, 17, 3, 694052, tzinfo=UTC)
         assert verify_ipns_record(name_of(path), data) == record  # real now: still valid for a century
         with pytest.raises(RecordExpired, match="expired at 2123-08-14T12:17:03.694052Z"):
             verify_ipns_record(name_of(path), data, now=AFTER)
@@ -107,7 +107,9 @@ def test_spec_vector_values() -> None:
     )
 
 
-@pytest.mark.parametrize("path", [p for p in fixture_records() if p.parent.name != "ipns_records"], ids=lambda p: p.name[:24])
+@pytest.mark.parametrize(
+    "path", [p for p in fixture_records() if p.parent.name != "ipns_records"], ids=lambda p: p.name[:24]
+)
 def test_other_fixture_records_are_valid(path: Path) -> None:
     record = verify_ipns_record(name_of(path), path.read_bytes(), now=TODAY)
     assert record.value.startswith("/ipfs/")
@@ -135,7 +137,7 @@ def test_builder_reproduces_the_fixture_layout() -> None:
         ed25519.Ed25519PrivateKey.generate(),
         "/ipfs/bafkqaddwgevxmmraojswg33smq",
         0,
-        datetime(2123, 8, 14, 12, 17, 3, 694052, tzinfo=timezone.utc),
+        datetime(2123, 8, 14, 12, 17, 3, 694052, tzinfo=UTC),
         timedelta(minutes=30),
     )
     ours = ir._read_protobuf(ours_bytes, ir._ENTRY_FIELDS, "IpnsEntry")
@@ -187,10 +189,16 @@ def test_own_records_for_every_key_type() -> None:
         name = ipns_name_for_key(key)
         assert (name.inlined_key is not None) == inline
         for v1 in (True, False):
-            data = build_ipns_record(key, f"/ipfs/{CID_A}/x", 7, TODAY + timedelta(days=1), timedelta(minutes=5), v1_compatible=v1)
+            data = build_ipns_record(
+                key, f"/ipfs/{CID_A}/x", 7, TODAY + timedelta(days=1), timedelta(minutes=5), v1_compatible=v1
+            )
             record = verify_ipns_record(name.text, data, now=TODAY)
             assert (record.value, record.sequence, record.ttl_ns, record.key_type) == (
-                f"/ipfs/{CID_A}/x", 7, 300_000_000_000, key_type)
+                f"/ipfs/{CID_A}/x",
+                7,
+                300_000_000_000,
+                key_type,
+            )
             assert record.has_v1_fields == v1
     assert ipns_name_for_key(ed25519.Ed25519PrivateKey.generate()).text.startswith("k51")
 
@@ -225,29 +233,38 @@ def test_tampering_is_caught() -> None:
         verify_ipns_record(name, b"\x0a\xff\xff", now=TODAY)
     with pytest.raises(MalformedRecord, match="DAG-CBOR"):
         bad_data = b"\xa1\x61"
-        verify_ipns_record(name, ir._encode_entry({9: bad_data, 8: ir._sign(key, ir.SIGNATURE_V2_PREFIX + bad_data)}), now=TODAY)
+        verify_ipns_record(
+            name, ir._encode_entry({9: bad_data, 8: ir._sign(key, ir.SIGNATURE_V2_PREFIX + bad_data)}), now=TODAY
+        )
     # Unknown fields are ignored (forward compatibility), as protobuf requires.
     assert verify_ipns_record(name, good + ir._encode_entry({15: b"future"}), now=TODAY).sequence == 1
     # A signed record with ValidityType 1 is refused: there is no such validity.
-    odd = dag_cbor.encode({"Value": f"/ipfs/{CID_A}".encode(), "Validity": b"2999-01-01T00:00:00Z",
-                           "ValidityType": 1, "Sequence": 1, "TTL": 1})
+    odd = dag_cbor.encode(
+        {
+            "Value": f"/ipfs/{CID_A}".encode(),
+            "Validity": b"2999-01-01T00:00:00Z",
+            "ValidityType": 1,
+            "Sequence": 1,
+            "TTL": 1,
+        }
+    )
     with pytest.raises(UnsupportedValidity):
         verify_ipns_record(name, ir._encode_entry({9: odd, 8: ir._sign(key, ir.SIGNATURE_V2_PREFIX + odd)}), now=TODAY)
 
 
 def test_own_expired_record_is_refused_with_real_now() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
-    old = build_ipns_record(key, f"/ipfs/{CID_A}", 3, datetime(2024, 5, 1, 12, tzinfo=timezone.utc), timedelta(hours=1))
+    old = build_ipns_record(key, f"/ipfs/{CID_A}", 3, datetime(2024, 5, 1, 12, tzinfo=UTC), timedelta(hours=1))
     with pytest.raises(RecordExpired, match="expired at 2024-05-01T12:00:00Z") as exc:
         verify_ipns_record(ipns_name_for_key(key), old)
-    assert exc.value.validity == datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
-    assert verify_ipns_record(ipns_name_for_key(key), old, now=datetime(2024, 4, 30, tzinfo=timezone.utc)).sequence == 3
+    assert exc.value.validity == datetime(2024, 5, 1, 12, tzinfo=UTC)
+    assert verify_ipns_record(ipns_name_for_key(key), old, now=datetime(2024, 4, 30, tzinfo=UTC)).sequence == 3
 
 
 def test_rfc3339_nanoseconds_and_offsets() -> None:
-    assert ir.parse_rfc3339("2126-01-31T15:56:12.714899293Z") == datetime(2126, 1, 31, 15, 56, 12, 714899, tzinfo=timezone.utc)
-    assert ir.parse_rfc3339("2030-01-01T02:00:00+02:00") == datetime(2030, 1, 1, tzinfo=timezone.utc)
-    assert ir.format_rfc3339(datetime(2030, 1, 1, 0, 0, 0, 500000, tzinfo=timezone.utc)) == "2030-01-01T00:00:00.5Z"
+    assert ir.parse_rfc3339("2126-01-31T15:56:12.714899293Z") == datetime(2126, 1, 31, 15, 56, 12, 714899, tzinfo=UTC)
+    assert ir.parse_rfc3339("2030-01-01T02:00:00+02:00") == datetime(2030, 1, 1, tzinfo=UTC)
+    assert ir.format_rfc3339(datetime(2030, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)) == "2030-01-01T00:00:00.5Z"
     for bad in ["2030-01-01", "2030-13-01T00:00:00Z", "tomorrow"]:
         with pytest.raises(UnsupportedValidity):
             ir.parse_rfc3339(bad)
@@ -330,7 +347,9 @@ def _flip_in_value(record: bytes) -> bytes:
     return bytes(out)
 
 
-async def test_tampered_record_is_rejected_and_honest_gateway_used(session: aiohttp.ClientSession, gateways: Callable[[], Awaitable[RecordGateway]]) -> None:
+async def test_tampered_record_is_rejected_and_honest_gateway_used(
+    session: aiohttp.ClientSession, gateways: Callable[[], Awaitable[RecordGateway]]
+) -> None:
     name, record = _fixture("v1-v2")
     liar, honest = await gateways(), await gateways()
     liar.put(name, _flip_in_value(record))
@@ -346,7 +365,9 @@ async def test_tampered_record_is_rejected_and_honest_gateway_used(session: aioh
     assert exc.value.rejected[0].gateway == liar.url
 
 
-async def test_spec_vectors_through_a_gateway(session: aiohttp.ClientSession, gateways: Callable[[], Awaitable[RecordGateway]]) -> None:
+async def test_spec_vectors_through_a_gateway(
+    session: aiohttp.ClientSession, gateways: Callable[[], Awaitable[RecordGateway]]
+) -> None:
     gw = await gateways()
     for suffix, expected in SPEC_VECTORS.items():
         name, record = _fixture(suffix)
@@ -358,7 +379,9 @@ async def test_spec_vectors_through_a_gateway(session: aiohttp.ClientSession, ga
                 await resolve_ipns(name, [gw.url], session)
 
 
-async def test_highest_sequence_wins_and_updates_are_seen(session: aiohttp.ClientSession, gateways: Callable[[], Awaitable[RecordGateway]]) -> None:
+async def test_highest_sequence_wins_and_updates_are_seen(
+    session: aiohttp.ClientSession, gateways: Callable[[], Awaitable[RecordGateway]]
+) -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     name = ipns_name_for_key(key).text
     eol = TODAY + timedelta(days=2)
@@ -378,7 +401,9 @@ async def test_highest_sequence_wins_and_updates_are_seen(session: aiohttp.Clien
     assert stale.requests[name] == 3 and fresh.requests[name] == 3
 
 
-async def test_expired_records_are_not_believed(session: aiohttp.ClientSession, gateways: Callable[[], Awaitable[RecordGateway]]) -> None:
+async def test_expired_records_are_not_believed(
+    session: aiohttp.ClientSession, gateways: Callable[[], Awaitable[RecordGateway]]
+) -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     name = ipns_name_for_key(key).text
     gw = await gateways()
@@ -390,7 +415,9 @@ async def test_expired_records_are_not_believed(session: aiohttp.ClientSession, 
     assert ok.sequence == 5
 
 
-async def test_gateway_failures_are_reported(session: aiohttp.ClientSession, gateways: Callable[[], Awaitable[RecordGateway]]) -> None:
+async def test_gateway_failures_are_reported(
+    session: aiohttp.ClientSession, gateways: Callable[[], Awaitable[RecordGateway]]
+) -> None:
     name, record = _fixture("v2")
     html, missing, down, huge, good = [await gateways() for _ in range(5)]
     html.put(name, record)
@@ -408,7 +435,9 @@ async def test_gateway_failures_are_reported(session: aiohttp.ClientSession, gat
     assert (await resolve_ipns(name, [*urls, good.url], session)).gateway == good.url
 
 
-async def test_peer_id_spellings_and_rsa_names(session: aiohttp.ClientSession, gateways: Callable[[], Awaitable[RecordGateway]]) -> None:
+async def test_peer_id_spellings_and_rsa_names(
+    session: aiohttp.ClientSession, gateways: Callable[[], Awaitable[RecordGateway]]
+) -> None:
     gw = await gateways()
     for path in (CONFORMANCE / "subdomain_gateway").glob("*.ipns-record"):
         gw.put(name_of(path), path.read_bytes())
@@ -443,7 +472,13 @@ async def test_chains_through_names_and_dnslink(
     got = await resolve_ipns(n1, [gw.url], session, now=TODAY, dnslink=_dnslink(dns_server))
     assert got.cid == parse_cid(CID_B) and got.path == "/d/c/b/a"
     assert got.value == f"/ipns/{n2}/a" and got.sequence == 4  # what the first name's own record says
-    assert got.chain == (f"/ipns/{n1}", f"/ipns/{n2}", "/ipns/chain.example.org", f"/ipns/{n3}", f"/ipfs/{CID_B}/d/c/b/a")
+    assert got.chain == (
+        f"/ipns/{n1}",
+        f"/ipns/{n2}",
+        "/ipns/chain.example.org",
+        f"/ipns/{n3}",
+        f"/ipfs/{CID_B}/d/c/b/a",
+    )
     # A domain can be the starting point too.
     by_domain = await resolve_ipns("chain.example.org", [gw.url], session, now=TODAY, dnslink=_dnslink(dns_server))
     assert by_domain.cid == parse_cid(CID_B) and by_domain.path == "/d/c" and by_domain.sequence is None
@@ -498,7 +533,12 @@ async def test_kubo_name_resolve(session: aiohttp.ClientSession) -> None:
         kubo.paths["/ipns/en.wikipedia-on-ipfs.example.org"] = f"/ipfs/{CID_B}"
         got = await resolve_via_kubo("12D3KooWLQzUv2FHWGVPXTXSZpdHs7oHbXub2G5WC8Tx4NQhyd2d", kubo.url, session)
         assert (got.cid, got.path, got.verified, got.gateway, got.sequence) == (
-            parse_cid(CID_B), "/wiki/index.html", False, kubo.url, None)
+            parse_cid(CID_B),
+            "/wiki/index.html",
+            False,
+            kubo.url,
+            None,
+        )
         assert kubo.calls[0] == {"arg": f"/ipns/{k51}", "recursive": "true"}
         assert (await resolve_via_kubo("En.Wikipedia-on-IPFS.example.org", kubo.url, session)).cid == parse_cid(CID_B)
         with pytest.raises(KuboResolveError, match="could not resolve name") as exc:

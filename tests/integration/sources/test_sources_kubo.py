@@ -54,14 +54,19 @@ async def test_version(make_kubo: MakeKubo, http: aiohttp.ClientSession) -> None
     node = await make_kubo()
     version = await KuboClient(kubo_target(node), http).version()
     assert (version.version, version.commit, version.repo, version.system, version.golang) == (
-        KUBO_VERSION["Version"], KUBO_VERSION["Commit"], KUBO_VERSION["Repo"], KUBO_VERSION["System"],
-        KUBO_VERSION["Golang"])
+        KUBO_VERSION["Version"],
+        KUBO_VERSION["Commit"],
+        KUBO_VERSION["Repo"],
+        KUBO_VERSION["System"],
+        KUBO_VERSION["Golang"],
+    )
     assert node.log == [("POST", "version", {})]
 
 
 @pytest.mark.parametrize("stream", [True, False])
-async def test_pin_ls_sees_new_pins_between_calls(make_kubo: MakeKubo, http: aiohttp.ClientSession,
-                                                  stream: bool) -> None:
+async def test_pin_ls_sees_new_pins_between_calls(
+    make_kubo: MakeKubo, http: aiohttp.ClientSession, stream: bool
+) -> None:
     node = await make_kubo(DIR_WITH_FILES)
     node.pins[cid_text(HELLO)] = "direct"
     client = KuboClient(node.url, http)
@@ -75,8 +80,9 @@ async def test_pin_ls_sees_new_pins_between_calls(make_kubo: MakeKubo, http: aio
     assert node.requests["pin/ls"] == 3
 
 
-async def test_pin_ls_stream_of_many_pins_arrives_in_ragged_chunks(make_kubo: MakeKubo,
-                                                                   http: aiohttp.ClientSession) -> None:
+async def test_pin_ls_stream_of_many_pins_arrives_in_ragged_chunks(
+    make_kubo: MakeKubo, http: aiohttp.ClientSession
+) -> None:
     node = await make_kubo(HAMT, pin=False, stream_chunk=7)
     node.pins = {cid_text(cid): "recursive" for cid in node.cids.values()}
     client = KuboClient(node.url, http)
@@ -126,8 +132,9 @@ async def test_dag_export_streams_a_verified_car(make_kubo: MakeKubo, http: aioh
     assert reader.blocks_read == 9
 
 
-async def test_dag_export_with_a_corrupted_block_raises_mismatch(make_kubo: MakeKubo,
-                                                                 http: aiohttp.ClientSession) -> None:
+async def test_dag_export_with_a_corrupted_block_raises_mismatch(
+    make_kubo: MakeKubo, http: aiohttp.ClientSession
+) -> None:
     node = await make_kubo(DIR_WITH_FILES)
     node.corrupt.add(block_key(HELLO))
     good: list[bytes] = []
@@ -211,8 +218,7 @@ async def test_unreachable_node_is_a_kubo_error(http: aiohttp.ClientSession) -> 
         await KuboClient(url, http).version()
 
 
-async def test_block_source_lets_the_walker_read_every_file(make_kubo: MakeKubo,
-                                                           http: aiohttp.ClientSession) -> None:
+async def test_block_source_lets_the_walker_read_every_file(make_kubo: MakeKubo, http: aiohttp.ClientSession) -> None:
     node = await make_kubo(DIR_WITH_FILES)
     source = KuboClient(kubo_target(node), http).block_source()
     walker = DagWalker(source)
@@ -232,8 +238,9 @@ async def test_block_source_lets_the_walker_read_every_file(make_kubo: MakeKubo,
     assert all(q.get("offline") == "true" for _, cmd, q in node.log if cmd == "block/get")
 
 
-async def test_block_source_reports_corrupt_and_missing_blocks(make_kubo: MakeKubo,
-                                                               http: aiohttp.ClientSession) -> None:
+async def test_block_source_reports_corrupt_and_missing_blocks(
+    make_kubo: MakeKubo, http: aiohttp.ClientSession
+) -> None:
     node = await make_kubo(DIR_WITH_FILES)
     node.corrupt.add(block_key(HELLO))
     node.remove_block(ASCII)
@@ -256,7 +263,12 @@ def test_target_urls() -> None:
     assert kubo_base_url("https://ipfs.example.org/rpc/api/v0") == "https://ipfs.example.org/rpc"
     assert kubo_base_url("/ip4/127.0.0.1/tcp/5001") == "http://127.0.0.1:5001"
     assert kubo_base_url("/ip6/::1/tcp/5001") == "http://[::1]:5001"
-    for bad in ("ftp://127.0.0.1:5001", "http://user:pw@127.0.0.1:5001", "kubo://", "127.0.0.1:5001",
-                "http://127.0.0.1:5001/?x=1"):
+    for bad in (
+        "ftp://127.0.0.1:5001",
+        "http://user:pw@127.0.0.1:5001",
+        "kubo://",
+        "127.0.0.1:5001",
+        "http://127.0.0.1:5001/?x=1",
+    ):
         with pytest.raises(ValueError):
             kubo_base_url(bad)

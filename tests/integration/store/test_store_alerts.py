@@ -9,16 +9,27 @@ from agent.store import FindingRow, ItemRow, LocationRow, NewEvent, Store, Subsc
 
 
 def created_for_all(new: list[FindingRow], _loc: LocationRow | None, subs: list[SubscriptionRow]) -> list[NewEvent]:
-    return [NewEvent(f"evt_created_{f.id}", "finding.created", {"id": f.id}, tuple(s.id for s in subs),
-                     finding_id=f.id, item_key=f.item_key) for f in new]
+    return [
+        NewEvent(
+            f"evt_created_{f.id}",
+            "finding.created",
+            {"id": f.id},
+            tuple(s.id for s in subs),
+            finding_id=f.id,
+            item_key=f.item_key,
+        )
+        for f in new
+    ]
 
 
 async def _alerted_finding(store: Store) -> tuple[FindingRow, SubscriptionRow, SubscriptionRow]:
     early = await store.add_subscription("https://a.example/hook", "whsec_a")
-    (finding,) = await store.record_item(ItemRow(key="k1", status="verified", cid="bafk1"),
-                                         LocationRow(item_key="k1", path="p.jpg"),
-                                         [FindingRow("k1", "tcap", "tcap:1", "abc", "md5", 0.0)],
-                                         outbox=created_for_all)
+    (finding,) = await store.record_item(
+        ItemRow(key="k1", status="verified", cid="bafk1"),
+        LocationRow(item_key="k1", path="p.jpg"),
+        [FindingRow("k1", "tcap", "tcap:1", "abc", "md5", 0.0)],
+        outbox=created_for_all,
+    )
     late = await store.add_subscription("https://b.example/hook", "whsec_b")
     return finding, early, late
 
@@ -27,7 +38,9 @@ async def test_the_outbox_writes_event_and_deliveries_with_the_finding(store: St
     finding, early, _late = await _alerted_finding(store)
     (event,) = await store.list_events()
     assert event.type == "finding.created" and event.finding_id == finding.id
-    assert [(d.subscription_id, d.status) for d in await store.deliveries_of(event_id=event.id)] == [(early.id, "pending")]
+    assert [(d.subscription_id, d.status) for d in await store.deliveries_of(event_id=event.id)] == [
+        (early.id, "pending")
+    ]
 
 
 async def test_a_false_positive_is_retracted_to_those_alerted_and_suppressed(store: Store) -> None:
@@ -46,8 +59,9 @@ async def test_a_false_positive_is_retracted_to_those_alerted_and_suppressed(sto
     await store.review_finding(finding.id, "false_positive", note="again", reviewer="b", retraction=retraction)
     assert len(sent_to) == 1 and len(await store.reviews_of(finding.id)) == 2
     # The same item and list entry, matched by another signal: never recorded (nor alerted) again.
-    again = await store.add_findings("k1", [FindingRow("k1", "tcap", "tcap:1", "abc", "sha256", 0.0)],
-                                     outbox=created_for_all)
+    again = await store.add_findings(
+        "k1", [FindingRow("k1", "tcap", "tcap:1", "abc", "sha256", 0.0)], outbox=created_for_all
+    )
     assert again == []
     other_entry = await store.add_findings("k1", [FindingRow("k1", "tcap", "tcap:2", "def", "sha256", 0.0)])
     assert len(other_entry) == 1, "suppression is per entry, not per item"
@@ -65,8 +79,10 @@ async def test_content_state_changes_are_announced_once_to_those_alerted(store: 
 
     (watched,) = await store.watched_content()
     assert watched[:2] == ("k1", "bafk1") and watched[3] is None
-    assert await store.set_content_state("k1", "available", first_alert_at=first, detail={}, follow_up=follow_up) \
-        == (None, "available")
+    assert await store.set_content_state("k1", "available", first_alert_at=first, detail={}, follow_up=follow_up) == (
+        None,
+        "available",
+    )
     assert calls == [], "content presumed available when alerted: no change"
     await store.set_content_state("k1", "unavailable", first_alert_at=first, detail={"x": 1}, follow_up=follow_up)
     await store.set_content_state("k1", "unavailable", first_alert_at=first, detail={"x": 2}, follow_up=follow_up)
@@ -78,7 +94,9 @@ async def test_content_state_changes_are_announced_once_to_those_alerted(store: 
 async def test_replay_and_lease_release_make_deliveries_due_again(store: Store) -> None:
     await _alerted_finding(store)
     (job,) = await store.lease_deliveries("node-a", limit=10, lease_s=60)
-    assert await store.lease_deliveries("node-b", limit=10, lease_s=60) == [], "a leased delivery is not handed out twice"
+    assert await store.lease_deliveries("node-b", limit=10, lease_s=60) == [], (
+        "a leased delivery is not handed out twice"
+    )
     assert await store.release_leases("node-a") == 1
     (again,) = await store.lease_deliveries("node-b", limit=10, lease_s=60)
     assert again.delivery.id == job.delivery.id
@@ -95,15 +113,28 @@ async def test_finding_views_carry_item_provenance_review_and_retraction(store: 
     # Seen first under a target, later in a one-off place: the first place is the provenance.
     (first,) = await store.record_item(
         ItemRow(key="k1", status="verified", cid="bafk1", size=5, media_type="image/jpeg"),
-        LocationRow(item_key="k1", path="dir/a.jpg", target_id=target.id, root_cid="bafyroot",
-                    gateway="http://gw.example", first_seen_at=datetime(2026, 1, 1, tzinfo=UTC)),
+        LocationRow(
+            item_key="k1",
+            path="dir/a.jpg",
+            target_id=target.id,
+            root_cid="bafyroot",
+            gateway="http://gw.example",
+            first_seen_at=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
         [FindingRow("k1", "tcap", "tcap:1", "abc", "pdq", 6.0, labels=("ideology:far-right",), query="abd")],
-        outbox=created_for_all)
-    await store.record_item(ItemRow(key="k1", status="verified"),
-                            LocationRow(item_key="k1", path="copy.jpg", root_cid="bafyother",
-                                        first_seen_at=datetime(2026, 2, 1, tzinfo=UTC)))
-    (second,) = await store.record_item(ItemRow(key="k2", status="verified", cid="bafk2"), None,
-                                        [FindingRow("k2", "deny", "deny:1", "/ipfs/bafk2", "cid", 0.0)])
+        outbox=created_for_all,
+    )
+    await store.record_item(
+        ItemRow(key="k1", status="verified"),
+        LocationRow(
+            item_key="k1", path="copy.jpg", root_cid="bafyother", first_seen_at=datetime(2026, 2, 1, tzinfo=UTC)
+        ),
+    )
+    (second,) = await store.record_item(
+        ItemRow(key="k2", status="verified", cid="bafk2"),
+        None,
+        [FindingRow("k2", "deny", "deny:1", "/ipfs/bafk2", "cid", 0.0)],
+    )
     assert first.id is not None and second.id is not None
     await store.review_finding(first.id, "confirmed", note=None, reviewer="a1")
     await store.review_finding(first.id, "false_positive", note="a bridge", reviewer="a2")
@@ -114,7 +145,13 @@ async def test_finding_views_carry_item_provenance_review_and_retraction(store: 
     assert (one.cid, one.media_type, one.size, one.finding.query) == ("bafk1", "image/jpeg", 5, "abd")
     where = one.provenance
     assert (where.path, where.root_cid, where.target_id, where.target_url, where.gateway, where.source) == (
-        "dir/a.jpg", "bafyroot", target.id, "ipns://k51example", "http://gw.example", "location")
+        "dir/a.jpg",
+        "bafyroot",
+        target.id,
+        "ipns://k51example",
+        "http://gw.example",
+        "location",
+    )
     assert one.review is not None and (one.review.verdict, one.review.reviewer) == ("false_positive", "a2")
     assert one.retraction is not None and one.retraction.reason == "false_positive"
     other = views[second.id]
@@ -124,16 +161,21 @@ async def test_finding_views_carry_item_provenance_review_and_retraction(store: 
 
     trail = await store.list_reviews()
     assert [(a.review.verdict, a.list_name, a.entry_id, a.item_key) for a in trail] == [
-        ("false_positive", "tcap", "tcap:1", "k1"), ("confirmed", "tcap", "tcap:1", "k1")]
+        ("false_positive", "tcap", "tcap:1", "k1"),
+        ("confirmed", "tcap", "tcap:1", "k1"),
+    ]
 
     detail = await store.finding_detail(first.id)
     assert detail is not None and detail.item is not None and detail.item.cid == "bafk1"
     assert [(p.location.path, p.target_url) for p in detail.locations] == [
-        ("dir/a.jpg", "ipns://k51example"), ("copy.jpg", None)]
+        ("dir/a.jpg", "ipns://k51example"),
+        ("copy.jpg", None),
+    ]
     assert [r.verdict for r in detail.reviews] == ["confirmed", "false_positive"]
     assert [e.type for e in detail.events] == ["finding.created"]
     assert [(d.event_type, d.subscription_url, d.delivery.status) for d in detail.deliveries] == [
-        ("finding.created", "https://a.example/hook", "pending")]
+        ("finding.created", "https://a.example/hook", "pending")
+    ]
     assert detail.content is None
     assert await store.finding_detail(999) is None
 
@@ -143,19 +185,36 @@ async def test_a_removed_target_leaves_the_provenance_the_alert_carried(store: S
 
     def alert(new: list[FindingRow], loc: LocationRow | None, subs: list[SubscriptionRow]) -> list[NewEvent]:
         assert loc is not None
-        return [NewEvent(f"evt_{f.id}", "finding.created",
-                         {"item": {"key": f.item_key, "path": loc.path}, "root": loc.root_cid,
-                          "target": {"id": loc.target_id, "url": "ipns://k51gone"}}, (), finding_id=f.id,
-                         item_key=f.item_key) for f in new]
+        return [
+            NewEvent(
+                f"evt_{f.id}",
+                "finding.created",
+                {
+                    "item": {"key": f.item_key, "path": loc.path},
+                    "root": loc.root_cid,
+                    "target": {"id": loc.target_id, "url": "ipns://k51gone"},
+                },
+                (),
+                finding_id=f.id,
+                item_key=f.item_key,
+            )
+            for f in new
+        ]
 
     (finding,) = await store.record_item(
         ItemRow(key="k3", status="verified", cid="bafk3"),
         LocationRow(item_key="k3", path="x/y.png", target_id=target.id, root_cid="bafyroot3"),
-        [FindingRow("k3", "tcap", "tcap:3", "abc", "md5", 0.0)], outbox=alert)
+        [FindingRow("k3", "tcap", "tcap:3", "abc", "md5", 0.0)],
+        outbox=alert,
+    )
     assert await store.remove_target(target.id)
     (view,) = await store.finding_views()
     assert (view.provenance.path, view.provenance.root_cid, view.provenance.target_url, view.provenance.source) == (
-        "x/y.png", "bafyroot3", "ipns://k51gone", "event")
+        "x/y.png",
+        "bafyroot3",
+        "ipns://k51gone",
+        "event",
+    )
     assert finding.id is not None
     detail = await store.finding_detail(finding.id)
     assert detail is not None and detail.locations == ()

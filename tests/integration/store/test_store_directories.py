@@ -14,14 +14,19 @@ async def test_a_recorded_directory_is_known_but_not_counted_as_an_item(store: S
     rows = await store.get_items(["1220d1", "1220f1"])
     directory = rows["1220d1"]
     assert (directory.status, directory.cid, directory.media_type, directory.signals) == (
-        "directory", "bafydir", "inode/directory", {})
+        "directory",
+        "bafydir",
+        "inode/directory",
+        {},
+    )
     assert examined(directory.status, directory.signals)
     assert await store.count_items() == 1, "directories are not content items"
 
 
 async def test_recording_a_directory_never_overwrites_content_of_the_same_multihash(store: Store) -> None:
-    content = ItemRow(key="1220aa", status="verified", cid="bafkraw", size=3, media_type="text/plain",
-                      signals={"sha256": "11" * 32})
+    content = ItemRow(
+        key="1220aa", status="verified", cid="bafkraw", size=3, media_type="text/plain", signals={"sha256": "11" * 32}
+    )
     await store.record_item(content, None)
     await store.record_directory("1220aa", "bafydag")
     row = (await store.get_items(["1220aa"]))["1220aa"]

@@ -28,8 +28,14 @@ def _finding(key: str, entry: str = "pdq:" + PDQ, list_name: str = "tcap", **kw:
 
 
 async def test_recording_the_same_item_and_finding_twice_stores_one_finding(store: Store) -> None:
-    item = ItemRow(key="1220ab", cid="bafyitem", size=1234, media_type="image/jpeg", status="ok",
-                   signals={"pdq": {"hash": PDQ, "quality": 100}})
+    item = ItemRow(
+        key="1220ab",
+        cid="bafyitem",
+        size=1234,
+        media_type="image/jpeg",
+        status="ok",
+        signals={"pdq": {"hash": PDQ, "quality": 100}},
+    )
     where = LocationRow(item_key="1220ab", path="/pics/a.jpg", root_cid="bafyroot", gateway="https://gw.example")
 
     first = await store.record_item(item, where, [_finding("1220ab")])
@@ -37,7 +43,10 @@ async def test_recording_the_same_item_and_finding_twice_stores_one_finding(stor
 
     assert len(first) == 1 and first[0].id is not None
     assert (first[0].list_name, first[0].distance, first[0].labels, first[0].detail) == (
-        "tcap", 4.0, ("terrorism",), {"quality": 100}
+        "tcap",
+        4.0,
+        ("terrorism",),
+        {"quality": 100},
     )
     assert second == []
     assert await store.count_findings() == 1
@@ -54,7 +63,9 @@ async def test_new_findings_are_returned_alongside_known_ones(store: Store) -> N
     assert [f.entry_id for f in new] == ["e2"]
     assert await store.count_findings() == 2
 
-    retro = await store.add_findings("k", [_finding("k", "e2"), _finding("k", "e3", list_name="gifct")], retroactive=True)
+    retro = await store.add_findings(
+        "k", [_finding("k", "e2"), _finding("k", "e3", list_name="gifct")], retroactive=True
+    )
     assert [(f.entry_id, f.list_name, f.retroactive) for f in retro] == [("e3", "gifct", True)]
     assert await store.add_findings("k", [_finding("k", "e3", list_name="gifct")], retroactive=True) == []
 
@@ -71,8 +82,17 @@ async def test_re_recording_updates_the_item_but_never_erases_its_hashes(store: 
     t1 = t0 + timedelta(days=1)
     frames = ((0, 100, PDQ, 0.0), (1, 90, "0" * 64, 1.0))
     await store.record_item(
-        ItemRow(key="v", cid="bafyv", size=10, media_type="video/mp4", status="ok",
-                signals={"md5": "11" * 16}, video_frames=frames, first_seen_at=t0, last_seen_at=t0),
+        ItemRow(
+            key="v",
+            cid="bafyv",
+            size=10,
+            media_type="video/mp4",
+            status="ok",
+            signals={"md5": "11" * 16},
+            video_frames=frames,
+            first_seen_at=t0,
+            last_seen_at=t0,
+        ),
         LocationRow(item_key="v", path="/v.mp4", first_seen_at=t0, last_seen_at=t0),
         [],
     )
@@ -92,8 +112,9 @@ async def test_re_recording_updates_the_item_but_never_erases_its_hashes(store: 
     assert (loc.first_seen_at, loc.last_seen_at, loc.gateway) == (t0, t1, "https://other.example")
 
     # A replay of an older observation does not move last_seen_at back.
-    await store.record_item(ItemRow(key="v", status="ok", signals={"md5": "22" * 16},
-                                    first_seen_at=t0, last_seen_at=t0), None, [])
+    await store.record_item(
+        ItemRow(key="v", status="ok", signals={"md5": "22" * 16}, first_seen_at=t0, last_seen_at=t0), None, []
+    )
     item = (await store.get_items(["v"]))["v"]
     assert item.last_seen_at == t1 and item.status == "ok" and item.signals == {"md5": "22" * 16}
 
@@ -119,8 +140,10 @@ async def _bulk_items(store: Store, keys: list[str], signals: dict[str, object])
     """Test data in one statement; record_item per row would spend the test's
     time on thousands of fsyncs."""
     now = datetime.now(UTC)
-    rows = [{"key": k, "status": "ok", "signals": signals, "video_frames": None,
-             "first_seen_at": now, "last_seen_at": now} for k in keys]
+    rows = [
+        {"key": k, "status": "ok", "signals": signals, "video_frames": None, "first_seen_at": now, "last_seen_at": now}
+        for k in keys
+    ]
     async with store._engine.begin() as conn:
         await conn.execute(sa.insert(items), rows)
 
@@ -141,8 +164,8 @@ async def test_seen_keys_over_five_thousand_keys(store: Store) -> None:
 
 
 async def test_iter_items_with_signals_pages_through_everything_exactly_once(store: Store) -> None:
-    with_signals = [f"k{i:05d}" for i in range(0, 2_500)]
-    without = [f"k{i:05d}x" for i in range(0, 300)]  # no hashes: nothing to re-match
+    with_signals = [f"k{i:05d}" for i in range(2_500)]
+    without = [f"k{i:05d}x" for i in range(300)]  # no hashes: nothing to re-match
     await _bulk_items(store, with_signals, {"md5": "00" * 16})
     await _bulk_items(store, without, {})
     await store.record_item(ItemRow(key="video", status="ok", video_frames=((0, 90, PDQ, 0.0),)), None, [])
@@ -165,8 +188,9 @@ async def test_iter_items_on_an_empty_store_yields_nothing(store: Store) -> None
 
 
 async def test_a_finding_is_found_by_its_id(store: Store) -> None:
-    new = await store.record_item(ItemRow(key="k-get", status="verified"), None,
-                                  [FindingRow("k-get", "tcap", "tcap:9", "abc", "md5", 0.0)])
+    new = await store.record_item(
+        ItemRow(key="k-get", status="verified"), None, [FindingRow("k-get", "tcap", "tcap:9", "abc", "md5", 0.0)]
+    )
     assert new[0].id is not None
     assert await store.get_finding(new[0].id) == new[0]
     assert await store.get_finding(new[0].id + 1000) is None

@@ -27,12 +27,22 @@ async def test_list_versions_and_state_round_trip(store: Store) -> None:
     assert latest["tcap"].content_hash == "h1"
 
     assert await store.get_list_state("tcap") is None
-    state = ListStateRow(name="tcap", source="https://tcap.example/list", etag='"abc"',
-                         last_modified="Wed, 01 May 2024 10:00:00 GMT", checkpoint="page-7", content_hash="h1")
+    state = ListStateRow(
+        name="tcap",
+        source="https://tcap.example/list",
+        etag='"abc"',
+        last_modified="Wed, 01 May 2024 10:00:00 GMT",
+        checkpoint="page-7",
+        content_hash="h1",
+    )
     await store.put_list_state(state)
     assert await store.get_list_state("tcap") == state
-    moved = ListStateRow(name="tcap", source="https://tcap.example/list", checkpoint="page-8",
-                         updated_at=state.updated_at + timedelta(seconds=5))
+    moved = ListStateRow(
+        name="tcap",
+        source="https://tcap.example/list",
+        checkpoint="page-8",
+        updated_at=state.updated_at + timedelta(seconds=5),
+    )
     await store.put_list_state(moved)
     assert await store.get_list_state("tcap") == moved
 
@@ -44,7 +54,9 @@ async def test_claim_slot_has_exactly_one_winner_under_concurrency(
     # slots of the same job.
     agents = [store] + list(await asyncio.gather(*(open_store() for _ in range(19))))
     for slot in range(1_000, 1_003):
-        won = await asyncio.gather(*(agent.claim_slot("retro-match", slot, f"node-{n}") for n, agent in enumerate(agents)))
+        won = await asyncio.gather(
+            *(agent.claim_slot("retro-match", slot, f"node-{n}") for n, agent in enumerate(agents))
+        )
         assert won.count(True) == 1, (slot, won)
 
     # A different job or a later slot is a separate claim.

@@ -25,15 +25,25 @@ async def test_old_denylist_ids_and_their_suppressions_move_to_the_new_ids(open_
     old = "/home/op/lists/my.deny:7"
     async with store._engine.begin() as conn:
         common = {"list_name": "my", "entry_value": RULE, "signal_type": "path", "distance": 0.0, "created_at": at}
-        await conn.execute(sa.insert(findings), [
-            {"item_key": "k1", "entry_id": old, **common},
-            # the same rule reached through another spelling of the path: one id afterwards, history kept
-            {"item_key": "k1", "entry_id": "lists/my.deny:7", **common},
-            {"item_key": "k2", "entry_id": old, **common},
-            # a hash-list finding is left alone
-            {"item_key": "k2", "list_name": "te", "entry_id": "md5:abc", "entry_value": "abc", "signal_type": "md5",
-             "distance": 0.0, "created_at": at},
-        ])
+        await conn.execute(
+            sa.insert(findings),
+            [
+                {"item_key": "k1", "entry_id": old, **common},
+                # the same rule reached through another spelling of the path: one id afterwards, history kept
+                {"item_key": "k1", "entry_id": "lists/my.deny:7", **common},
+                {"item_key": "k2", "entry_id": old, **common},
+                # a hash-list finding is left alone
+                {
+                    "item_key": "k2",
+                    "list_name": "te",
+                    "entry_id": "md5:abc",
+                    "entry_value": "abc",
+                    "signal_type": "md5",
+                    "distance": 0.0,
+                    "created_at": at,
+                },
+            ],
+        )
         await conn.execute(sa.insert(suppressions).values(item_key="k1", list_name="my", entry_id=old, created_at=at))
         # As a database of version 2 would be: migration 3 not applied yet.
         await conn.execute(sa.delete(schema_migrations).where(schema_migrations.c.version == 3))
@@ -43,10 +53,13 @@ async def test_old_denylist_ids_and_their_suppressions_move_to_the_new_ids(open_
     assert await upgraded.schema_version() == 3
     new = deny_entry_id("my", RULE)
     async with upgraded._engine.connect() as conn:
-        ids = sorted((r.item_key, r.entry_id) for r in await conn.execute(
-            sa.select(findings.c.item_key, findings.c.entry_id)))
-        kept = {r.entry_id for r in await conn.execute(
-            sa.select(suppressions.c.entry_id).where(suppressions.c.item_key == "k1"))}
+        ids = sorted(
+            (r.item_key, r.entry_id) for r in await conn.execute(sa.select(findings.c.item_key, findings.c.entry_id))
+        )
+        kept = {
+            r.entry_id
+            for r in await conn.execute(sa.select(suppressions.c.entry_id).where(suppressions.c.item_key == "k1"))
+        }
     assert ids == sorted([("k1", new), ("k1", "lists/my.deny:7"), ("k2", new), ("k2", "md5:abc")])
     assert new in kept  # still suppressed under the id new findings carry
     assert "/home/op" not in new

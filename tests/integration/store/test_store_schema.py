@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from agent.store import ItemRow, SchemaTooNew, Store
 from agent.store.migrations import LATEST_VERSION
 from agent.store.schema import item_locations, metadata, schema_migrations
-
 
 EXPECTED_TABLES = {
     "schema_migrations",
@@ -57,8 +56,14 @@ async def test_the_database_itself_refuses_a_second_row_for_the_same_place(store
     # including for NULL target_id / root_cid, where a plain UNIQUE would not.
     now = datetime.now(UTC)
     await store.record_item(ItemRow(key="k", status="ok"), None, [])
-    place = {"item_key": "k", "target_id": None, "root_cid": None, "path": "/a",
-             "first_seen_at": now, "last_seen_at": now}
+    place = {
+        "item_key": "k",
+        "target_id": None,
+        "root_cid": None,
+        "path": "/a",
+        "first_seen_at": now,
+        "last_seen_at": now,
+    }
     async with store._engine.begin() as conn:
         await conn.execute(sa.insert(item_locations).values(place))
     with pytest.raises(sa.exc.IntegrityError):
@@ -66,7 +71,9 @@ async def test_the_database_itself_refuses_a_second_row_for_the_same_place(store
             await conn.execute(sa.insert(item_locations).values(place))
 
 
-async def test_reopening_applies_nothing_and_keeps_data(store: Store, open_store: Callable[[], Awaitable[Store]]) -> None:
+async def test_reopening_applies_nothing_and_keeps_data(
+    store: Store, open_store: Callable[[], Awaitable[Store]]
+) -> None:
     await store.add_target("ipfs://bafykeep", "ipfs", 300)
     await store.close()
 

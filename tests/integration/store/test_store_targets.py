@@ -15,7 +15,12 @@ async def test_target_crud_and_duplicate_url(store: Store) -> None:
     a = await store.add_target("ipfs://bafya", "ipfs", 300, {"gateway": "https://gw.example"})
     b = await store.add_target("ar://txid", "arweave", 60)
     assert (a.url, a.kind, a.interval_s, a.options, a.enabled, a.state) == (
-        "ipfs://bafya", "ipfs", 300, {"gateway": "https://gw.example"}, True, {}
+        "ipfs://bafya",
+        "ipfs",
+        300,
+        {"gateway": "https://gw.example"},
+        True,
+        {},
     )
     assert a.consecutive_failures == 0 and a.last_poll_at is None and a.next_run_at is None
 

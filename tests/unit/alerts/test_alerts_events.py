@@ -4,7 +4,7 @@ recipients follow the subscriptions' filters."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jsonschema
 import pytest
@@ -16,10 +16,12 @@ from agent.alerts.events import (
     ItemContext,
     content_changed,
     finding_created,
+    finding_retracted,
     label_key,
     normalise_label,
-    finding_retracted,
     subscribed,
+)
+from agent.alerts.events import (
     test_event as make_test_event,
 )
 from agent.lists.formats.tcap import parse_tcap_page
@@ -27,13 +29,30 @@ from agent.store import FindingRow, NewEvent, SubscriptionRow
 from tests.conftest import REPO
 
 SCHEMA = json.loads((REPO / "docs" / "events.schema.json").read_text())
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
-FINDING = FindingRow(item_key="1220ab", list_name="tcap", entry_id="tcap:11", entry_value="f8f8f0ce",
-                     signal_type="pdq", distance=6.0, labels=("ideology:far-right",), query="f8f8f0cf",
-                     created_at=NOW, id=7)
-ITEM = ItemContext(key="1220ab", cid="bafkreiexample", path="dir/a b.jpg", root="bafybeiroot", target_id=3,
-                   target_url="ipns://k51example", size=1234, media_type="image/jpeg",
-                   signals={"md5": "0" * 32, "pdq": "f8f8f0cf", "pdq_quality": 100})
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+FINDING = FindingRow(
+    item_key="1220ab",
+    list_name="tcap",
+    entry_id="tcap:11",
+    entry_value="f8f8f0ce",
+    signal_type="pdq",
+    distance=6.0,
+    labels=("ideology:far-right",),
+    query="f8f8f0cf",
+    created_at=NOW,
+    id=7,
+)
+ITEM = ItemContext(
+    key="1220ab",
+    cid="bafkreiexample",
+    path="dir/a b.jpg",
+    root="bafybeiroot",
+    target_id=3,
+    target_url="ipns://k51example",
+    size=1234,
+    media_type="image/jpeg",
+    signals={"md5": "0" * 32, "pdq": "f8f8f0cf", "pdq_quality": 100},
+)
 
 
 def sub(i: int, **filters: tuple[object, ...]) -> SubscriptionRow:
@@ -54,7 +73,10 @@ def test_finding_created_validates_and_names_list_entry_distance_labels_and_link
     validate(event)
     data = event.payload
     assert data["finding"]["list"] == "tcap" and data["finding"]["distance"] == 6.0
-    assert data["links"] == ["https://gw.example/ipfs/bafybeiroot/dir/a%20b.jpg", "https://gw.example/ipfs/bafkreiexample"]
+    assert data["links"] == [
+        "https://gw.example/ipfs/bafybeiroot/dir/a%20b.jpg",
+        "https://gw.example/ipfs/bafkreiexample",
+    ]
     assert event.id.startswith("evt_") and event.finding_id == 7
 
 
@@ -71,9 +93,20 @@ def test_retraction_and_content_events_validate() -> None:
     retracted = finding_retracted(FINDING, "false_positive", "a bridge, not propaganda", [sub(1), sub(2)], [1], NOW)
     assert retracted is not None and retracted.type == FINDING_RETRACTED and retracted.subscription_ids == (1,)
     validate(retracted)
-    gone = content_changed("1220ab", "bafkreiexample", False, NOW - timedelta(hours=5), NOW,
-                           {"gateways": {"https://gw": {"status": 410, "verdict": "blocked"}}, "providers": 0,
-                            "reason": "410 at https://gw"}, [sub(1)], [1])
+    gone = content_changed(
+        "1220ab",
+        "bafkreiexample",
+        False,
+        NOW - timedelta(hours=5),
+        NOW,
+        {
+            "gateways": {"https://gw": {"status": 410, "verdict": "blocked"}},
+            "providers": 0,
+            "reason": "410 at https://gw",
+        },
+        [sub(1)],
+        [1],
+    )
     assert gone is not None and gone.type == CONTENT_UNAVAILABLE
     assert gone.payload["time_to_removal_s"] == 5 * 3600
     validate(gone)
@@ -89,29 +122,51 @@ def test_follow_ups_go_only_to_those_alerted_and_still_subscribed() -> None:
     assert finding_retracted(FINDING, "entry_deleted", None, [sub(1)], [], NOW) is None
 
 
-@pytest.mark.parametrize("filters, expected", [
-    ({}, True),
-    ({"lists": ("tcap",)}, True),
-    ({"lists": ("other",)}, False),
-    ({"labels": ("ideology:far-right", "x")}, True),
-    ({"labels": ("far-right",)}, False),
-    ({"labels": ("x",)}, False),
-    ({"targets": (3,)}, True),
-    ({"targets": (4,)}, False),
-    ({"event_types": (FINDING_RETRACTED,)}, False),
-])
+@pytest.mark.parametrize(
+    "filters, expected",
+    [
+        ({}, True),
+        ({"lists": ("tcap",)}, True),
+        ({"lists": ("other",)}, False),
+        ({"labels": ("ideology:far-right", "x")}, True),
+        ({"labels": ("far-right",)}, False),
+        ({"labels": ("x",)}, False),
+        ({"targets": (3,)}, True),
+        ({"targets": (4,)}, False),
+        ({"event_types": (FINDING_RETRACTED,)}, False),
+    ],
+)
 def test_subscription_filters(filters: dict[str, tuple[object, ...]], expected: bool) -> None:
-    assert subscribed(sub(1, **filters), FINDING_CREATED, list_name="tcap", labels=FINDING.labels,
-                      target_id=3) is expected
+    assert (
+        subscribed(sub(1, **filters), FINDING_CREATED, list_name="tcap", labels=FINDING.labels, target_id=3) is expected
+    )
     event = finding_created(FINDING, ITEM, [], [sub(1, **filters)])
     assert event is not None and (event.subscription_ids == (1,)) is expected
 
 
 def tcap_entry_labels() -> tuple[str, ...]:
     """Labels as the real TCAP parser stores them for a record with an ideology."""
-    page = parse_tcap_page(json.dumps({"count": 1, "next": None, "checkpoint": "c1", "results": [
-        {"id": 11, "hash_digest": "0" * 32, "algorithm": "MD5", "ideology": "far-right", "file_type": "image",
-         "deleted": False}]}), list_name="tcap", source="tcap.json")
+    page = parse_tcap_page(
+        json.dumps(
+            {
+                "count": 1,
+                "next": None,
+                "checkpoint": "c1",
+                "results": [
+                    {
+                        "id": 11,
+                        "hash_digest": "0" * 32,
+                        "algorithm": "MD5",
+                        "ideology": "far-right",
+                        "file_type": "image",
+                        "deleted": False,
+                    }
+                ],
+            }
+        ),
+        list_name="tcap",
+        source="tcap.json",
+    )
     (entry,) = page.entries
     return entry.labels
 
@@ -122,8 +177,17 @@ def test_a_label_filter_typed_from_the_readme_fires_for_a_tcap_entry(typed: str)
     assert "ideology:far-right" in labels, labels
     stored = normalise_label(typed)
     assert stored == typed.replace("=", ":")
-    finding = FindingRow(item_key="1220ab", list_name="tcap", entry_id="tcap:11", entry_value="0" * 32,
-                         signal_type="md5", distance=0.0, labels=labels, created_at=NOW, id=8)
+    finding = FindingRow(
+        item_key="1220ab",
+        list_name="tcap",
+        entry_id="tcap:11",
+        entry_value="0" * 32,
+        signal_type="md5",
+        distance=0.0,
+        labels=labels,
+        created_at=NOW,
+        id=8,
+    )
     event = finding_created(finding, ITEM, [], [sub(1, labels=(stored,)), sub(2, labels=("far-right",))])
     assert event is not None and event.subscription_ids == (1,)
 

@@ -37,10 +37,13 @@ def test_a_new_report_gets_the_usual_permissions(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
 
 
-@pytest.mark.parametrize("where, reason", [
-    ("missing/r.json", "does not exist"),
-    ("a-file/r.json", "is not a directory"),
-])
+@pytest.mark.parametrize(
+    "where, reason",
+    [
+        ("missing/r.json", "does not exist"),
+        ("a-file/r.json", "is not a directory"),
+    ],
+)
 def test_unusable_paths_are_refused_with_the_reason(tmp_path: Path, where: str, reason: str) -> None:
     (tmp_path / "a-file").write_text("")
     with pytest.raises(OutputFileError, match=reason):

@@ -143,7 +143,8 @@ async def test_reader_is_streaming_and_memory_does_not_grow_with_the_car() -> No
 
 @pytest.mark.parametrize("digest, reason", [(b"", "0 bytes is too short"), (b"\xb9", "1 bytes is too short")])
 async def test_a_section_whose_cid_has_a_short_digest_is_an_error_never_a_verified_block(
-        digest: bytes, reason: str) -> None:
+    digest: bytes, reason: str
+) -> None:
     short = CID("base32", 1, "raw", multihash.wrap(digest, "sha2-256"))
     with pytest.raises(CarError, match=f"section 1: .*{reason}"):
         await _read_all(_car(car_section(short, b"any bytes at all")))

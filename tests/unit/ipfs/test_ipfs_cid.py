@@ -76,6 +76,7 @@ def test_truncated_binary_cid_is_refused() -> None:
 
 # -- one set of rules for CIDs from text and from bytes (issue 9 items 8 and 9) --
 
+
 def _binary(*varints: int, digest: bytes) -> bytes:
     return b"".join(encode_uvarint(v) for v in varints) + digest
 
@@ -121,14 +122,17 @@ def test_a_cid_object_made_by_a_library_meets_the_same_rules(name: str) -> None:
         check_cid(made)
 
 
-@pytest.mark.parametrize("raw", [
-    _GOOD,
-    _binary(1, 0x70, 0x13, 64, digest=b"\x02" * 64),  # sha2-512, dag-pb
-    _binary(1, 0x71, 0x1E, 32, digest=b"\x03" * 32),  # blake3, dag-cbor
-    _binary(1, 0x55, 0x12, 20, digest=b"\x04" * 20),  # truncated to the 20-byte minimum
-    _binary(1, 0x55, 0x00, 0, digest=b""),  # identity: empty inline block
-    _binary(1, 0x72, 0x00, 36, digest=b"\x05" * 36),  # libp2p-key, as in IPNS names
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _GOOD,
+        _binary(1, 0x70, 0x13, 64, digest=b"\x02" * 64),  # sha2-512, dag-pb
+        _binary(1, 0x71, 0x1E, 32, digest=b"\x03" * 32),  # blake3, dag-cbor
+        _binary(1, 0x55, 0x12, 20, digest=b"\x04" * 20),  # truncated to the 20-byte minimum
+        _binary(1, 0x55, 0x00, 0, digest=b""),  # identity: empty inline block
+        _binary(1, 0x72, 0x00, 36, digest=b"\x05" * 36),  # libp2p-key, as in IPNS names
+    ],
+)
 def test_good_cids_are_accepted_from_bytes_text_and_objects_alike(raw: bytes) -> None:
     from_bytes, used = cid_from_prefix(raw)
     assert used == len(raw)

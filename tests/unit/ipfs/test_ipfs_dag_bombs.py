@@ -45,6 +45,7 @@ async def read(walker: DagWalker, entry: DagEntry, max_bytes: int = 1 << 20) -> 
 
 # --- item 3: directories sharing children ------------------------------------------
 
+
 async def test_directories_sharing_a_child_are_each_walked_once_and_repeats_reported() -> None:
     levels = 40  # 2**40 paths: a walk per path never ends
     root, blocks = shared_directory_bomb(levels)
@@ -85,6 +86,7 @@ async def test_the_node_budget_stops_a_walk_with_a_clear_error() -> None:
 
 
 # --- item 4: HAMT shards repeating one sub-shard --------------------------------------
+
 
 async def test_a_hamt_whose_shards_repeat_one_sub_shard_is_walked_once_in_bounded_memory() -> None:
     blocks: Blocks = []
@@ -157,6 +159,7 @@ async def test_nested_hamt_directories_keep_a_bounded_number_of_sessions_open() 
 
 # --- item 5: files that lie about their size ------------------------------------------
 
+
 def _liar(root_filesize: int, via_parent: bool) -> tuple[object, Blocks]:
     """A file whose links repeat one 1-byte leaf 9x10^8 times while it declares `root_filesize`."""
     blocks: Blocks = []
@@ -169,12 +172,16 @@ def _liar(root_filesize: int, via_parent: bool) -> tuple[object, Blocks]:
     return block(blocks, file_node([(n2, 1_000_000)] * 900, filesize=root_filesize)), blocks
 
 
-@pytest.mark.parametrize("via_parent, message", [
-    (False, r"declares a filesize of 10 bytes but its data and blocksizes add up to 900000000"),
-    (True, r"holds 900000000 bytes of file data by its own blocksizes, its parent says 10"),
-])
+@pytest.mark.parametrize(
+    "via_parent, message",
+    [
+        (False, r"declares a filesize of 10 bytes but its data and blocksizes add up to 900000000"),
+        (True, r"holds 900000000 bytes of file data by its own blocksizes, its parent says 10"),
+    ],
+)
 async def test_a_file_declaring_10_bytes_over_9e8_leaf_repeats_is_refused_before_reading(
-        via_parent: bool, message: str) -> None:
+    via_parent: bool, message: str
+) -> None:
     root, blocks = _liar(10, via_parent)
     source = source_of(blocks)
     walker = DagWalker(source)
@@ -202,7 +209,7 @@ async def test_blocks_per_file_are_capped_even_when_every_size_agrees() -> None:
 async def test_an_honest_multi_level_file_still_reads_whole() -> None:
     blocks: Blocks = []
     leaves = [(block(blocks, bytes([65 + i]) * 10, "raw"), 10) for i in range(6)]
-    mid = [(block(blocks, file_node(leaves[i:i + 3])), 30) for i in (0, 3)]
+    mid = [(block(blocks, file_node(leaves[i : i + 3])), 30) for i in (0, 3)]
     root = block(blocks, file_node(mid))
     walker = DagWalker(source_of(blocks))
     (entry,) = await entries_of(walker, root)
@@ -211,12 +218,14 @@ async def test_an_honest_multi_level_file_still_reads_whole() -> None:
 
 # --- item 10: document keys are confined like dag-pb names ----------------------------
 
+
 async def test_dag_cbor_map_keys_that_leave_the_root_are_refused_like_dag_pb_names() -> None:
     blocks: Blocks = []
     secret = block(blocks, b"not yours", "raw")
     fine = block(blocks, b"fine", "raw")
-    doc = block(blocks, dag_cbor.encode({"../../../etc/passwd": secret, "a/../b": fine, "sub": {"..": fine}}),
-                "dag-cbor")
+    doc = block(
+        blocks, dag_cbor.encode({"../../../etc/passwd": secret, "a/../b": fine, "sub": {"..": fine}}), "dag-cbor"
+    )
     root = block(blocks, pbnode([(doc, "doc", 1)], unixfs(1)))
     entries = await entries_of(DagWalker(source_of(blocks)), root)
     by_path = {e.path: e for e in entries}
@@ -241,6 +250,7 @@ async def test_a_document_linked_many_times_is_walked_once() -> None:
 
 
 # --- item 12: empty leaves --------------------------------------------------------
+
 
 async def test_an_empty_leaf_repeated_2000_times_is_never_fetched() -> None:
     blocks: Blocks = []
@@ -270,6 +280,7 @@ def test_cid_of_empty_raw_block_is_the_well_known_one() -> None:
 
 # --- issue 8 item 20: what the walker tells its caller about walked directories -------
 
+
 async def test_walked_nodes_span_exactly_the_entries_below_them() -> None:
     blocks: Blocks = []
     f1, f2, f3 = (block(blocks, n, "raw") for n in (b"1", b"2", b"3"))
@@ -279,7 +290,9 @@ async def test_walked_nodes_span_exactly_the_entries_below_them() -> None:
     entries = await entries_of(walker, root)
     assert [e.path for e in entries] == ["one", "sub/two", "sub/three"]
     assert [(block_key(n.cid), n.first, n.end) for n in walker.walked_nodes] == [
-        (block_key(sub), 1, 3), (block_key(root), 0, 3)]
+        (block_key(sub), 1, 3),
+        (block_key(root), 0, 3),
+    ]
 
 
 async def test_a_hamt_sub_shard_the_caller_knows_is_not_read() -> None:
@@ -298,4 +311,6 @@ async def test_a_hamt_sub_shard_the_caller_knows_is_not_read() -> None:
     assert [e.path for e in entries] == ["new.txt"]
     assert source.served == 3, "root shard, the new sub-shard, the leaf"
     assert [(block_key(n.cid), n.shard) for n in walker.walked_nodes] == [
-        (block_key(fresh), True), (block_key(root), False)]
+        (block_key(fresh), True),
+        (block_key(root), False),
+    ]

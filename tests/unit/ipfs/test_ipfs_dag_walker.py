@@ -57,7 +57,9 @@ async def test_directory_with_files_yields_exactly_its_four_files_with_true_cont
 
 
 async def test_single_layer_hamt_enumerates_all_1000_entries() -> None:
-    source, walker, entries = await _walk_car(GC / "trustless_gateway_car" / "single-layer-hamt-with-multi-block-files.car")
+    source, walker, entries = await _walk_car(
+        GC / "trustless_gateway_car" / "single-layer-hamt-with-multi-block-files.car"
+    )
     source.close()
     names = {e.path for e in entries}
     assert len(entries) == 1000 and len(names) == 1000
@@ -66,7 +68,9 @@ async def test_single_layer_hamt_enumerates_all_1000_entries() -> None:
 
 
 async def test_multilayer_hamt_with_bucket_collisions_is_walked_through_child_shards() -> None:
-    source, walker, entries = await _walk_car(IPFS_FIXTURES / "extras" / "boxo-directory-with-multilayer-hamt-and-multiblock-files.car")
+    source, walker, entries = await _walk_car(
+        IPFS_FIXTURES / "extras" / "boxo-directory-with-multilayer-hamt-and-multiblock-files.car"
+    )
     try:
         files = [e for e in entries if e.kind == EntryKind.FILE]
         assert len(files) >= 2
@@ -111,8 +115,19 @@ async def test_dot_dot_names_that_stay_inside_the_root_are_normalised_and_walked
     assert not any(".." in e.path for e in entries)
 
 
-@pytest.mark.parametrize("parent, name", [("", "../x"), ("a", "../../x"), ("", "/etc/passwd"), ("a", ".."),
-                                          ("a", ""), ("a", "."), ("a", "x\x00y"), ("a", "..\\x")])
+@pytest.mark.parametrize(
+    "parent, name",
+    [
+        ("", "../x"),
+        ("a", "../../x"),
+        ("", "/etc/passwd"),
+        ("a", ".."),
+        ("a", ""),
+        ("a", "."),
+        ("a", "x\x00y"),
+        ("a", "..\\x"),
+    ],
+)
 def test_escaping_names_are_refused(parent: str, name: str) -> None:
     from agent.ipfs.dag import safe_join
 
@@ -140,7 +155,9 @@ async def test_dag_json_document_links_are_followed() -> None:
 
 
 async def test_path_resolution_through_a_hamt() -> None:
-    source = await CarFileBlockSource.index(GC / "trustless_gateway_car" / "single-layer-hamt-with-multi-block-files.car")
+    source = await CarFileBlockSource.index(
+        GC / "trustless_gateway_car" / "single-layer-hamt-with-multi-block-files.car"
+    )
     walker = DagWalker(source)
     try:
         cid = await walker.resolve(source.header.roots[0], ["123.txt"])
@@ -154,12 +171,14 @@ async def test_path_resolution_through_a_hamt() -> None:
 
 async def test_mode_mtime_decoding_matches_boxo_fixture_values() -> None:
     _, blocks = await __import__("agent.ipfs.car", fromlist=["read_car_file"]).read_car_file(
-        IPFS_FIXTURES / "extras" / "boxo-unixfs-dir-with-mode-mtime.car")
+        IPFS_FIXTURES / "extras" / "boxo-unixfs-dir-with-mode-mtime.car"
+    )
     modes = {decode_unixfs(decode_pbnode(b.data).data or b"").mode for b in blocks}
     assert {0o755, 0o644, 0o700} <= modes
 
 
 # --- deliberately broken DAGs -------------------------------------------------
+
 
 async def test_a_cycle_of_links_is_detected_not_followed_forever() -> None:
     source = DictSource()
@@ -212,7 +231,9 @@ async def test_dag_deeper_than_the_limit_stops_with_an_error() -> None:
 
 
 async def test_item_count_limit_stops_enumeration() -> None:
-    source = await CarFileBlockSource.index(GC / "trustless_gateway_car" / "single-layer-hamt-with-multi-block-files.car")
+    source = await CarFileBlockSource.index(
+        GC / "trustless_gateway_car" / "single-layer-hamt-with-multi-block-files.car"
+    )
     walker = DagWalker(source, max_items=10)
     seen = 0
     with pytest.raises(TooLarge, match="more than 10 items"):
@@ -238,7 +259,9 @@ async def test_file_over_the_item_limit_is_refused_before_any_leaf_is_read() -> 
     source = DictSource()
     f = cid_of(b"huge")
     missing_leaf = cid_of(b"never fetched", "raw")
-    source.put(f, pbnode([(missing_leaf, "", 10 * 1024**3)], unixfs(2, filesize=10 * 1024**3, blocksizes=[10 * 1024**3])))
+    source.put(
+        f, pbnode([(missing_leaf, "", 10 * 1024**3)], unixfs(2, filesize=10 * 1024**3, blocksizes=[10 * 1024**3]))
+    )
     walker = DagWalker(source)
     (entry,) = [e async for e in walker.walk(f)]
     assert entry.size == 10 * 1024**3

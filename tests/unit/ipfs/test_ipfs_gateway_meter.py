@@ -17,9 +17,12 @@ class Clock:
         return self.now
 
 
-def meter(clock: Clock, deadline_s: float = 10.0, min_bytes_per_s: float = 100.0, grace_s: float = 2.0) -> ResponseMeter:
-    return ResponseMeter("http://gw.test", clock=clock, deadline_s=deadline_s, min_bytes_per_s=min_bytes_per_s,
-                         grace_s=grace_s)
+def meter(
+    clock: Clock, deadline_s: float = 10.0, min_bytes_per_s: float = 100.0, grace_s: float = 2.0
+) -> ResponseMeter:
+    return ResponseMeter(
+        "http://gw.test", clock=clock, deadline_s=deadline_s, min_bytes_per_s=min_bytes_per_s, grace_s=grace_s
+    )
 
 
 def test_the_grace_period_is_allowed_whatever_arrives() -> None:

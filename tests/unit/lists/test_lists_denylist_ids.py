@@ -6,7 +6,7 @@ import hashlib
 
 from multiformats import multibase, varint
 
-from agent.lists.denylist import DenyRule, Denylist, migrated_entry_id, parse_denylist, public_source
+from agent.lists.denylist import Denylist, DenyRule, migrated_entry_id, parse_denylist, public_source
 
 CID_A = "bafybeihvvulpp4evxj7x7armbqcyg6uezzuig6jp3lktpbovlqfkuqeuoq"
 # A modern double-hash rule (any valid base58 sha2-256 multihash will do).
@@ -43,8 +43,10 @@ def test_entry_id_is_list_name_and_rule_hash_not_the_path_or_line_or_hints() -> 
 def test_public_source_keeps_no_folder_credentials_or_query() -> None:
     assert public_source("/home/op/private/my.deny") == "my.deny"
     assert public_source("C:\\Users\\op\\my.deny") == "my.deny"
-    assert public_source("https://user:pw@lists.example:8443/d/bad.deny?token=s3cret#x") == \
-        "https://lists.example:8443/d/bad.deny"
+    assert (
+        public_source("https://user:pw@lists.example:8443/d/bad.deny?token=s3cret#x")
+        == "https://lists.example:8443/d/bad.deny"
+    )
 
 
 def test_old_path_and_line_ids_map_to_the_new_ids_so_suppressions_carry_over() -> None:
@@ -52,8 +54,10 @@ def test_old_path_and_line_ids_map_to_the_new_ids_so_suppressions_carry_over() -
     new = _rule(raw, "/home/op/my.deny").entry_id
     assert migrated_entry_id("my", "/home/op/my.deny:2", raw, "cid") == new
     assert migrated_entry_id("my", "./lists/../my.deny:17", raw, "path") == new
-    assert migrated_entry_id("bad", "https://lists.example/d/bad.deny:3", raw, "cid") == \
-        _rule(raw, "https://lists.example/d/bad.deny").entry_id
+    assert (
+        migrated_entry_id("bad", "https://lists.example/d/bad.deny:3", raw, "cid")
+        == _rule(raw, "https://lists.example/d/bad.deny").entry_id
+    )
     # Not old denylist ids: hash-list ids, other lists, ids already migrated.
     assert migrated_entry_id("tcap", "tcap:11", "0a21c3d4e5f60718293a4b5c6d7e8f90", "md5") is None
     assert migrated_entry_id("my", "other.deny:2", raw, "cid") is None

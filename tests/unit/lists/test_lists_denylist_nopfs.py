@@ -51,7 +51,9 @@ def _check_rule(decision_line: int, rule: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "case", EXPECTED["cids"], ids=[f"{c['rule']}-{'blocked' if c['blocked'] else 'allowed'}-{c['cid']}" for c in EXPECTED["cids"]]
+    "case",
+    EXPECTED["cids"],
+    ids=[f"{c['rule']}-{'blocked' if c['blocked'] else 'allowed'}-{c['cid']}" for c in EXPECTED["cids"]],
 )
 def test_cid_expectation(denylist: Denylist, case: dict[str, Any]) -> None:
     decision = denylist.check_cid(case["cid"])
@@ -64,7 +66,10 @@ def test_cid_expectation(denylist: Denylist, case: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     "case",
     EXPECTED["paths"],
-    ids=[f"{i:02d}-{c['rule']}-{'blocked' if c['blocked'] else 'allowed'}-{c['path']}" for i, c in enumerate(EXPECTED["paths"])],
+    ids=[
+        f"{i:02d}-{c['rule']}-{'blocked' if c['blocked'] else 'allowed'}-{c['path']}"
+        for i, c in enumerate(EXPECTED["paths"])
+    ],
 )
 def test_path_expectation(denylist: Denylist, case: dict[str, Any]) -> None:
     decision = denylist.check(case["path"])

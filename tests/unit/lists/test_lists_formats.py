@@ -28,7 +28,7 @@ def test_plain_type_value_lines_with_comments_and_problems() -> None:
             "md5 0a21",  # 5: too short
             f"tmk {PDQ}",  # 6: unknown type
             f"sha256 {SHA256}",  # 7
-            f"phash 0123456789abcdef",  # 8
+            "phash 0123456789abcdef",  # 8
         ]
     )
     result = parse_plain(text, list_name="hma", source="hma.txt")
@@ -57,7 +57,9 @@ def test_plain_limits() -> None:
     text = f"md5 {MD5}\n" * 5
     result = parse_plain(text, list_name="l", source="s", limits=ParseLimits(max_entries=3))
     assert len(result.entries) == 3 and result.problems[0].line == 4
-    long = parse_plain("md5 " + "a" * 100 + f"\nmd5 {MD5}\n", list_name="l", source="s", limits=ParseLimits(max_line_length=50))
+    long = parse_plain(
+        "md5 " + "a" * 100 + f"\nmd5 {MD5}\n", list_name="l", source="s", limits=ParseLimits(max_line_length=50)
+    )
     assert len(long.entries) == 1 and long.problems[0].line == 1
     with pytest.raises(TooLarge):
         parse_plain(b"x" * 11, list_name="l", source="s", limits=ParseLimits(max_bytes=10))
@@ -69,14 +71,16 @@ def test_csv_with_header_tags_and_bad_rows() -> None:
             "signal_type,signal_str,collab,category,tags",  # 1
             f"pdq,{PDQ},GIFCT,terrorism,ideology:x  propaganda",  # 2
             f"md5,{MD5},,,",  # 3
-            f"md5,nothex,,,",  # 4
+            "md5,nothex,,,",  # 4
             "only-one-cell",  # 5
             f'sha256,"{SHA256}",TCAP,,',  # 6: quoted cell
         ]
     )
     result = parse_te_csv(text, list_name="te", source="te.csv")
     assert [(e.signal_type, e.line) for e in result.entries] == [
-        (SignalType.PDQ, 2), (SignalType.MD5, 3), (SignalType.SHA256, 6),
+        (SignalType.PDQ, 2),
+        (SignalType.MD5, 3),
+        (SignalType.SHA256, 6),
     ]
     assert result.entries[0].labels == ("collab:GIFCT", "category:terrorism", "ideology:x", "propaganda")
     assert result.entries[1].labels == ()
@@ -94,20 +98,34 @@ def _page(results: list[dict[str, object]], nxt: str | None = None) -> str:
 
 def _record(i: int, algorithm: str, digest: str, deleted: bool = False) -> dict[str, object]:
     return {
-        "id": i, "hash_digest": digest, "algorithm": algorithm, "ideology": "far-right",
-        "file_type": "image", "deleted": deleted,
-        "created_on": "2024-01-01T00:00:00Z", "updated_on": "2024-02-01T00:00:00Z",
+        "id": i,
+        "hash_digest": digest,
+        "algorithm": algorithm,
+        "ideology": "far-right",
+        "file_type": "image",
+        "deleted": deleted,
+        "created_on": "2024-01-01T00:00:00Z",
+        "updated_on": "2024-02-01T00:00:00Z",
     }
 
 
 def test_tcap_page_parses_labels_ids_and_paging_fields() -> None:
     page = parse_tcap_page(
-        _page([_record(1, "PDQ", PDQ), _record(2, "MD5", MD5.upper()), _record(3, "TMK", "ab"),
-               _record(4, "SHA256", "abc")], nxt="https://tcap.example/api?page=2"),
-        list_name="tcap", source="tcap-1.json",
+        _page(
+            [
+                _record(1, "PDQ", PDQ),
+                _record(2, "MD5", MD5.upper()),
+                _record(3, "TMK", "ab"),
+                _record(4, "SHA256", "abc"),
+            ],
+            nxt="https://tcap.example/api?page=2",
+        ),
+        list_name="tcap",
+        source="tcap-1.json",
     )
     assert [(e.entry_id, e.signal_type, e.value) for e in page.entries] == [
-        ("tcap:1", SignalType.PDQ, PDQ), ("tcap:2", SignalType.MD5, MD5),
+        ("tcap:1", SignalType.PDQ, PDQ),
+        ("tcap:2", SignalType.MD5, MD5),
     ]
     assert page.entries[0].labels == ("ideology:far-right", "file_type:image")
     assert page.next == "https://tcap.example/api?page=2" and page.checkpoint == "cp-2" and page.count == 4
@@ -115,12 +133,16 @@ def test_tcap_page_parses_labels_ids_and_paging_fields() -> None:
 
 
 def test_tcap_deletions_remove_entries_when_pages_are_applied() -> None:
-    first = parse_tcap_page(_page([_record(1, "PDQ", PDQ), _record(2, "MD5", MD5), _record(3, "SHA256", SHA256)]),
-                            list_name="tcap", source="p1.json")
+    first = parse_tcap_page(
+        _page([_record(1, "PDQ", PDQ), _record(2, "MD5", MD5), _record(3, "SHA256", SHA256)]),
+        list_name="tcap",
+        source="p1.json",
+    )
     hash_list = apply_tcap_page(HashList("tcap"), first)
     assert {e.entry_id for e in hash_list.entries} == {"tcap:1", "tcap:2", "tcap:3"}
-    second = parse_tcap_page(_page([_record(2, "MD5", MD5, deleted=True), _record(5, "PDQ", "0" * 64)]),
-                             list_name="tcap", source="p2.json")
+    second = parse_tcap_page(
+        _page([_record(2, "MD5", MD5, deleted=True), _record(5, "PDQ", "0" * 64)]), list_name="tcap", source="p2.json"
+    )
     assert second.entries[0].deleted
     hash_list = apply_tcap_page(hash_list, second)
     assert {e.entry_id for e in hash_list.entries} == {"tcap:1", "tcap:3", "tcap:5"}

@@ -40,7 +40,7 @@ def test_agrees_with_python_reference_at_every_distance(chunk_bytes: int) -> Non
     rng = random.Random(7)
     base = [f"{rng.getrandbits(256):064x}" for _ in range(3000)]
     # Plant near-duplicates at distances around the threshold, including 256.
-    planted = [flip(base[i], d, rng) for i, d in zip(range(0, 3000, 100), range(0, 40))]
+    planted = [flip(base[i], d, rng) for i, d in zip(range(0, 3000, 100), range(40))]
     planted.append(f"{int(base[0], 16) ^ ((1 << 256) - 1):064x}")
     haystack = base + planted
     index = NumpyHammingIndex(256, chunk_bytes=chunk_bytes)

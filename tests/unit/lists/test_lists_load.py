@@ -55,8 +55,12 @@ def test_load_the_reference_denylist_file() -> None:
 def test_load_a_directory_of_mixed_lists(tmp_path: Path) -> None:
     (tmp_path / "a-te.csv").write_text(f"signal_type,signal_str,collab,category,tags\npdq,{PDQ},g,t,x\n")
     (tmp_path / "b-hma.txt").write_text(f"md5 {MD5}\nmd5 bad\n")
-    page = {"count": 1, "next": None, "checkpoint": "c",
-            "results": [{"id": 9, "hash_digest": "ab" * 32, "algorithm": "SHA256", "deleted": False}]}
+    page = {
+        "count": 1,
+        "next": None,
+        "checkpoint": "c",
+        "results": [{"id": 9, "hash_digest": "ab" * 32, "algorithm": "SHA256", "deleted": False}],
+    }
     (tmp_path / "c-tcap.json").write_text(json.dumps(page))
     (tmp_path / "d-bad.deny").write_text(f"/ipfs/{CID}\n/ipfs/nope\n")
     (tmp_path / "README.md").write_text("pdq not-a-hash\n")
@@ -65,7 +69,9 @@ def test_load_a_directory_of_mixed_lists(tmp_path: Path) -> None:
     result = load_list(tmp_path, name="partner")
     assert result.list.name == "partner"
     assert sorted((e.signal_type, e.source.rsplit("/", 1)[-1]) for e in result.list.entries) == [
-        (SignalType.MD5, "b-hma.txt"), (SignalType.PDQ, "a-te.csv"), (SignalType.SHA256, "c-tcap.json"),
+        (SignalType.MD5, "b-hma.txt"),
+        (SignalType.PDQ, "a-te.csv"),
+        (SignalType.SHA256, "c-tcap.json"),
     ]
     assert all(e.list_name == "partner" for e in result.list.entries)
     assert [(Path(p.source).name, p.line) for p in result.problems] == [("b-hma.txt", 2), ("d-bad.deny", 2)]

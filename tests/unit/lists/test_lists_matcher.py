@@ -4,7 +4,6 @@ produced by pdqhash on the fixture images, not by this project)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -107,18 +106,26 @@ def test_exact_md5_and_sha256() -> None:
         ),
     )
     index = MatchIndex([hash_list])
-    matches = index.match([Signal(SignalType.MD5, MD5.upper()), Signal(SignalType.SHA256, SHA256),
-                           Signal(SignalType.SHA256, "0" * 64), Signal(SignalType.SHA1, "0" * 40)])
+    matches = index.match(
+        [
+            Signal(SignalType.MD5, MD5.upper()),
+            Signal(SignalType.SHA256, SHA256),
+            Signal(SignalType.SHA256, "0" * 64),
+            Signal(SignalType.SHA1, "0" * 40),
+        ]
+    )
     assert [(m.entry_id, m.distance, m.signal_type) for m in matches] == [
-        ("tcap:1", 0, SignalType.MD5), ("tcap:2", 0, SignalType.SHA256),
+        ("tcap:1", 0, SignalType.MD5),
+        ("tcap:2", 0, SignalType.SHA256),
     ]
     # An md5 value is not looked up as a sha256 even if a list had the same text.
     assert index.match([Signal(SignalType.SHA1, MD5 + "00000000")]) == []
 
 
 def test_deleted_entries_never_match() -> None:
-    hash_list = HashList("l", (ListEntry("l", SignalType.MD5, MD5, deleted=True),
-                               ListEntry("l", SignalType.PDQ, ORIG, deleted=True)))
+    hash_list = HashList(
+        "l", (ListEntry("l", SignalType.MD5, MD5, deleted=True), ListEntry("l", SignalType.PDQ, ORIG, deleted=True))
+    )
     index = MatchIndex([hash_list])
     assert len(index) == 0
     assert index.match([Signal(SignalType.MD5, MD5), Signal(SignalType.PDQ, ORIG, 100)]) == []
@@ -129,8 +136,7 @@ def test_64_bit_imagehash_uses_its_own_threshold() -> None:
     near = f"{int(base, 16) ^ 0b1111111:016x}"  # 7 bits away
     far = f"{int(base, 16) ^ ((1 << 11) - 1):016x}"  # 11 bits away
     # Not matched by default (see test_lists_thresholds.py): this list opts in.
-    hash_list = HashList("l", (ListEntry("l", SignalType.PHASH, base),),
-                         imagehash_distance={SignalType.PHASH: 10})
+    hash_list = HashList("l", (ListEntry("l", SignalType.PHASH, base),), imagehash_distance={SignalType.PHASH: 10})
     index = MatchIndex([hash_list])
     assert [m.distance for m in index.match([Signal(SignalType.PHASH, near)])] == [7]
     assert index.match([Signal(SignalType.PHASH, far)]) == []
@@ -142,4 +148,3 @@ def test_64_bit_imagehash_uses_its_own_threshold() -> None:
 def test_malformed_query_is_an_error() -> None:
     with pytest.raises(ValueError):
         MatchIndex([pdq_list()]).match([Signal(SignalType.PDQ, "xyz", 100)])
-

@@ -45,14 +45,19 @@ def _grey_scene(seed: int) -> Image.Image:
 
 
 def _list_of(images: list[Image.Image], **changes: object) -> HashList:
-    entries = [ListEntry("mylist", s.type, s.value, line=n) for n, image in enumerate(images)
-               for s in _signals(image)]
+    entries = [ListEntry("mylist", s.type, s.value, line=n) for n, image in enumerate(images) for s in _signals(image)]
     return replace(HashList("mylist", tuple(entries)), **changes)  # type: ignore[arg-type]
 
 
 def test_greyscale_and_flat_queries_do_not_match_a_list_of_other_greyscale_and_flat_images() -> None:
-    listed = [_flat(0), _flat(128), _flat(255, (64, 64)), _grey_scene(1), _grey_scene(2),
-              Image.open(BRIDGE / "aaa-orig.jpg").convert("L")]
+    listed = [
+        _flat(0),
+        _flat(128),
+        _flat(255, (64, 64)),
+        _grey_scene(1),
+        _grey_scene(2),
+        Image.open(BRIDGE / "aaa-orig.jpg").convert("L"),
+    ]
     index = MatchIndex([_list_of(listed)])
     queries = [_flat(40), _flat(200, (320, 240)), _grey_scene(3), _grey_scene(4)]
     for query in queries:
@@ -94,5 +99,10 @@ def test_colorhash_is_never_matched_by_equality() -> None:
 def test_every_imagehash_type_is_off_by_default() -> None:
     from agent.lists.model import NOT_MATCHED_BY_DEFAULT
 
-    assert NOT_MATCHED_BY_DEFAULT == {SignalType.PHASH, SignalType.DHASH, SignalType.AHASH,
-                                      SignalType.WHASH, SignalType.COLORHASH}
+    assert {
+        SignalType.PHASH,
+        SignalType.DHASH,
+        SignalType.AHASH,
+        SignalType.WHASH,
+        SignalType.COLORHASH,
+    } == NOT_MATCHED_BY_DEFAULT

@@ -4,7 +4,6 @@ agent.media.vpdq.match_videos against the reference pairwise ground truth."""
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
@@ -113,12 +112,14 @@ def test_a_file_of_several_videos_is_one_entry_per_video() -> None:
     (match,) = index.match_video(video_entry("chair-20-sd-bar").frames)
     assert match.line == chair.line
     assert (match.distance, match.compared_percent) == pytest.approx(
-        expected[("chair-20-sd-bar", "chair-19-sd-bar")], abs=0.1)
+        expected[("chair-20-sd-bar", "chair-19-sd-bar")], abs=0.1
+    )
 
 
 def test_the_id_of_a_video_does_not_depend_on_its_name_or_neighbours() -> None:
     chair = (VPDQ_DIR / "chair-19-sd-bar.txt").read_text()
     one = parse_vpdq_file(f"# video: a.mp4\n{chair}", list_name="v", source="1.txt").entries
-    two = parse_vpdq_file(f"# video: b.mp4\n{chair}# video: c.mp4\n{chair[:200]}", list_name="v",
-                          source="2.txt").entries
+    two = parse_vpdq_file(
+        f"# video: b.mp4\n{chair}# video: c.mp4\n{chair[:200]}", list_name="v", source="2.txt"
+    ).entries
     assert one[0].value == two[0].value and len(two) == 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,8 @@ from agent.media.image import ImageResult, image_signals, reduction_factor
 from agent.media.limits import MediaLimits
 from agent.media.pdq import hamming_hex, pdq_of_rgb
 from agent.signals import SignalType
-from tests.support.media import bomb_png as _bomb_png
 from tests.conftest import MEDIA_FIXTURES
+from tests.support.media import bomb_png as _bomb_png
 
 MEDIA = MEDIA_FIXTURES
 PDQ = MEDIA / "pdq"
@@ -231,11 +230,9 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     before = Image.MAX_IMAGE_PIXELS
     bomb = _bomb_png(30_000)
     assert len(bomb) < 200_000
-    with pytest.raises(
-        MediaTooLarge, match=r"^PNG declares 30000x30000 = 900000000 pixels, limit 50000000$"
-    ):
+    with pytest.raises(MediaTooLarge, match=r"^PNG declares 30000x30000 = 900000000 pixels, limit 50000000$"):
         image_signals(bomb)
-    assert Image.MAX_IMAGE_PIXELS == before  # Pillow's process-wide setting is restored
+    assert before == Image.MAX_IMAGE_PIXELS  # Pillow's process-wide setting is restored
 
 
 def test_pixel_and_byte_limits_are_configurable() -> None:
@@ -256,8 +253,14 @@ def test_webp_canvas_is_checked_before_pillow_allocates_it() -> None:
 
 @pytest.mark.parametrize(
     ("width", "height", "max_pixels", "factor"),
-    [(1600, 1004, 4096 * 4096, 1), (4032, 3024, 4096 * 4096, 1), (7071, 7071, 4096 * 4096, 2),
-     (1600, 1004, 1024 * 1024, 2), (8193, 8192, 4096 * 4096, 2), (8194, 8194, 4096 * 4096, 3)],
+    [
+        (1600, 1004, 4096 * 4096, 1),
+        (4032, 3024, 4096 * 4096, 1),
+        (7071, 7071, 4096 * 4096, 2),
+        (1600, 1004, 1024 * 1024, 2),
+        (8193, 8192, 4096 * 4096, 2),
+        (8194, 8194, 4096 * 4096, 3),
+    ],
 )
 def test_reduction_factor_is_the_smallest_that_fits(width: int, height: int, max_pixels: int, factor: int) -> None:
     assert reduction_factor(width, height, max_pixels) == factor

@@ -3,14 +3,11 @@ bad items, hung workers and crashed workers."""
 
 from __future__ import annotations
 
-from tests.support.media import bomb_png
-
 import asyncio
 import contextlib
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -28,8 +25,9 @@ from agent.media.image import image_signals
 from agent.media.limits import MediaLimits
 from agent.media.pool import MediaHasher
 from agent.signals import SignalType
-from tests.support.processes import descendants, processes, wait_until_gone
 from tests.conftest import MEDIA_FIXTURES
+from tests.support.media import bomb_png
+from tests.support.processes import descendants, processes, wait_until_gone
 
 MEDIA = MEDIA_FIXTURES
 PHOTO = MEDIA / "pdq" / "bridge-mods" / "aaa-orig.jpg"
@@ -39,9 +37,7 @@ ORIGINAL_PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22
 
 async def test_images_hash_in_workers_from_bytes_or_path() -> None:
     async with MediaHasher(workers=2) as hasher:
-        from_bytes, from_path = await asyncio.gather(
-            hasher.hash_image(PHOTO.read_bytes()), hasher.hash_image(PHOTO)
-        )
+        from_bytes, from_path = await asyncio.gather(hasher.hash_image(PHOTO.read_bytes()), hasher.hash_image(PHOTO))
     assert from_bytes == from_path == image_signals(PHOTO.read_bytes())
     assert from_bytes.pdq.value == ORIGINAL_PDQ
 

@@ -169,7 +169,11 @@ async def test_workers_die_with_a_killed_owner() -> None:
     """SIGKILL leaves no chance to clean up: the workers must notice their
     parent is gone (they would otherwise wait for work for ever)."""
     owner = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _OWNER, stdout=asyncio.subprocess.PIPE, start_new_session=True,
+        sys.executable,
+        "-c",
+        _OWNER,
+        stdout=asyncio.subprocess.PIPE,
+        start_new_session=True,
         cwd=Path(__file__).resolve().parents[3],
     )
     assert owner.stdout is not None

@@ -35,8 +35,12 @@ def gradient_png(side: int) -> bytes:
         parts.append(compressor.compress(b"\0" + bytes([level, 255 - level, (y // 64) % 2 * 255]) * side))
     parts.append(compressor.flush())
     header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", b"".join(parts))
-            + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", b"".join(parts))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def _status_kib(text: str, key: str) -> int:

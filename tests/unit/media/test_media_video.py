@@ -51,9 +51,7 @@ def test_frames_agree_with_reference_vpdq(name: str, own_hashes: dict[str, list[
     ours, reference = own_hashes[name], _reference(name)
     assert [(f.frame, f.timestamp) for f in ours] == [(f.frame, f.timestamp) for f in reference]
     assert [f.quality for f in ours] == [f.quality for f in reference]
-    distances = [
-        hamming_hex(a.pdq_hex, b.pdq_hex) for a, b in zip(ours, reference, strict=True) if b.quality >= 50
-    ]
+    distances = [hamming_hex(a.pdq_hex, b.pdq_hex) for a, b in zip(ours, reference, strict=True) if b.quality >= 50]
     assert max(distances) <= 31  # the vPDQ contract
     # Measured with the bit-exact YUV->RGB path: never more than 4 bits off.
     assert max(distances) <= 4
@@ -61,9 +59,7 @@ def test_frames_agree_with_reference_vpdq(name: str, own_hashes: dict[str, list[
 
 PAIR_ROWS = [
     (q, c, float(qp), float(cp))
-    for q, c, qp, cp in (
-        line.split("\t") for line in (HASHES / "pairwise-matches.tsv").read_text().splitlines()[2:]
-    )
+    for q, c, qp, cp in (line.split("\t") for line in (HASHES / "pairwise-matches.tsv").read_text().splitlines()[2:])
     if (MEDIA / "video" / f"{q}.mp4").exists() and (MEDIA / "video" / f"{c}.mp4").exists()
 ]
 
@@ -163,9 +159,7 @@ def test_truncated_video_keeps_the_frames_before_the_cut() -> None:
     partial = video_hashes(data[: len(data) // 2], EVERY_FRAME)
     full = _reference("chair-19-sd-bar")
     assert 100 < len(partial.frames) < len(full)
-    assert all(
-        hamming_hex(a.pdq_hex, b.pdq_hex) <= 4 for a, b in zip(partial.frames, full, strict=False)
-    )
+    assert all(hamming_hex(a.pdq_hex, b.pdq_hex) <= 4 for a, b in zip(partial.frames, full, strict=False))
 
 
 def test_audio_only_file_has_no_video_stream() -> None:

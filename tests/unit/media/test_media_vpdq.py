@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
@@ -37,9 +36,7 @@ def test_reference_files_round_trip_byte_for_byte() -> None:
         text = (HASHES / f"{name}.txt").read_text()
         assert format_vpdq(frames) == text, name
     first = REFERENCE["chair-19-sd-bar"][1]
-    assert first == VideoFrameHash(
-        1, 100, "c0f11178372c6aaccddea259648fbfd62f434c89c9e99b249772be216c8d055c", 0.033
-    )
+    assert first == VideoFrameHash(1, 100, "c0f11178372c6aaccddea259648fbfd62f434c89c9e99b249772be216c8d055c", 0.033)
 
 
 def test_unique_quality_frame_counts_match_the_tsv_header() -> None:

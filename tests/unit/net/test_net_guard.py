@@ -318,14 +318,17 @@ async def test_name_resolving_to_private_address_is_refused() -> None:
     assert fake.calls == ["internal.example"]
 
 
-@pytest.mark.parametrize("url, host", [
-    ("http://10.0.0.1/hook", "10.0.0.1"),
-    ("http://localhost:8080/", "localhost"),
-    ("http://[::1]/", "::1"),
-    ("ftp://hooks.example/", None),
-    ("http://user@hooks.example/", None),
-    ("http://0x7f.1/", None),
-])
+@pytest.mark.parametrize(
+    "url, host",
+    [
+        ("http://10.0.0.1/hook", "10.0.0.1"),
+        ("http://localhost:8080/", "localhost"),
+        ("http://[::1]/", "::1"),
+        ("ftp://hooks.example/", None),
+        ("http://user@hooks.example/", None),
+        ("http://0x7f.1/", None),
+    ],
+)
 def test_a_refusal_names_the_host_only_when_allow_hosts_would_lift_it(url: str, host: str | None) -> None:
     with pytest.raises(BlockedDestination) as info:
         GUARD.check_url(url)
