@@ -141,8 +141,8 @@ class StoreHooks:
             size=item.size,
             media_type=item.media_type,
             signals=item.signals,
-            video_frames=tuple(tuple(f) for f in item.video_frames) if item.video_frames else None,
-        )  # type: ignore[misc]
+            video_frames=tuple(tuple(f) for f in item.video_frames) if item.video_frames else None,  # type: ignore[misc]
+        )
         target_id = self.target.id if self.target else None
         location = LocationRow(
             item_key=key, path=item.path, target_id=target_id, root_cid=report.root, gateway=item.source.gateway
