@@ -591,7 +591,11 @@ class AlertQueries:
             for f in rows:
                 assert f.id is not None
                 done += await self._retract(
-                    conn, [f.id], "entry_deleted", detail, lambda subs, f=f: make_event(f, subs)  # type: ignore[misc]
+                    conn,
+                    [f.id],
+                    "entry_deleted",
+                    detail,
+                    lambda subs, f=f: make_event(f, subs),  # type: ignore[misc]
                 )
             return done
 
