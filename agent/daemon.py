@@ -31,16 +31,16 @@ from agent import __version__
 from agent.alerts.availability import ContentProbe
 from agent.alerts.delivery import WebhookDelivery
 from agent.alerts.events import FindingOutbox, ItemContext, content_changed, finding_retracted
-from agent.clock import utcnow
+from agent.model.time import utcnow
 from agent.config import Settings
 from agent.lists.catalog import ListCatalog
 from agent.lists.matcher import MatchIndex
 from agent.lists.sync import ListSyncer, SyncState, TcapSourceConfig
 from agent.media import MediaHasher
 from agent.net.guard import NetGuard
-from agent.report import ItemReport, ScanReport
+from agent.model.report import ItemReport, ScanReport
 from agent.scan import KnownItem, Scanner, finding_view, list_thresholds, media_hasher, signals_from_view
-from agent.signals import VideoFrameHash
+from agent.model.signals import VideoFrameHash
 from agent.store import DuplicateTarget, FindingRow, ItemRow, ListStateRow, LocationRow, Store, TargetRow
 from agent.watch import PollContext, WatchTarget, classify_target, examined, poll
 

@@ -10,7 +10,7 @@ from agent.config import Settings
 from agent.media import CryptoHasher, MediaError
 from agent.media.sniff import SNIFF_BYTES, media_kind, sniff_media_type
 from agent.scan import media_hasher
-from agent.signals import Signal, VideoFrameHash
+from agent.model.signals import Signal, VideoFrameHash
 
 _CHUNK = 1 << 20
 

@@ -17,7 +17,7 @@ from typing import IO, Any, Protocol
 import aiohttp
 import structlog
 
-from agent.clock import iso_utc, utcnow
+from agent.model.time import iso_utc, utcnow
 from agent.config import Settings
 from agent.ipfs.blocks import BlockSource, Provenance
 from agent.ipfs.carfile import CarFileBlockSource
@@ -31,8 +31,8 @@ from agent.lists.denylist import DenyDecision, RuleKind
 from agent.lists.matcher import Match
 from agent.media import CryptoHasher, MediaError, MediaHasher, MediaLimits, MediaResult
 from agent.media.sniff import media_kind, sniff_media_type
-from agent.report import ItemReport, ItemSource, ItemStatus, ScanReport
-from agent.signals import Signal, SignalType
+from agent.model.report import ItemReport, ItemSource, ItemStatus, ScanReport
+from agent.model.signals import Signal, SignalType
 from agent.targets import Target, TargetError, TargetKind, parse_target
 
 log = structlog.get_logger(__name__)

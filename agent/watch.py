@@ -19,7 +19,7 @@ import structlog
 from agent.config import Settings
 from agent.ipfs.cid import parse_cid
 from agent.ipfs.errors import InvalidCid
-from agent.report import ItemSource, ItemStatus, ScanReport
+from agent.model.report import ItemSource, ItemStatus, ScanReport
 from agent.scan import Scanner, item_examined
 from agent.targets import TargetError, parse_target
 from agent.targets import TargetKind as ScanTargetKind

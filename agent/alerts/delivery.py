@@ -41,7 +41,7 @@ import aiohttp
 from yarl import URL
 
 from agent.alerts.signing import event_body, webhook_headers
-from agent.clock import utcnow
+from agent.model.time import utcnow
 from agent.net.guard import (
     BlockedDestination,
     NetGuard,
@@ -50,7 +50,7 @@ from agent.net.guard import (
 )
 from agent.net.retry_after import parse_retry_after
 from agent.store import Store
-from agent.store.rows import DeliveryJob
+from agent.model.records import DeliveryJob
 
 log = logging.getLogger(__name__)
 

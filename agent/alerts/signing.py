@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
-from agent.store.rows import EventRow
+from agent.model.records import EventRow
 
 SECRET_PREFIX = "whsec_"
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.config import ConfigError, Settings, load_settings
-from agent.report import EXIT_ERROR
+from agent.model.report import EXIT_ERROR
 
 
 def load(config: Path | None) -> Settings:
@@ -29,7 +29,7 @@ def load(config: Path | None) -> Settings:
         sys.exit(EXIT_ERROR)
 
 
-# Exit codes beside 0/1/2 (agent.report), as a shell reports a command killed by a signal:
+# Exit codes beside 0/1/2 (agent.model.report), as a shell reports a command killed by a signal:
 # Ctrl-C (128 + SIGINT), and a reader that stopped early, `dweb-agent scan ... | head` (128 + SIGPIPE).
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141

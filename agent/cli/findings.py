@@ -14,10 +14,10 @@ from rich.table import Table
 
 from agent.cli.common import emit, load, with_store
 from agent.cli.main import main
-from agent.report import EXIT_ERROR
+from agent.model.report import EXIT_ERROR
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported only by the commands that use it
-    from agent.store.rows import (
+    from agent.model.records import (
         AuditedReview,
         ContentStatusRow,
         DeliveryReport,
@@ -292,7 +292,7 @@ def findings_reviews(finding_id: int | None, limit: int, fmt: str | None, config
     """The audit trail: every review of FINDING_ID in order, or the newest reviews of all findings."""
     settings = load(config)
 
-    from agent.store.rows import AuditedReview
+    from agent.model.records import AuditedReview
 
     async def body(store: Any) -> list[AuditedReview] | None:
         if finding_id is None:

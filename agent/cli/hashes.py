@@ -15,8 +15,8 @@ from agent.lists.formats.vpdq_text import VIDEO_HEADER
 from agent.lists.model import NOT_MATCHED_BY_DEFAULT
 from agent.media.vpdq import format_vpdq
 from agent.observability import configure_logging
-from agent.report import EXIT_ERROR
-from agent.signals import SignalType
+from agent.model.report import EXIT_ERROR
+from agent.model.signals import SignalType
 
 # What `--format te` writes unless --signals says otherwise: the ThreatExchange
 # signals that lists match by default. The imagehash family is left out

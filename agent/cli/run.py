@@ -11,7 +11,7 @@ import structlog
 
 from agent.cli.main import main
 from agent.observability import configure_logging, new_registry
-from agent.report import EXIT_ERROR
+from agent.model.report import EXIT_ERROR
 
 # Ctrl-C before the agent could take the signal itself (while it imports and loads
 # its configuration): the shell's convention, 128 + SIGINT.

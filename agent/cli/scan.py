@@ -21,7 +21,7 @@ from agent.cli.common import OutputFileError, ReportFile, human, load, write_std
 from agent.cli.main import main
 from agent.config import Settings
 from agent.observability import configure_logging
-from agent.report import EXIT_ERROR, ItemReport, ScanReport
+from agent.model.report import EXIT_ERROR, ItemReport, ScanReport
 from agent.targets import Target, TargetError, parse_gateway_url, parse_target
 
 

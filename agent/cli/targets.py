@@ -12,7 +12,7 @@ from rich.table import Table
 
 from agent.cli.common import emit, load, when, with_store
 from agent.cli.main import main
-from agent.report import EXIT_ERROR
+from agent.model.report import EXIT_ERROR
 
 
 def target_dict(t: Any) -> dict[str, Any]:

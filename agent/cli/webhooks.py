@@ -15,7 +15,7 @@ from rich.table import Table
 from agent.cli.common import csv_list, emit, load, when, with_store
 from agent.cli.main import main
 from agent.config import Settings
-from agent.report import EXIT_ERROR
+from agent.model.report import EXIT_ERROR
 
 
 def _subscription_dict(sub: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, problem_
 from agent.lists.load import LoadResult, load_list, parse_list_bytes
 from agent.lists.matcher import MatchIndex
 from agent.lists.model import HashList, ParseProblem
-from agent.signals import SignalType
+from agent.model.signals import SignalType
 
 
 class ListLoadError(Exception):

@@ -16,7 +16,7 @@ from agent.lists.formats.te_csv import parse_te_csv
 from agent.lists.formats.vpdq_text import parse_vpdq_file
 from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, TooLarge
 from agent.lists.model import HashList, ParseProblem
-from agent.signals import SignalType
+from agent.model.signals import SignalType
 
 _READ_CHUNK = 1024 * 1024
 

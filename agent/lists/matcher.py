@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from agent.lists.index import HammingIndex, NumpyHammingIndex
 from agent.lists.model import HashList, ListEntry
-from agent.signals import EXACT_TYPES, PERCEPTUAL_BITS, Signal, SignalType, VideoFrameHash
+from agent.model.signals import EXACT_TYPES, PERCEPTUAL_BITS, Signal, SignalType, VideoFrameHash
 
 IndexFactory = Callable[[int], HammingIndex]
 _HEX = re.compile(r"[0-9a-f]+")

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from agent.signals import PERCEPTUAL_BITS, SignalType, VideoFrameHash
+from agent.model.signals import PERCEPTUAL_BITS, SignalType, VideoFrameHash
 
 # Hex length of a value per signal type. vPDQ values are ids, not hashes, and
 # colorhash has no fixed width (it depends on the hasher's bin count).

@@ -1,7 +1,7 @@
 """Media: sniffing, bounded decoding and hashing. Pure functions of bytes.
 
 This package knows nothing of lists, scans, alerts, storage or the API; it
-only shares the signal vocabulary of agent.signals."""
+only shares the signal vocabulary of agent.model.signals."""
 
 from agent.media.crypto import CryptoHasher, crypto_signals
 from agent.media.errors import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from agent.signals import Signal, SignalType
+from agent.model.signals import Signal, SignalType
 
 
 class CryptoHasher:

@@ -26,7 +26,7 @@ from agent.media.errors import (
 from agent.media.limits import MediaLimits
 from agent.media.pdq import pdq_signal
 from agent.media.sniff import sniff_media_type
-from agent.signals import Signal, SignalType
+from agent.model.signals import Signal, SignalType
 
 # Only decoders for formats people post as pictures. Pillow knows ~40 formats
 # (EPS runs Ghostscript, others are rarely exercised); each one not listed is

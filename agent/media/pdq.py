@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pdqhash
 
-from agent.signals import Signal, SignalType
+from agent.model.signals import Signal, SignalType
 
 
 def pdq_of_rgb(rgb: npt.NDArray[np.uint8]) -> tuple[str, int]:

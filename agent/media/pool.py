@@ -46,7 +46,7 @@ from agent.media.limits import MediaLimits
 from agent.media.sniff import MediaKind, media_kind
 from agent.media.video import VideoHashes
 from agent.media.worker import WorkerSetup, hash_image_job, hash_video_job, init_worker, parse_notice, run_job
-from agent.signals import Signal, VideoFrameHash
+from agent.model.signals import Signal, VideoFrameHash
 
 P = ParamSpec("P")
 T = TypeVar("T")

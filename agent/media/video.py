@@ -27,7 +27,7 @@ from agent.media.errors import (
 )
 from agent.media.limits import MediaLimits
 from agent.media.pdq import pdq_of_rgb
-from agent.signals import VideoFrameHash
+from agent.model.signals import VideoFrameHash
 
 # YUV -> RGB24 with swscale's exact C path. The default path uses SIMD code
 # whose rounding differs by CPU; "accurate_rnd+bitexact" gives the same

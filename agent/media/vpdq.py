@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.media.errors import VpdqFormatError
-from agent.signals import VideoFrameHash
+from agent.model.signals import VideoFrameHash
 
 DEFAULT_DISTANCE = 31
 DEFAULT_QUALITY = 50

@@ -4,7 +4,7 @@ when several agents share work; one schema and one code path for both."""
 
 from agent.store.alert_queries import FollowUp, Outbox
 from agent.store.errors import DuplicateTarget, SchemaTooNew, StoreError
-from agent.store.rows import (
+from agent.model.records import (
     ContentStatusRow,
     DeliveryJob,
     DeliveryRow,

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent.clock import utcnow
-from agent.store.rows import (
+from agent.model.time import utcnow
+from agent.model.records import (
     AuditedReview,
     ContentStatusRow,
     DeliveryJob,

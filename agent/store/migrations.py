@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent.clock import utcnow
+from agent.model.time import utcnow
 from agent.lists.denylist.ids import DENY_SIGNAL_TYPES, migrated_entry_id
 from agent.store.errors import SchemaTooNew
 from agent.store.schema import (

@@ -18,11 +18,11 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
-from agent.clock import utcnow
+from agent.model.time import utcnow
 from agent.store import migrations
 from agent.store.alert_queries import AlertQueries, Outbox
 from agent.store.errors import DuplicateTarget
-from agent.store.rows import (
+from agent.model.records import (
     FindingRow,
     ItemRow,
     JSONObject,

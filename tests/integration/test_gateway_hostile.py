@@ -22,7 +22,7 @@ from multiformats import CID, multihash
 
 from agent.config import GatewaySettings, LimitSettings, Settings
 from agent.ipfs.cid import block_key, cid_text
-from agent.report import ItemStatus, ScanReport
+from agent.model.report import ItemStatus, ScanReport
 from agent.scan import Scanner
 from tests.support.dagpb import cid_of, pbnode, unixfs
 from tests.support.gateway import FixtureGateway

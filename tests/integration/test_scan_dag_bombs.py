@@ -11,7 +11,7 @@ import dag_cbor
 import pytest
 
 from agent.config import LimitSettings, Settings
-from agent.report import EXIT_ERROR, ItemStatus
+from agent.model.report import EXIT_ERROR, ItemStatus
 from agent.scan import Scanner
 from tests.support.dagpb import Blocks, block, file_node, hamt_bomb, pbnode, shared_directory_bomb, unixfs, write_car
 from tests.support.gateway import FixtureGateway

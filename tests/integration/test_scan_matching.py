@@ -10,7 +10,7 @@ from pathlib import Path
 from agent.config import ScanSettings, Settings
 from agent.ipfs.dagpb import UnixFSType, encode_pbnode, encode_unixfs
 from agent.lists.catalog import load_catalog
-from agent.report import EXIT_ERROR, EXIT_FINDINGS, ItemStatus
+from agent.model.report import EXIT_ERROR, EXIT_FINDINGS, ItemStatus
 from agent.scan import Scanner
 from tests.conftest import IPFS_FIXTURES, MEDIA_FIXTURES
 from tests.support.dagpb import cid_of

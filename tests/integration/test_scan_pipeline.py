@@ -10,7 +10,7 @@ import pytest
 
 from agent.config import LimitSettings, Settings
 from agent.ipfs.cid import parse_cid
-from agent.report import EXIT_CLEAN, EXIT_ERROR, ItemStatus
+from agent.model.report import EXIT_CLEAN, EXIT_ERROR, ItemStatus
 from agent.scan import Scanner
 from tests.conftest import IPFS_FIXTURES
 from tests.support.dagpb import cid_of, pbnode, unixfs

@@ -36,7 +36,7 @@ from agent.lists.limits import ParseLimits, TooLarge
 from agent.lists.load import parse_list_bytes
 from agent.lists.model import HashList
 from agent.media.sniff import media_kind, sniff_media_type
-from agent.signals import SignalType
+from agent.model.signals import SignalType
 from agent.sources.ipns_record import (
     IpnsError,
     build_ipns_record,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from agent.clock import iso_utc, utcnow
-from agent.report import ScanReport
+from agent.model.time import iso_utc, utcnow
+from agent.model.report import ScanReport
 
 REPORT_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

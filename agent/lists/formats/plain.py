@@ -13,7 +13,7 @@ from agent.lists.limits import (
     numbered_lines,
 )
 from agent.lists.model import ListEntry, ParseProblem, normalise_value, parse_signal_type
-from agent.signals import SignalType
+from agent.model.signals import SignalType
 
 
 def parse_plain(

@@ -15,7 +15,7 @@ from typing import Any
 
 from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, decode_text
 from agent.lists.model import HashList, ListEntry, ParseProblem, normalise_value
-from agent.signals import SignalType
+from agent.model.signals import SignalType
 
 _ALGORITHMS: Mapping[str, SignalType] = {
     "pdq": SignalType.PDQ,

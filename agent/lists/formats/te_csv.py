@@ -15,7 +15,7 @@ from agent.lists.limits import (
     numbered_lines,
 )
 from agent.lists.model import ListEntry, ParseProblem, normalise_value, parse_signal_type
-from agent.signals import SignalType
+from agent.model.signals import SignalType
 
 _HEADER_FIRST_CELLS = {"signal_type", "type", "indicator_type"}
 

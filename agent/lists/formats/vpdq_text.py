@@ -13,7 +13,7 @@ from typing import Any
 from agent.lists.formats import ParseResult
 from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, decode_text, numbered_lines
 from agent.lists.model import ListEntry, ParseProblem, normalise_value
-from agent.signals import SignalType, VideoFrameHash
+from agent.model.signals import SignalType, VideoFrameHash
 
 # `dweb-agent hash --format vpdq a.mp4 b.mp4` writes this line before each
 # video's frames; it starts a new entry, so two videos never become one.

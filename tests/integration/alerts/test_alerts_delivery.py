@@ -32,7 +32,7 @@ from agent.alerts.delivery import DEFAULT_SCHEDULE, GONE_REASON, WebhookDelivery
 from agent.alerts.signing import event_body, new_secret, webhook_headers
 from agent.net.guard import NetGuard
 from agent.store import NewEvent, Store
-from agent.store.rows import DeliveryRow, SubscriptionRow
+from agent.model.records import DeliveryRow, SubscriptionRow
 from agent.store.schema import delivery_attempts
 from tests.support.postgres import connect_admin
 from tests.support.webhook_receiver import WebhookReceiver

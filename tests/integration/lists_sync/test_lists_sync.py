@@ -23,7 +23,7 @@ from agent.lists.sync import (
     TcapSourceConfig,
     content_hash,
 )
-from agent.signals import Signal, SignalType
+from agent.model.signals import Signal, SignalType
 from tests.support.media_dag import expected_pdq
 from tests.support.tcap_server import TcapServer
 

@@ -15,7 +15,7 @@ import structlog
 from agent.lists.matcher import MatchIndex
 from agent.lists.model import HashList
 from agent.lists.tcap_client import ListSyncError, TcapClient, TcapPull
-from agent.signals import Signal, SignalType
+from agent.model.signals import Signal, SignalType
 from tests.support.media_dag import expected_pdq, hamming
 from tests.support.tcap_server import TcapServer
 

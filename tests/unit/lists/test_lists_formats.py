@@ -11,7 +11,7 @@ from agent.lists.formats.tcap import apply_tcap_page, parse_tcap_page
 from agent.lists.formats.te_csv import parse_te_csv
 from agent.lists.limits import ParseLimits, TooLarge
 from agent.lists.model import HashList
-from agent.signals import SignalType
+from agent.model.signals import SignalType
 
 PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 MD5 = "0a21c3d4e5f60718293a4b5c6d7e8f90"

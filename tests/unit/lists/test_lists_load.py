@@ -15,7 +15,7 @@ from agent.lists.detect import ListFormat, detect_format
 from agent.lists.fetch import ListTooLarge, fetch_list
 from agent.lists.limits import ParseLimits
 from agent.lists.load import load_list, parse_list_bytes
-from agent.signals import SignalType
+from agent.model.signals import SignalType
 from tests.conftest import FIXTURES as FIXTURES_ROOT
 
 FIXTURES = FIXTURES_ROOT

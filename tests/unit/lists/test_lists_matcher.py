@@ -9,7 +9,7 @@ import pytest
 
 from agent.lists.matcher import MatchIndex
 from agent.lists.model import HashList, ListEntry
-from agent.signals import Signal, SignalType
+from agent.model.signals import Signal, SignalType
 from tests.conftest import FIXTURES as FIXTURES_ROOT
 
 PDQ_DIR = FIXTURES_ROOT / "media" / "pdq"

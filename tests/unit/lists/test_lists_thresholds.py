@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from agent.lists.matcher import MatchIndex
 from agent.lists.model import HashList, ListEntry
 from agent.media.image import image_signals
-from agent.signals import Signal, SignalType
+from agent.model.signals import Signal, SignalType
 from tests.conftest import MEDIA_FIXTURES
 
 BRIDGE = MEDIA_FIXTURES / "pdq" / "bridge-mods"

@@ -10,7 +10,7 @@ import pytest
 from agent.lists.formats.vpdq_text import parse_vpdq_file
 from agent.lists.matcher import MatchIndex
 from agent.lists.model import HashList, ListEntry
-from agent.signals import SignalType
+from agent.model.signals import SignalType
 from tests.conftest import FIXTURES as FIXTURES_ROOT
 
 VPDQ_DIR = FIXTURES_ROOT / "media" / "vpdq-hashes"

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from agent.media.crypto import CryptoHasher, crypto_signals
-from agent.signals import Signal, SignalType
+from agent.model.signals import Signal, SignalType
 from tests.conftest import MEDIA_FIXTURES
 
 MEDIA = MEDIA_FIXTURES

@@ -13,7 +13,7 @@ from agent.media.errors import CorruptMedia, EmptyContent, MediaTooLarge
 from agent.media.image import ImageResult, image_signals, reduction_factor
 from agent.media.limits import MediaLimits
 from agent.media.pdq import hamming_hex, pdq_of_rgb
-from agent.signals import SignalType
+from agent.model.signals import SignalType
 from tests.conftest import MEDIA_FIXTURES
 from tests.support.media import bomb_png as _bomb_png
 

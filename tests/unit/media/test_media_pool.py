@@ -24,7 +24,7 @@ from agent.media.errors import (
 from agent.media.image import image_signals
 from agent.media.limits import MediaLimits
 from agent.media.pool import MediaHasher
-from agent.signals import SignalType
+from agent.model.signals import SignalType
 from tests.conftest import MEDIA_FIXTURES
 from tests.support.media import bomb_png
 from tests.support.processes import descendants, processes, wait_until_gone

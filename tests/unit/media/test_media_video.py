@@ -16,7 +16,7 @@ from agent.media.pdq import hamming_hex
 from agent.media.pool import MediaHasher
 from agent.media.video import VideoHashes, frame_mod, video_hashes, video_signals
 from agent.media.vpdq import match_videos, parse_vpdq_text
-from agent.signals import VideoFrameHash
+from agent.model.signals import VideoFrameHash
 from tests.conftest import MEDIA_FIXTURES
 
 MEDIA = MEDIA_FIXTURES

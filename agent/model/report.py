@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from agent.clock import iso_utc, utcnow
+from agent.model.time import iso_utc, utcnow
 
 
 class ItemStatus(StrEnum):

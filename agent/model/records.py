@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent.clock import utcnow
+from agent.model.time import utcnow
 
 JSONObject = dict[str, Any]
 # One vPDQ frame as stored: [frame, quality, pdq_hex, timestamp].
