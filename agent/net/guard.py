@@ -27,24 +27,23 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
-import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# The guard's public names stay importable from here: the tables live in
+# addresses, the aiohttp side in connector.
+from agent.net.addresses import BlockedDestination, IPAddress, classify_ip, origin
+from agent.net.connector import GuardedResolver, guarded_request, guarded_session
 
 __all__ = [
     "BlockedDestination",
     "GuardedResolver",
     "NetGuard",
+    "OperatorAllowList",
     "ParsedTarget",
     "classify_ip",
     "guarded_request",
@@ -56,170 +55,6 @@ __all__ = [
 # work and the size of anything we might log.
 MAX_URL_LENGTH: Final = 4096
 _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
-
-
-class BlockedDestination(Exception):
-    """A URL or address the guard refuses to connect to.
-
-    `url` is only the origin (scheme://host:port) or a bare host name, never
-    the path, query or userinfo: webhook URLs routinely carry tokens there
-    (``/services/T000/B000/XXXX``), and this exception ends up in logs."""
-
-    def __init__(self, url: str, reason: str, *, host: str | None = None) -> None:
-        super().__init__(f"{url}: {reason}")
-        self.url = url
-        self.reason = reason
-        # Set when the refusal is about where `host` points (an address class
-        # the guard forbids): listing `host` in allow_hosts would let it
-        # through. None for refusals allow_hosts cannot lift (scheme,
-        # credentials, port, spelling, redirects).
-        self.host = host
-
-
-# ---------------------------------------------------------------------------
-# Address classification
-# ---------------------------------------------------------------------------
-
-# Metadata services are checked first so the reason names them: most sit in a
-# range refused anyway, but "cloud metadata" is what an operator wants to read.
-_METADATA: Final[dict[IPAddress, str]] = {
-    # AWS, GCP, Azure IMDS, OpenStack, DigitalOcean, Oracle (v2), ...
-    ipaddress.IPv4Address("169.254.169.254"): "cloud instance metadata service",
-    # AWS ECS task metadata / credentials endpoint.
-    ipaddress.IPv4Address("169.254.170.2"): "cloud container metadata service (AWS ECS)",
-    # Alibaba Cloud; inside CGNAT 100.64/10.
-    ipaddress.IPv4Address("100.100.100.200"): "cloud instance metadata service (Alibaba Cloud)",
-    # Oracle Cloud legacy metadata; inside 192.0.0.0/24.
-    ipaddress.IPv4Address("192.0.0.192"): "cloud instance metadata service (Oracle Cloud)",
-    # Azure WireServer: a *public* Microsoft address that only means something
-    # from inside an Azure VM, where it hands out host-agent config. No webhook
-    # lives there, so refusing it costs nothing.
-    ipaddress.IPv4Address("168.63.129.16"): "cloud host agent (Azure WireServer)",
-    # AWS IMDS over IPv6 (Nitro); inside fc00::/7.
-    ipaddress.IPv6Address("fd00:ec2::254"): "cloud instance metadata service (AWS IPv6)",
-}
-
-# Written out instead of relying on `is_global`/`is_private`, whose exact
-# membership has changed between Python releases (3.11.10/3.12.4/3.13 all
-# revised it). First match wins, so more specific entries come first.
-_V4_FORBIDDEN: Final[tuple[tuple[ipaddress.IPv4Network, str], ...]] = tuple(
-    (ipaddress.IPv4Network(net), why)
-    for net, why in (
-        ("0.0.0.0/8", "unspecified / 'this network' address"),  # RFC 1122; 0.0.0.0 often means localhost
-        ("10.0.0.0/8", "private address"),  # RFC 1918
-        ("100.64.0.0/10", "carrier-grade NAT shared address"),  # RFC 6598; cloud internal services live here
-        ("127.0.0.0/8", "loopback address"),  # RFC 1122
-        ("169.254.0.0/16", "link-local address"),  # RFC 3927; metadata services live here
-        ("172.16.0.0/12", "private address"),  # RFC 1918
-        ("192.0.0.0/24", "IETF protocol assignment (reserved)"),  # RFC 6890
-        ("192.0.2.0/24", "documentation address (TEST-NET-1)"),  # RFC 5737
-        ("192.88.99.0/24", "6to4 relay anycast (deprecated)"),  # RFC 7526
-        ("192.168.0.0/16", "private address"),  # RFC 1918
-        ("198.18.0.0/15", "benchmarking address"),  # RFC 2544
-        ("198.51.100.0/24", "documentation address (TEST-NET-2)"),  # RFC 5737
-        ("203.0.113.0/24", "documentation address (TEST-NET-3)"),  # RFC 5737
-        ("224.0.0.0/4", "multicast address"),  # RFC 5771
-        ("255.255.255.255/32", "limited broadcast address"),  # RFC 919; before 240/4 for the clearer reason
-        ("240.0.0.0/4", "reserved address (240/4)"),  # RFC 1112
-    )
-)
-
-# IPv6 ranges that are refused outright. Ranges that *embed* an IPv4 address
-# which decides the verdict (IPv4-mapped, NAT64 well-known prefix, 6to4) are
-# handled in `_classify_v6` before this table is consulted.
-_V6_FORBIDDEN: Final[tuple[tuple[ipaddress.IPv6Network, str], ...]] = tuple(
-    (ipaddress.IPv6Network(net), why)
-    for net, why in (
-        ("::/128", "unspecified address"),
-        ("::1/128", "loopback address"),
-        # ::a.b.c.d, deprecated (RFC 4291 2.5.5.1); some stacks still route it
-        # to the embedded IPv4 address, so it is never allowed.
-        ("::/96", "IPv4-compatible IPv6 address (deprecated)"),
-        ("::ffff:0:0:0/96", "IPv4-translated address (SIIT)"),  # RFC 2765
-        # Local-use NAT64 prefix (RFC 8215): translates into the operator's own
-        # network, so whatever IPv4 it embeds is internal.
-        ("64:ff9b:1::/48", "local-use NAT64 address"),
-        ("100::/64", "discard-only address"),  # RFC 6666
-        # Teredo tunnels to an IPv4 server/client pair hidden (obfuscated) in the
-        # address; refused whole rather than decoded.
-        ("2001::/32", "Teredo tunnel address"),  # RFC 4380
-        ("2001:2::/48", "benchmarking address"),  # RFC 5180
-        ("2001:10::/28", "ORCHID address (deprecated)"),  # RFC 4843
-        ("2001:20::/28", "ORCHIDv2 address"),  # RFC 7343
-        ("2001::/23", "IETF protocol assignment (reserved)"),  # RFC 2928; the rest of the block
-        ("2001:db8::/32", "documentation address"),  # RFC 3849
-        ("3fff::/20", "documentation address"),  # RFC 9637
-        ("fc00::/7", "unique local (private) address"),  # RFC 4193
-        ("fe80::/10", "link-local address"),  # RFC 4291
-        ("fec0::/10", "site-local address (deprecated)"),  # RFC 3879
-        ("ff00::/8", "multicast address"),  # RFC 4291
-    )
-)
-
-_IPV4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")  # RFC 4291 2.5.5.2
-_NAT64_WKP: Final = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052
-_SIX_TO_FOUR: Final = ipaddress.IPv6Network("2002::/16")  # RFC 3056
-# Everything allocated for global unicast. Anything outside it that is not
-# handled above (e.g. 4000::/2, SRv6 5f00::/16) is unassigned or special.
-_GLOBAL_UNICAST_V6: Final = ipaddress.IPv6Network("2000::/3")
-
-
-def classify_ip(ip: str | IPAddress) -> str | None:
-    """Why connecting to `ip` is forbidden, or None if it is an ordinary
-    public unicast address. Strings that are not an IP address are refused
-    too (a reason is returned), so a caller can never mistake garbage for
-    "allowed"."""
-    if isinstance(ip, str):
-        try:
-            ip = ipaddress.ip_address(ip)
-        except ValueError:
-            return "not an IP address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
-        # A zone id pins the address to a local interface: only meaningful for
-        # link-local and never needed for a public webhook.
-        return f"IPv6 address with a zone id {ip}"
-    meta = _METADATA.get(ip)
-    if meta is not None:
-        return f"{meta} {ip}"
-    if isinstance(ip, ipaddress.IPv4Address):
-        return _classify_v4(ip)
-    return _classify_v6(ip)
-
-
-def _classify_v4(ip: ipaddress.IPv4Address) -> str | None:
-    for net, why in _V4_FORBIDDEN:
-        if ip in net:
-            return f"{why} {ip} ({net})"
-    return None
-
-
-def _classify_v6(ip: ipaddress.IPv6Address) -> str | None:
-    embedded: ipaddress.IPv4Address | None = None
-    kind = ""
-    if ip in _IPV4_MAPPED:
-        # ::ffff:a.b.c.d is a.b.c.d on a dual-stack socket.
-        embedded, kind = ip.ipv4_mapped, "IPv4-mapped"
-    elif ip in _NAT64_WKP:
-        # The NAT64 gateway connects to the embedded address on our behalf, so
-        # 64:ff9b::10.0.0.1 reaches 10.0.0.1 wherever a DNS64/NAT64 pair exists.
-        embedded, kind = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), "NAT64"
-    elif ip in _SIX_TO_FOUR:
-        # 2002:AABB:CCDD::/48 is tunnelled to relay AA.BB.CC.DD.
-        embedded, kind = ip.sixtofour, "6to4"
-    if embedded is not None:
-        why = classify_ip(embedded)
-        return None if why is None else f"{kind} address {ip} embeds {why}"
-    for net, label in _V6_FORBIDDEN:
-        if ip in net:
-            return f"{label} {ip} ({net})"
-    if ip not in _GLOBAL_UNICAST_V6:
-        return f"reserved or unassigned address {ip} (outside global unicast 2000::/3)"
-    return None
-
-
-# ---------------------------------------------------------------------------
-# URL checks
-# ---------------------------------------------------------------------------
 
 # One DNS label in LDH form (RFC 1123). IDNA names arrive here already in
 # their ASCII "xn--" form, so this is the whole alphabet.
@@ -252,12 +87,7 @@ class ParsedTarget:
     @property
     def origin(self) -> str:
         """scheme://host:port, safe to log."""
-        return _origin(self.scheme, self.host, self.port)
-
-
-def _origin(scheme: str, host: str, port: int | None) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{shown}" if port is None else f"{scheme}://{shown}:{port}"
+        return origin(self.scheme, self.host, self.port)
 
 
 def _normalise_allowed(entry: str) -> str:
@@ -359,7 +189,7 @@ class NetGuard:
         scheme = (parsed.scheme or "").lower()
         host = parsed.raw_host or ""
         port = parsed.port
-        shown = _origin(scheme or "?", host or "?", port) if host else "<url>"
+        shown = origin(scheme or "?", host or "?", port) if host else "<url>"
 
         def refuse(reason: str, *, by_address: bool = False) -> BlockedDestination:
             return BlockedDestination(shown, reason, host=host if by_address else None)
@@ -452,143 +282,3 @@ def redirect_target_refused(guard: NetGuard, resp: aiohttp.ClientResponse) -> st
     if resp.status not in _REDIRECT_STATUSES:
         return None
     return guard.check_redirect(resp.headers.get("Location"), resp.url)
-
-
-# ---------------------------------------------------------------------------
-# aiohttp integration
-# ---------------------------------------------------------------------------
-
-
-class GuardedResolver(AbstractResolver):
-    """aiohttp resolver that only ever returns addresses the guard allows.
-
-    aiohttp connects to exactly the addresses a resolver returns, so filtering
-    here closes DNS rebinding: the name is looked up once, every answer is
-    classified, and only the allowed ones reach connect(). If every answer is
-    forbidden, `BlockedDestination` propagates out of the request (it is not
-    an OSError, so aiohttp does not wrap it). Allow-listed hosts are passed
-    through unfiltered. Use with ``use_dns_cache=False`` so every connection
-    gets a fresh, checked answer."""
-
-    def __init__(self, guard: NetGuard, resolver: AbstractResolver | None = None) -> None:
-        self._guard = guard
-        self._resolver = resolver
-        self._owns_resolver = resolver is None
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if self._resolver is None:
-            # ThreadedResolver needs a running loop, so it is made on first use.
-            self._resolver = aiohttp.ThreadedResolver()
-        answers = await self._resolver.resolve(host, port, family)
-        if self._guard.is_allowed_host(host):
-            return answers
-        kept: list[ResolveResult] = []
-        reasons: list[str] = []
-        for answer in answers:
-            why = classify_ip(answer["host"])
-            if why is None:
-                kept.append(answer)
-            else:
-                reasons.append(why)
-        if answers and not kept:
-            raise BlockedDestination(
-                host, "resolves only to forbidden addresses: " + "; ".join(_unique(reasons)), host=host
-            )
-        return kept
-
-    async def close(self) -> None:
-        if self._resolver is not None and self._owns_resolver:
-            await self._resolver.close()
-
-
-def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
-
-
-# Sessions built by guarded_session and the guard each was built with, so
-# guarded_request can refuse a plain ClientSession (whose connector would
-# resolve and connect without any check).
-_GUARDED_SESSIONS: weakref.WeakKeyDictionary[aiohttp.ClientSession, NetGuard] = weakref.WeakKeyDictionary()
-
-
-def _trace_config(guard: NetGuard) -> aiohttp.TraceConfig:
-    """Belt and braces for code that uses the session directly instead of
-    `guarded_request`: every request is re-checked (IP literals never reach
-    the resolver), and a followed redirect is stopped before the next hop."""
-
-    async def on_start(
-        _s: aiohttp.ClientSession, _ctx: SimpleNamespace, params: aiohttp.TraceRequestStartParams
-    ) -> None:
-        guard.check_url(params.url)
-
-    async def on_redirect(
-        _s: aiohttp.ClientSession, _ctx: SimpleNamespace, params: aiohttp.TraceRequestRedirectParams
-    ) -> None:
-        raise BlockedDestination(
-            _origin(params.url.scheme, params.url.raw_host or "?", params.url.port),
-            guard.check_redirect(params.response.headers.get("Location"), params.url),
-        )
-
-    config = aiohttp.TraceConfig()
-    config.on_request_start.append(on_start)
-    config.on_request_redirect.append(on_redirect)
-    return config
-
-
-def guarded_session(
-    guard: NetGuard,
-    *,
-    timeout: aiohttp.ClientTimeout | float,
-    resolver: AbstractResolver | None = None,
-    **session_kw: Any,
-) -> aiohttp.ClientSession:
-    """A ClientSession whose every connection goes through `guard`.
-
-    `resolver` is the real resolver GuardedResolver wraps (default
-    aiohttp.ThreadedResolver; tests inject fakes). Call inside a running loop;
-    close it like any session. `trust_env` is forced off: an HTTP(S)_PROXY
-    from the environment would make the proxy, not us, resolve the target."""
-    if isinstance(timeout, (int, float)):
-        timeout = aiohttp.ClientTimeout(total=float(timeout))
-    for forbidden in ("connector", "trust_env", "trace_configs"):
-        if forbidden in session_kw:
-            raise TypeError(f"guarded_session does not accept {forbidden!r}")
-    connector = aiohttp.TCPConnector(
-        resolver=GuardedResolver(guard, resolver),
-        # No cache: each connection is resolved and checked afresh, and the
-        # checked answer is the one connected to.
-        use_dns_cache=False,
-    )
-    session = aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        trust_env=False,
-        trace_configs=[_trace_config(guard)],
-        **session_kw,
-    )
-    _GUARDED_SESSIONS[session] = guard
-    return session
-
-
-@asynccontextmanager
-async def guarded_request(
-    session: aiohttp.ClientSession, guard: NetGuard, method: str, url: str | URL, **kw: Any
-) -> AsyncIterator[aiohttp.ClientResponse]:
-    """``async with guarded_request(session, guard, "POST", url, json=...) as resp:``
-
-    Checks `url` before anything touches the network (BlockedDestination is
-    raised on entering the block), never follows redirects (a 3xx is handed
-    back as is; see `redirect_target_refused`), and only runs on a session
-    from `guarded_session` built with the same guard. `proxy` and
-    `allow_redirects=True` are refused: both would route around the guard."""
-    if _GUARDED_SESSIONS.get(session) is not guard:
-        raise TypeError("guarded_request needs a session made by guarded_session with the same guard")
-    if kw.pop("allow_redirects", False):
-        raise ValueError("guarded_request never follows redirects")
-    if kw.get("proxy") is not None:
-        raise ValueError("guarded_request does not use proxies")
-    target = guard.check_url(url)
-    async with session.request(method, target.url, allow_redirects=False, **kw) as resp:
-        yield resp
