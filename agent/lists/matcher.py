@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from agent.lists.index import HammingIndex, NumpyHammingIndex
 from agent.lists.model import HashList, ListEntry
 from agent.model.signals import EXACT_TYPES, PERCEPTUAL_BITS, Signal, SignalType, VideoFrameHash
+from agent.model.vpdq import match_videos
 
 IndexFactory = Callable[[int], HammingIndex]
 _HEX = re.compile(r"[0-9a-f]+")
@@ -159,7 +160,7 @@ class MatchIndex:
             return []
         found = index.search([q.value.strip().lower() for q in queries], radius)
         matches: list[Match] = []
-        for query, hits in zip(queries, found):
+        for query, hits in zip(queries, found, strict=True):
             for pos, distance in hits:
                 hash_list = self.lists[self._list_of[pos]]
                 limit = hash_list.distance_for(signal_type)
@@ -175,9 +176,6 @@ class MatchIndex:
     def match_video(self, frames: Sequence[VideoFrameHash]) -> list[Match]:
         """vPDQ entries whose share of matched query frames reaches the list's
         threshold (default 80%), using the reference brute-force comparison."""
-        # Imported here so that matching images never loads the video stack.
-        from agent.media.vpdq import match_videos
-
         matches: list[Match] = []
         for pos in self._videos:
             entry = self._entries[pos]

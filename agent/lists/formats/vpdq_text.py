@@ -14,6 +14,7 @@ from agent.lists.formats import ParseResult
 from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, decode_text, numbered_lines
 from agent.lists.model import ListEntry, ParseProblem, normalise_value
 from agent.model.signals import SignalType, VideoFrameHash
+from agent.model.vpdq import parse_vpdq_text  # the one reference parser
 
 # `dweb-agent hash --format vpdq a.mp4 b.mp4` writes this line before each
 # video's frames; it starts a new entry, so two videos never become one.
@@ -70,8 +71,6 @@ def parse_vpdq_file(
 
 
 def _sections(text: str, source: str, limits: ParseLimits, problems: ProblemLog) -> list[_Section]:
-    from agent.media.vpdq import parse_vpdq_text  # the one reference parser
-
     sections = [_Section(None, None)]
     total = 0
     # Line by line so a bad frame is reported with its line number and skipped

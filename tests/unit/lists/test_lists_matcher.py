@@ -146,5 +146,5 @@ def test_64_bit_imagehash_uses_its_own_threshold() -> None:
 
 
 def test_malformed_query_is_an_error() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="malformed pdq query value"):
         MatchIndex([pdq_list()]).match([Signal(SignalType.PDQ, "xyz", 100)])

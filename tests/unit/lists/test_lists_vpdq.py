@@ -1,5 +1,5 @@
 """vPDQ list entries from the reference per-frame output, matched with
-agent.media.vpdq.match_videos against the reference pairwise ground truth."""
+agent.model.vpdq.match_videos against the reference pairwise ground truth."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ PAIRS = pairs()
 
 def test_entry_keeps_every_frame_and_a_content_id() -> None:
     entry = video_entry("chair-19-sd-bar")
-    lines = [l for l in (VPDQ_DIR / "chair-19-sd-bar.txt").read_text().splitlines() if l.strip()]
+    lines = [line for line in (VPDQ_DIR / "chair-19-sd-bar.txt").read_text().splitlines() if line.strip()]
     assert entry.signal_type is SignalType.VPDQ
     assert len(entry.frames) == len(lines)
     assert entry.frames[0].pdq_hex == lines[0].split(",")[2]
