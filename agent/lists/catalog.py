@@ -5,6 +5,7 @@ reference, so matching never sees a half-applied update."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +51,10 @@ class ListCatalog:
     @classmethod
     def empty(cls) -> ListCatalog:
         return cls(MatchIndex([]), Denylist())
+
+
+def _load_local(source: str, name: str, limits: ParseLimits) -> LoadResult:
+    return load_list(Path(source).expanduser(), name=name, limits=limits)
 
 
 def _name_for(source: str) -> str:
@@ -110,7 +115,8 @@ async def load_catalog(
             result = parse_list_bytes(data, source=source, name=name, limits=limits)
         else:
             try:
-                result = load_list(Path(source).expanduser(), name=name, limits=limits)
+                # A local list can be a directory of large files: read and parse it off the loop.
+                result = await asyncio.to_thread(_load_local, source, name, limits)
             except OSError as exc:
                 raise ListLoadError(f"{source}: {exc.strerror or exc}") from exc
         hash_list = result.list

@@ -44,7 +44,7 @@ def detect_format(name: str, data: bytes) -> ListFormat:
             return ListFormat.VPDQ
         if line.startswith(("/ipfs/", "/ipns/", "/ipld/", "//", "!/")) or line == "---":
             return ListFormat.DENYLIST
-        if line.startswith("version:") or line.startswith("name:"):
+        if line.startswith(("version:", "name:")):
             return ListFormat.DENYLIST
         first = line.split(",", 1)[0]
         if "," in line and (first.lower() == "signal_type" or _is_signal_type(first)):

@@ -110,7 +110,7 @@ class NumpyHammingIndex:
                     continue
                 found = distances[q_idx, r_idx]
                 ids = self._ids[r0 + r_idx]
-                for q, i, d in zip(q_idx.tolist(), ids.tolist(), found.tolist()):
+                for q, i, d in zip(q_idx.tolist(), ids.tolist(), found.tolist(), strict=True):
                     results[q0 + q].append((i, d))
         for hits in results:
             hits.sort(key=lambda hit: (hit[1], hit[0]))

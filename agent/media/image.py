@@ -132,7 +132,7 @@ def _open(data: bytes) -> Image.Image:
         raise MediaTooLarge(f"image too large: {exc}") from None
     except MemoryError:
         raise MediaTooLarge("image header alone exhausted memory") from None
-    except Exception as exc:  # Pillow plugins raise many types on bad headers
+    except Exception as exc:  # noqa: BLE001  (Pillow plugins raise many types on hostile headers)
         raise CorruptMedia(f"unreadable image header: {type(exc).__name__}: {exc}") from None
 
 
@@ -215,7 +215,7 @@ def _hash_image(image: Image.Image, limits: MediaLimits) -> ImageResult:
         raise MediaTooLarge(f"{fmt} image too large: {exc}") from None
     except MemoryError:
         raise MediaTooLarge(f"{fmt} {image.size[0]}x{image.size[1]}: {_out_of_memory(limits)}") from None
-    except Exception as exc:  # decoder errors on truncated or hostile data
+    except Exception as exc:  # noqa: BLE001  (Pillow decoders raise many types on truncated or hostile data)
         raise CorruptMedia(
             f"{fmt} {image.size[0]}x{image.size[1]} ({mode}): cannot decode: {type(exc).__name__}: {exc}"
         ) from None

@@ -35,6 +35,14 @@ def _last_match(rules: Sequence[DenyRule], path: str, matched: str) -> DenyDecis
     return None
 
 
+def _multihash_key(rule: DenyRule) -> bytes:
+    """IPFS and double-hash rules are keyed by multihash bytes (the parser builds them so).
+    A str key is a programming error, raised here even under `python -O`, unlike an assert."""
+    if not isinstance(rule.key, bytes):
+        raise TypeError(f"{rule.kind} rule {rule.raw!r} has a {type(rule.key).__name__} key, not multihash bytes")
+    return rule.key
+
+
 @dataclass(frozen=True)
 class Denylist:
     """Immutable after construction: build a new one to apply changes."""
@@ -54,14 +62,13 @@ class Denylist:
         codes: set[int] = set()
         for rule in self.rules:
             if rule.kind is RuleKind.IPFS:
-                assert isinstance(rule.key, bytes)
-                ipfs.setdefault(rule.key, []).append(rule)
+                ipfs.setdefault(_multihash_key(rule), []).append(rule)
             elif rule.kind is RuleKind.IPNS:
                 ipns.setdefault(rule.key, []).append(rule)
             elif rule.kind is RuleKind.DOUBLE_HASH:
-                assert isinstance(rule.key, bytes)
-                double.setdefault(rule.key, []).append(rule)
-                codes.add(rule.key[0])  # sha2-256 (0x12) and blake3 (0x1e) are 1-byte varints
+                key = _multihash_key(rule)
+                double.setdefault(key, []).append(rule)
+                codes.add(key[0])  # sha2-256 (0x12) and blake3 (0x1e) are 1-byte varints
             else:
                 paths.append(rule)
         object.__setattr__(self, "_ipfs", ipfs)

@@ -48,7 +48,7 @@ def decode_b58_multihash(text: str) -> bytes:
     """Raises ValueError unless `text` is a base58btc multihash (split_multihash's error is one)."""
     try:
         raw = bytes(multibase.decode("z" + text))
-    except Exception:
+    except Exception:  # noqa: BLE001  (hostile list text: multiformats/bases raise undocumented types, IndexError seen)
         raise ValueError("not base58btc") from None
     split_multihash(raw)
     return raw
@@ -58,7 +58,7 @@ def decode_cid(text: str) -> CID:
     """Parse a CID string (v0 or v1, any multibase); raises ValueError."""
     try:
         return CID.decode(text)
-    except Exception as exc:  # KeyError/ValueError subclasses from multiformats
+    except Exception as exc:  # noqa: BLE001  (hostile list text: KeyError/ValueError/IndexError from multiformats)
         raise ValueError(f"not a CID: {text[:80]!r}: {exc}") from None
 
 

@@ -6,6 +6,7 @@ rule line is reported with its line number and skipped; it never aborts."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -110,10 +111,8 @@ def _double_hash_keys(value: str) -> list[bytes]:
     except ValueError:
         pass
     if len(value) == 64:
-        try:
+        with contextlib.suppress(ValueError):  # not hex: the base58 reading alone decides
             keys.append(encode_multihash(SHA2_256, bytes.fromhex(value)))
-        except ValueError:
-            pass
     if not keys:
         raise ValueError("double-hash is neither a base58 sha2-256/blake3 multihash nor a hex sha256")
     return keys
