@@ -76,3 +76,40 @@ class BlockedContent(IpfsError):
 
 class TooLarge(IpfsError):
     """An item or a scan would exceed its configured byte or count budget."""
+
+
+class GatewayError(IpfsError):
+    """A gateway did not give a usable answer (status, type, timeout, connection).
+
+    `detail` is the message without the gateway's URL (a caller that names the
+    gateway itself, like the content probe, shows only this); `location` is
+    the Location of a redirect that was not followed."""
+
+    def __init__(self, url: str, detail: str, status: int | None = None, *, location: str | None = None) -> None:
+        self.url = url
+        self.status = status
+        self.detail = detail
+        self.location = location
+        super().__init__(f"{url}: {detail}")
+
+
+class NotFoundAtGateway(GatewayError):
+    pass
+
+
+class BlockedAtGateway(GatewayError):
+    """410 Gone or 451 Unavailable For Legal Reasons: the operator blocked this content."""
+
+
+class SlowGateway(GatewayError):
+    """A response broke its total deadline or fell below the minimum throughput."""
+
+    def __init__(self, url: str, detail: str, *, too_slow: bool) -> None:
+        self.too_slow = too_slow  # below the minimum throughput (not merely long)
+        super().__init__(url, detail)
+
+
+class RateLimited(GatewayError):
+    def __init__(self, url: str, retry_after: float | None) -> None:
+        self.retry_after = retry_after
+        super().__init__(url, f"429 Too Many Requests (Retry-After {retry_after})", 429)
