@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent.alerts.availability import ContentProbe
+from agent.ipfs.probe import ContentProbe
 from agent.ipfs.cid import CID, block_key, cid_text
 from agent.ipfs.errors import InvalidCid
 from tests.conftest import IPFS_FIXTURES
