@@ -9,26 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import errno
 import random
-import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import aiohttp
 import structlog
-from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry
 
 from agent import __version__
-from agent.alerts.availability import ContentProbe
+from agent.ipfs.probe import ContentProbe
 from agent.alerts.delivery import WebhookDelivery
 from agent.alerts.events import FindingOutbox, ItemContext, content_changed, finding_retracted
 from agent.model.time import utcnow
@@ -40,78 +37,20 @@ from agent.media import MediaHasher
 from agent.net.guard import NetGuard
 from agent.model.report import ItemReport, ScanReport
 from agent.scan import KnownItem, Scanner, finding_view, list_thresholds, media_hasher, signals_from_view
-from agent.model.signals import VideoFrameHash
+from agent.model.finding import matched_on
+from agent.model.signals import ItemSignals, VideoFrameHash
+from agent.model.status import ItemState
 from agent.store import DuplicateTarget, FindingRow, ItemRow, ListStateRow, LocationRow, Store, TargetRow
 from agent.watch import PollContext, WatchTarget, classify_target, examined, poll
+from agent.runtime import process as _process
+from agent.runtime.errors import DaemonError as DaemonError  # shim: issue-10 integration removes
+from agent.runtime.health import HealthState, HealthStatus
+from agent.runtime.metrics import Metrics
+from agent.runtime.polls import PollDone as _PollDone
+from agent.runtime.polls import PollResult
+from agent.runtime.schedule import JitteredInterval, backoff_delay
 
 log = structlog.get_logger(__name__)
-
-
-class DaemonError(Exception):
-    """The agent cannot start; the message says why and what to change."""
-
-
-class JitteredInterval(IntervalTrigger):  # type: ignore[misc]
-    """APScheduler's interval trigger, with its jitter drawn from the agent's own
-    random source: APScheduler draws from the global one, which nothing can seed."""
-
-    def __init__(self, seconds: int, jitter_s: float, rng: random.Random) -> None:
-        super().__init__(seconds=seconds, timezone=UTC)
-        self._jitter_s = jitter_s
-        self._rng = rng
-
-    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
-        if fire is None or not self._jitter_s:
-            return fire
-        return fire + timedelta(seconds=self._rng.uniform(0, self._jitter_s))
-
-
-def backoff_delay(
-    interval_s: int, failures: int, max_backoff_s: int, jitter_fraction: float, rng: random.Random
-) -> float:
-    """Seconds before a failing target is polled again: interval x 2^(failures-1), at
-    most max_backoff_s, plus up to jitter_fraction of it."""
-    delay = min(interval_s * (2 ** max(0, failures - 1)), max_backoff_s)
-    return float(delay * (1 + rng.uniform(0, jitter_fraction)))
-
-
-class Metrics:
-    """Prometheus metrics, prefix dweb_agent_; no CIDs or URLs as label values."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.up = Gauge("dweb_agent_up", "1 while the agent runs", registry=registry)
-        self.targets = Gauge("dweb_agent_targets", "Targets being watched", registry=registry)
-        self.polls = Counter("dweb_agent_polls_total", "Target polls", ["kind", "outcome"], registry=registry)
-        self.poll_seconds = Histogram(
-            "dweb_agent_poll_seconds",
-            "Duration of one target poll",
-            ["kind"],
-            registry=registry,
-            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800),
-        )
-        self.items = Counter("dweb_agent_items_total", "Items examined", ["status"], registry=registry)
-        self.reused = Counter(
-            "dweb_agent_items_reused_total", "Items seen before: not fetched again", registry=registry
-        )
-        self.findings = Counter("dweb_agent_findings_total", "New findings", ["list", "retroactive"], registry=registry)
-        self.list_entries = Gauge("dweb_agent_list_entries", "Live entries per list", ["list"], registry=registry)
-        self.list_syncs = Counter("dweb_agent_list_syncs_total", "List refreshes", ["outcome"], registry=registry)
-        self.deliveries = Counter(
-            "dweb_agent_webhook_attempts_total", "Webhook delivery attempts", ["outcome"], registry=registry
-        )
-        self.delivery_seconds = Histogram(
-            "dweb_agent_webhook_attempt_seconds",
-            "Duration of one delivery attempt",
-            registry=registry,
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15),
-        )
-        self.content_changes = Counter(
-            "dweb_agent_content_state_changes_total",
-            "Matched content appearing or disappearing",
-            ["state"],
-            registry=registry,
-        )
 
 
 class StoreHooks:
@@ -124,9 +63,9 @@ class StoreHooks:
 
     async def known(self, key: str) -> KnownItem | None:
         row = (await self.agent.store.get_items([key])).get(key)
-        if row is None or not examined(row.status, row.signals):
+        if row is None or not examined(row.status, row.signals.to_view()):
             return None
-        return KnownItem(row.key, row.size, row.media_type, dict(row.signals), row.status)
+        return KnownItem(row.key, row.size, row.media_type, row.signals.to_view(), row.status)
 
     async def record(self, item: ItemReport, key: str | None, report: ScanReport) -> None:
         if key is None:  # local content has no content key; nothing to remember
@@ -136,12 +75,11 @@ class StoreHooks:
             self.agent.metrics.reused.inc()
         row = ItemRow(
             key=key,
-            status=item.status.value,
+            status=ItemState(item.status.value),
             cid=item.cid,
             size=item.size,
             media_type=item.media_type,
-            signals=item.signals,
-            video_frames=tuple(tuple(f) for f in item.video_frames) if item.video_frames else None,  # type: ignore[misc]
+            signals=ItemSignals.from_view(item.signals, [VideoFrameHash(*f) for f in item.video_frames or ()]),
         )
         target_id = self.target.id if self.target else None
         location = LocationRow(
@@ -170,21 +108,19 @@ class StoreHooks:
 
 
 def finding_row(key: str, found: dict[str, Any], retroactive: bool = False) -> FindingRow:
-    detail = {
-        k: v
-        for k, v in found.items()
-        if k not in ("list", "entry", "entry_id", "signal_type", "distance", "labels", "query")
-    }
+    percent = found.get("compared_percent")
     return FindingRow(
         item_key=key,
         list_name=str(found["list"]),
         entry_id=str(found["entry_id"]),
         entry_value=str(found["entry"]),
-        signal_type=str(found["signal_type"]),
+        signal_type=matched_on(str(found["signal_type"])),
         distance=float(found["distance"]),
         labels=tuple(found.get("labels") or ()),
         query=found.get("query"),
-        detail=detail,
+        list_source=found.get("list_source"),
+        list_line=found.get("list_line"),
+        compared_percent=None if percent is None else float(percent),
         retroactive=retroactive,
     )
 
@@ -213,21 +149,6 @@ class _StateAdapter:
                 updated_at=utcnow(),
             )
         )
-
-
-@dataclass(frozen=True)
-class _PollDone:
-    note: str
-    error: str | None
-    next_run: datetime | None  # set when the scheduler must be told (a backoff)
-
-
-@dataclass
-class PollResult:
-    target_id: int
-    ok: bool
-    note: str
-    error: str | None = None
 
 
 class Agent:
@@ -698,10 +619,9 @@ class Agent:
         created = 0
         async for batch in self.store.iter_items_with_signals(batch=500):
             for item in batch:
-                matches = index.match(signals_from_view(item.signals))
-                if item.video_frames:
-                    frames = [VideoFrameHash(int(f[0]), int(f[1]), str(f[2]), float(f[3])) for f in item.video_frames]
-                    matches.extend(index.match_video(frames))
+                matches = index.match(item.signals.hashes)
+                if item.signals.frames:
+                    matches.extend(index.match_video(item.signals.frames))
                 if not matches:
                     continue
                 rows = [finding_row(item.key, finding_view(m), retroactive=True) for m in matches]
@@ -717,7 +637,7 @@ class Agent:
                     target_url=target.url if target else None,
                     size=item.size,
                     media_type=item.media_type,
-                    signals=dict(item.signals),
+                    signals=item.signals.to_view(),
                     first_seen_at=item.first_seen_at,
                 )
                 new = await self.store.add_findings(
@@ -729,95 +649,23 @@ class Agent:
         return created
 
     # -- health --------------------------------------------------------------
-    def health_app(self) -> web.Application:
-        async def healthz(_request: web.Request) -> web.Response:
-            status = "stopping" if self._stopping else "ok" if self.ready.is_set() else "starting"
-            return web.json_response(
-                {
-                    "status": status,
-                    "version": __version__,
-                    "node": self.node,
-                    "uptime_s": round(time.monotonic() - self.started, 3),
-                    "targets": len(self._targets),
-                    "lists": [dict(vars(s)) for s in self.catalog.summaries],
-                    "last_list_sync": self.last_list_sync.isoformat() if self.last_list_sync else None,
-                    "polls_running": len([t for t in self._running if not t.done()]),
-                }
-            )
-
-        async def metrics(_request: web.Request) -> web.Response:
-            return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-        app = web.Application()
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/metrics", metrics)
-        return app
-
-
-async def _listen(runner: web.AppRunner, settings: Settings) -> tuple[str, int]:
-    """Bind /healthz and /metrics, or say which address is taken and what changes it."""
-    host, port = settings.agent.health_host, settings.agent.health_port
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
-        why = (
-            "the address is already in use (is another agent running?)"
-            if exc.errno == errno.EADDRINUSE
-            else str(exc.strerror or exc)
+    def health(self) -> HealthState:
+        status = (
+            HealthStatus.STOPPING
+            if self._stopping
+            else HealthStatus.OK
+            if self.ready.is_set()
+            else HealthStatus.STARTING
         )
-        raise DaemonError(
-            f"cannot listen on {host}:{port} for /healthz and /metrics: {why}; set another "
-            "port with [agent] health_port in the config or DWEB_AGENT_AGENT_HEALTH_PORT "
-            "(0 picks a free one)"
-        ) from None
-    bound = runner.addresses[0] if runner.addresses else (host, port)
-    return str(bound[0]), int(bound[1])
+        return HealthState(
+            status=status,
+            node=self.node,
+            uptime_s=time.monotonic() - self.started,
+            targets=len(self._targets),
+            lists=self.catalog.summaries,
+            last_list_sync=self.last_list_sync,
+            polls_running=len([t for t in self._running if not t.done()]),
+        )
 
 
-async def run_daemon(settings: Settings, registry: CollectorRegistry, stop: asyncio.Event | None = None) -> None:
-    """Serve until SIGTERM/SIGINT (or `stop`), then stop gracefully. Raises DaemonError
-    when the agent cannot start, before it has touched the database."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    agent = Agent(settings, registry)
-
-    def on_signal(sig: signal.Signals) -> None:
-        if not stop.is_set():
-            log.info("agent.stopping", signal=sig.name, grace_s=settings.agent.shutdown_grace_s)
-            stop.set()
-        else:  # asked twice: the operator will not wait out the grace
-            log.warning("agent.stopping_now", signal=sig.name)
-            agent.hurry()
-
-    # Left installed until asyncio.run closes the loop: removed earlier, a second
-    # Ctrl-C during the last steps of the stop would raise KeyboardInterrupt there.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig)
-    runner = web.AppRunner(agent.health_app(), access_log=None)
-    await runner.setup()
-    try:
-        # The port first: a second agent started by mistake must fail before it marks
-        # the first one's scans interrupted or releases its leases.
-        host, port = await _listen(runner, settings)
-        async with agent:
-            serving = asyncio.create_task(agent.serve(stop))
-            ready = asyncio.create_task(agent.ready.wait())
-            await asyncio.wait([serving, ready], return_when=asyncio.FIRST_COMPLETED)
-            ready.cancel()
-            if not serving.done():
-                targets = await agent.store.list_targets(enabled_only=True)
-                log.info(
-                    "agent.started",
-                    version=__version__,
-                    node=agent.node,
-                    data_dir=str(settings.agent.data_dir),
-                    database=agent.store.dialect,
-                    health=f"http://{host}:{port}/healthz",
-                    targets=len(targets),
-                    lists=len(agent.catalog.summaries),
-                    gateways=len(settings.gateways.urls),
-                )
-            await serving  # returns once stopped gracefully; raises what made serve fail
-    finally:
-        await runner.cleanup()
-    log.info("agent.stopped")
+run_daemon = partial(_process.run_daemon, agent_factory=Agent)  # shim: issue-10 integration removes
