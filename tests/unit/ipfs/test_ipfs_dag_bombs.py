@@ -139,7 +139,7 @@ async def test_hamt_entries_count_against_the_node_budget() -> None:
 
 
 async def test_nested_hamt_directories_keep_a_bounded_number_of_sessions_open() -> None:
-    from agent.ipfs.dag import _MAX_OPEN_HAMTS
+    from agent.ipfs.hamt import _MAX_OPEN_HAMTS
 
     blocks: Blocks = []
     leaf = block(blocks, b"x", "raw")
