@@ -13,28 +13,47 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 import aiohttp
 import structlog
 
-from agent.lists.catalog import ListCatalog, ListSummary, Thresholds, _name_for
+from agent.lists.catalog import ListCatalog, ListSummary, Thresholds
 from agent.lists.denylist import Denylist
 
 # load.py's accumulator is reused so a directory parses exactly as load_list
 # parses it (TCAP pages applied in name order, denylists combined), but from
 # the bytes we hashed rather than from a second read that could differ.
-from agent.lists.detect import LIST_SUFFIXES, detect_format
 from agent.lists.fetch import ListTooLarge, read_bounded
-from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, TooLarge, problem_total
-from agent.lists.load import LoadResult, _Accumulator, _parse_into, parse_list_bytes, read_list_file
+from agent.lists.limits import DEFAULT_LIMITS, ParseLimits, ProblemLog, problem_total
+from agent.lists.load import parse_list_bytes
 from agent.lists.matcher import MatchIndex
-from agent.lists.model import HashList, ListEntry, ParseProblem
-from agent.lists.tcap_client import ListSyncError, Paging, TcapClient, diff_entries, display_url
+from agent.lists.model import HashList, ListEntry
+
+# The state and result types live in sync_state, one source's versions and
+# file loading in sync_sources; they stay importable from here.
+from agent.lists.sync_sources import (
+    _load_files,
+    _Outcome,
+    _Source,
+    _source_name,
+    _state_of,
+    _unique_names,
+    _Version,
+    _version_of,
+)
+from agent.lists.sync_state import (
+    ListVersionInfo,
+    MemorySyncStateStore,
+    SyncResult,
+    SyncState,
+    SyncStateStore,
+    TcapSourceConfig,
+    content_hash,
+)
+from agent.lists.tcap_client import ListSyncError, TcapClient, diff_entries, display_url
 
 __all__ = [
     "ListSyncError",
@@ -49,250 +68,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-
-# A file modified this recently may change again within the same mtime tick
-# without changing size, so its (mtime_ns, size) is not trusted on the next
-# refresh: the bytes are hashed instead (git's "racily clean" rule).
-_RACY_NS = 2_000_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class TcapSourceConfig:
-    """One TCAP hash list endpoint. `url` is the list endpoint, e.g.
-    https://app.terrorismanalytics.org/api/hash-list/v2/all (a `tcap+`
-    prefix is accepted and dropped)."""
-
-    name: str
-    url: str
-    token: str = field(repr=False)
-    checkpoint_param: str = "after"
-    auth_scheme: str = "Bearer"
-    paging: Paging = "next"
-    params: tuple[tuple[str, str], ...] = (("order", "asc"),)
-
-    def __post_init__(self) -> None:
-        if self.url.startswith("tcap+"):
-            object.__setattr__(self, "url", self.url[len("tcap+") :])
-
-
-@dataclass(frozen=True, slots=True)
-class SyncState:
-    """What must survive a restart for one source. `content_hash` is that of
-    the last version loaded."""
-
-    name: str
-    source: str
-    etag: str | None = None
-    last_modified: str | None = None
-    checkpoint: str | None = None
-    content_hash: str | None = None
-
-
-class SyncStateStore(Protocol):
-    async def get(self, name: str) -> SyncState | None: ...
-
-    async def put(self, state: SyncState) -> None: ...
-
-
-class MemorySyncStateStore:
-    def __init__(self) -> None:
-        self.states: dict[str, SyncState] = {}
-        self.puts = 0
-
-    async def get(self, name: str) -> SyncState | None:
-        return self.states.get(name)
-
-    async def put(self, state: SyncState) -> None:
-        self.states[state.name] = state
-        self.puts += 1
-
-
-@dataclass(frozen=True, slots=True)
-class ListVersionInfo:
-    """The version of one source in the catalog. `error` is set when this
-    refresh failed and the previous version (if any) was kept.
-    `previous_content_hash` is the one the state store held before this
-    process first loaded the source: equal hashes after a restart mean the
-    list did not change while the agent was down."""
-
-    name: str
-    source: str
-    content_hash: str | None
-    entries: int
-    deny_rules: int
-    problems: int
-    changed: bool = False
-    error: str | None = None
-    previous_content_hash: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SyncResult:
-    catalog: ListCatalog
-    changed: bool
-    added: dict[str, tuple[ListEntry, ...]]
-    removed: dict[str, tuple[str, ...]]
-    versions: list[ListVersionInfo]
-    errors: list[str]
-
-
-def content_hash(hash_list: HashList, denylist: Denylist | None = None) -> str:
-    """sha256 over the canonical *set* of live entries (type, value, sorted
-    labels, vPDQ frames), so reordering or duplicating lines is no change;
-    then the denylist rules in order, since a later rule can override an
-    earlier one."""
-    lines: set[str] = set()
-    for e in hash_list.live_entries():
-        line = f"{e.signal_type.value}\t{e.value}\t{','.join(sorted(e.labels))}"
-        if e.frames:
-            frames = ";".join(f"{f.frame},{f.quality},{f.pdq_hex},{f.timestamp}" for f in e.frames)
-            line += "\t" + hashlib.sha256(frames.encode()).hexdigest()
-        lines.add(line)
-    digest = hashlib.sha256()
-    for line in sorted(lines):
-        digest.update(line.encode("utf-8") + b"\n")
-    if denylist is not None and denylist.rules:
-        digest.update(b"\0deny\n")
-        for rule in denylist.rules:
-            digest.update(f"{'!' if rule.allow else ''}{rule.kind}\t{rule.raw.strip()}\n".encode())
-    return digest.hexdigest()
-
-
-# -- per-source state held in memory -------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Version:
-    """One loaded version of a source."""
-
-    hash_list: HashList
-    denylist: Denylist
-    problems: tuple[ParseProblem, ...]
-    content_hash: str
-    raw_digest: str = ""  # sha256 of the bytes it was parsed from (files, URLs)
-    stamp: tuple[tuple[str, int, int], ...] | None = None  # trusted (name, mtime_ns, size) of files
-    etag: str | None = None
-    last_modified: str | None = None
-    checkpoint: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """What one source's refresh produced: a new version, the old one kept
-    (`version` is the old one, `loaded` False), or an error."""
-
-    version: _Version | None
-    loaded: bool
-    error: str | None = None
-    added: tuple[ListEntry, ...] = ()
-    removed: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Source:
-    name: str
-    source: str
-    kind: str  # "file", "url", "tcap"
-    tcap: TcapSourceConfig | None = None
-
-
-def _source_name(source: str) -> str:
-    """load_catalog's name for a source, also for a file that does not exist
-    yet: the name keys saved state, so it must not change when it appears."""
-    path = Path(source).expanduser()
-    if source.startswith(("http://", "https://")) or path.exists():
-        return _name_for(source)
-    return path.stem if path.suffix.lower() in LIST_SUFFIXES else path.name or source
-
-
-def _unique_names(sources: Sequence[tuple[str, str, str, TcapSourceConfig | None]]) -> list[_Source]:
-    """Names key the state store; two sources that would share one (lists/a.txt
-    and other/a.txt) get a numeric suffix instead of clobbering each other."""
-    seen: dict[str, int] = {}
-    out: list[_Source] = []
-    for name, source, kind, tcap in sources:
-        count = seen.get(name, 0) + 1
-        seen[name] = count
-        out.append(_Source(name if count == 1 else f"{name}-{count}", source, kind, tcap))
-    return out
-
-
-# -- files and directories (run in a worker thread: reading and parsing big
-#    lists must not stall the event loop) -------------------------------------
-
-
-def _list_files(root: Path) -> list[Path]:
-    if root.is_dir():
-        return sorted(
-            p
-            for p in root.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in LIST_SUFFIXES
-        )
-    return [root]
-
-
-def _stamp(files: list[Path]) -> tuple[tuple[str, int, int], ...]:
-    out = []
-    for path in files:
-        st = path.stat()
-        out.append((path.name, st.st_mtime_ns, st.st_size))
-    return tuple(out)
-
-
-def _load_files(root: Path, name: str, limits: ParseLimits, previous: _Version | None) -> _Outcome:
-    """Raises OSError or ListSyncError; the caller keeps the previous version."""
-    if not root.exists():
-        raise ListSyncError(f"{root}: not found")
-    files = _list_files(root)
-    stamp = _stamp(files)
-    if previous is not None and previous.stamp == stamp:
-        return _Outcome(previous, loaded=False)
-    started = time.time_ns()
-    blobs: list[tuple[Path, bytes]] = []
-    digest = hashlib.sha256()
-    for path in files:
-        try:
-            data = read_list_file(path, limits)
-        except TooLarge as exc:
-            # Loading the rest would silently drop this file's entries.
-            raise ListSyncError(f"{path}: {exc}") from None
-        blobs.append((path, data))
-        digest.update(f"{path.name}\0{len(data)}\0".encode())
-        digest.update(data)
-    raw_digest = digest.hexdigest()
-    trusted = stamp if all(mtime < started - _RACY_NS for _, mtime, _ in stamp) else None
-    if previous is not None and previous.raw_digest == raw_digest:
-        # Touched, not changed.
-        return _Outcome(replace(previous, stamp=trusted), loaded=False)
-    acc = _Accumulator(HashList(name))
-    for path, data in blobs:
-        _parse_into(acc, data, source=str(path), fmt=detect_format(path.name, data), default_type=None, limits=limits)
-    result = acc.result()
-    return _Outcome(_version_of(result, raw_digest, stamp=trusted), loaded=True)
-
-
-def _version_of(
-    result: LoadResult,
-    raw_digest: str,
-    *,
-    stamp: tuple[tuple[str, int, int], ...] | None = None,
-    etag: str | None = None,
-    last_modified: str | None = None,
-) -> _Version:
-    return _Version(
-        result.list,
-        result.denylist,
-        result.problems,
-        content_hash(result.list, result.denylist),
-        raw_digest=raw_digest,
-        stamp=stamp,
-        etag=etag,
-        last_modified=last_modified,
-    )
-
-
-def _state_of(src: _Source, v: _Version) -> SyncState:
-    return SyncState(src.name, src.source, v.etag, v.last_modified, v.checkpoint, v.content_hash)
 
 
 class ListSyncer:
@@ -346,7 +121,7 @@ class ListSyncer:
             removed: dict[str, tuple[str, ...]] = {}
             versions: list[ListVersionInfo] = []
             errors: list[str] = []
-            for src, outcome in zip(self._sources, outcomes):
+            for src, outcome in zip(self._sources, outcomes, strict=True):
                 if outcome.error is not None:
                     errors.append(outcome.error)
                     log.warning("lists.sync_failed", list=src.name, source=display_url(src.source), error=outcome.error)
@@ -428,9 +203,7 @@ class ListSyncer:
             self._previous_hash[src.name] = stored.content_hash if stored else None
         try:
             if src.kind == "file":
-                outcome = await asyncio.to_thread(
-                    _load_files, Path(src.source).expanduser(), src.name, self._limits, previous
-                )
+                outcome = await asyncio.to_thread(_load_files, Path(src.source), src.name, self._limits, previous)
             elif src.kind == "url":
                 outcome = await self._refresh_url(src, previous)
             else:
@@ -491,7 +264,8 @@ class ListSyncer:
 
     async def _refresh_tcap(self, src: _Source, previous: _Version | None) -> _Outcome:
         config = src.tcap
-        assert config is not None
+        if config is None:  # _refresh_one only sends TCAP sources here
+            raise ListSyncError(f"{display_url(src.source)}: not a TCAP source")
         if self._http is None:
             raise ListSyncError(f"{display_url(src.source)}: a TCAP list needs an HTTP session")
         client = TcapClient(
