@@ -108,7 +108,7 @@ def _open_file(path: Path) -> Image.Image | None:
         with Image.open(path) as image:
             image.seek(0)
             return _shrink(image.copy() if image.mode in ("RGB", "L") else image.convert("RGB"))
-    except Exception as exc:  # a bench: a file Pillow cannot open is skipped, said so
+    except Exception as exc:  # noqa: BLE001  (a bench: a file Pillow cannot open, whatever the error, is skipped, said so)
         print(f"skipped {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return None
 
@@ -428,7 +428,7 @@ def hash_corpus(directory: Path) -> list[Hashed]:
     rows = [line.split("\t") for line in (directory / "manifest.tsv").read_text().splitlines()[1:]]
     with multiprocessing.get_context("spawn").Pool() as pool:
         signals = pool.map(_signals, [directory / row[0] for row in rows], chunksize=8)
-    return [Hashed(row[1], row[2] == "1", s) for row, s in zip(rows, signals)]
+    return [Hashed(row[1], row[2] == "1", s) for row, s in zip(rows, signals, strict=True)]
 
 
 def split(items: list[Hashed], seed: int) -> tuple[list[Hashed], list[Hashed]]:

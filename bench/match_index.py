@@ -55,7 +55,7 @@ def run_faiss(base: np.ndarray, queries: np.ndarray) -> tuple[list[list[tuple[in
     elapsed = time.perf_counter() - start
     results = []
     for q in range(queries.shape[0]):
-        hits = zip(labels[lims[q] : lims[q + 1]].tolist(), distances[lims[q] : lims[q + 1]].tolist())
+        hits = zip(labels[lims[q] : lims[q + 1]].tolist(), distances[lims[q] : lims[q + 1]].tolist(), strict=True)
         results.append(sorted(((int(i), int(d)) for i, d in hits), key=lambda h: (h[1], h[0])))
     return results, elapsed
 

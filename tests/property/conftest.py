@@ -13,14 +13,25 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-_COMMON = dict(
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
-settings.register_profile("ci", max_examples=200, derandomize=False, **_COMMON)  # type: ignore[arg-type]
-settings.register_profile("dev", max_examples=60, **_COMMON)  # type: ignore[arg-type]
-settings.register_profile("fuzz", max_examples=10_000_000, **_COMMON)  # type: ignore[arg-type]
+_SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+
+
+def _register(name: str, max_examples: int) -> None:
+    # derandomize=False also under CI, where hypothesis' own `ci` profile (replaced here) derandomizes:
+    # each CI run explores new examples.
+    settings.register_profile(
+        name,
+        max_examples=max_examples,
+        derandomize=False,
+        deadline=None,
+        database=None,
+        suppress_health_check=_SUPPRESSED,
+    )
+
+
+_register("ci", 200)
+_register("dev", 60)
+_register("fuzz", 10_000_000)
 
 _ci = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _ci else "dev"))

@@ -398,7 +398,7 @@ class FakeArweave:
                 raise GraphQLError("Invalid cursor")
             try:
                 height, txid = json.loads(base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)))
-            except Exception:
+            except (ValueError, TypeError):  # bad base64/JSON/UTF-8 (ValueErrors), or not a pair
                 raise GraphQLError("Invalid cursor") from None
             mark = (height if height is not None else big, txid)
             matching = [t for t in matching if (key(t) > mark if sort == "HEIGHT_ASC" else key(t) < mark)]

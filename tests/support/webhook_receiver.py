@@ -122,7 +122,8 @@ class WebhookReceiver:
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
 
-    async def wait_for(self, count: int, path: str | None = None, timeout: float = 10.0) -> list[Received]:
+    # ASYNC109: `timeout` only guards a hung test; callers state it where a slow path is expected.
+    async def wait_for(self, count: int, path: str | None = None, timeout: float = 10.0) -> list[Received]:  # noqa: ASYNC109
         """Wait (event-driven; `timeout` only guards against a hung test) until
         `count` requests reached `path` (any path if None)."""
 

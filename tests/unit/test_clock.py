@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from agent.model.time import iso_utc, utcnow
 from agent.model.report import ScanReport
+from agent.model.time import iso_utc, utcnow
 
 REPORT_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -31,10 +31,10 @@ def test_iso_utc_converts_other_offsets_to_utc() -> None:
 
 def test_iso_utc_refuses_a_naive_time() -> None:
     with pytest.raises(ValueError, match="naive"):
-        iso_utc(datetime(2026, 1, 2, 3, 4, 5))
+        iso_utc(datetime(2026, 1, 2, 3, 4, 5))  # noqa: DTZ001  (the naive time under test)
 
 
 def test_the_report_writes_times_in_that_spelling() -> None:
-    report = ScanReport.failed("nothing://", "no such target")
+    report = ScanReport.failed("nothing://", "no such target", utcnow())
     assert REPORT_TIME.fullmatch(report.started_at)
     assert report.finished_at == report.started_at

@@ -148,7 +148,7 @@ def test_percent_encoded_rule_paths_match_decoded_paths() -> None:
 
 
 def test_invalid_cid_query_is_an_error_not_a_silent_pass() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a CID: 'not-a-cid'"):
         load(f"/ipfs/{CID_A}\n").check_cid("not-a-cid")
 
 

@@ -125,7 +125,8 @@ async def server() -> AsyncIterator[TestServer]:
     app.router.add_get("/small.txt", small)
     app.router.add_get("/big", declared_big)
     app.router.add_get("/stream", streamed_big)
-    async with TestServer(app, host="127.0.0.1") as srv:
+    srv = TestServer(app, host="127.0.0.1")
+    async with srv:  # __aenter__ is typed as returning the base class
         yield srv
 
 

@@ -22,6 +22,9 @@ from agent.media.errors import DecodeTimeout
 from agent.media.limits import MediaLimits
 from agent.media.pool import MediaHasher
 from tests.support.processes import Proc, descendants, in_session, processes, wait_until_gone
+from tests.support.wait import until
+
+_CHECKOUT = Path(__file__).resolve().parents[3]  # the owner subprocess imports the agent from here
 
 FORKSERVER = "multiprocessing.forkserver"
 
@@ -47,13 +50,6 @@ def _workers() -> set[int]:
 
 def _alive(pids: set[int]) -> list[Proc]:
     return [p for p in processes() if p.pid in pids]
-
-
-async def _until_exists(path: Path, deadline_s: float = 60) -> None:
-    end = time.monotonic() + deadline_s
-    while not path.exists():
-        assert time.monotonic() < end, f"{path} never appeared"
-        await asyncio.sleep(0.02)
 
 
 async def test_close_ends_every_worker_and_the_forkserver() -> None:
@@ -82,7 +78,7 @@ async def test_close_kills_a_hung_worker_whose_caller_gave_up(tmp_path: Path) ->
     async def scenario() -> set[int]:
         async with MediaHasher(workers=1) as hasher:  # the item timeout (120 s) never fires here
             job = asyncio.create_task(hasher.run(announce_then_hang, str(flag)))
-            await _until_exists(flag)
+            await until(flag.exists, 60)  # the worker announces it started
             pids = {p.pid for p in _pool_processes()}
             job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -98,7 +94,7 @@ async def test_a_pool_dropped_without_closing_has_its_workers_killed(tmp_path: P
     hasher = MediaHasher(workers=1)
     await hasher.__aenter__()
     job = asyncio.create_task(hasher.run(announce_then_hang, str(flag)))
-    await _until_exists(flag)
+    await until(flag.exists, 60)  # the worker announces it started
     workers = _workers()
     assert workers
     job.cancel()
@@ -174,7 +170,7 @@ async def test_workers_die_with_a_killed_owner() -> None:
         _OWNER,
         stdout=asyncio.subprocess.PIPE,
         start_new_session=True,
-        cwd=Path(__file__).resolve().parents[3],
+        cwd=_CHECKOUT,
     )
     assert owner.stdout is not None
     try:

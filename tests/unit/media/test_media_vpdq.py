@@ -82,7 +82,7 @@ def test_duplicates_count_once_and_low_quality_frames_are_ignored() -> None:
     # query: {0, 200}; compared (quality >= 50): {1, 150} -> 0~1 matches.
     assert match_videos(query, compared) == (50.0, 50.0)
     # With the quality floor lowered, the 100-bit frame is compared too (and matches nothing).
-    assert match_videos(query, compared, quality=0) == (50.0, pytest.approx(100 / 3))
+    assert match_videos(query, compared, quality=0) == pytest.approx((50.0, 100 / 3))
 
 
 def test_nothing_comparable_scores_zero_instead_of_dividing_by_zero() -> None:
@@ -97,7 +97,7 @@ def test_large_inputs_are_compared_in_chunks_with_the_same_result() -> None:
         REFERENCE["chair-22-sd-grey-bar"], REFERENCE["chair-19-sd-bar"]
     )
     distinct = [_frame(i, f"{i:064x}") for i in range(2500)]
-    assert match_videos(distinct, distinct[:10], distance=0) == (pytest.approx(0.4), 100.0)
+    assert match_videos(distinct, distinct[:10], distance=0) == pytest.approx((0.4, 100.0))
 
 
 @pytest.mark.parametrize(
