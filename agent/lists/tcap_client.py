@@ -26,6 +26,7 @@ The token is a secret: it never appears in a message, a log line or a repr."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -38,7 +39,7 @@ from agent.lists.fetch import ListTooLarge, read_bounded
 from agent.lists.formats.tcap import apply_tcap_page, parse_tcap_page
 from agent.lists.limits import MiB, ParseLimits, ProblemLog, TooLarge
 from agent.lists.model import HashList, ListEntry, ParseProblem
-from agent.net.retry_after import parse_retry_after
+from agent.net.backoff import Backoff, parse_retry_after
 
 log = structlog.get_logger(__name__)
 
@@ -121,6 +122,7 @@ class TcapClient:
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         max_retries: int = 3,
         sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         """`base_url` is the hash list endpoint (e.g.
         https://app.terrorismanalytics.org/api/hash-list/v2/all). `params` are
@@ -143,6 +145,10 @@ class TcapClient:
         self._max_retry_after = max_retry_after
         self._max_retries = max_retries
         self._sleep = sleep
+        # A 429 without Retry-After waits 1 s, 2 s, 4 s, ... (never past what a
+        # Retry-After may ask), jittered so clients refused together do not return together.
+        self._backoff = Backoff(base_s=1.0, cap_s=max_retry_after, jitter=0.25)
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not a secret
         self.label = f"tcap:{display_url(base_url)}"
 
     def __repr__(self) -> str:
@@ -243,15 +249,15 @@ class TcapClient:
                     if status in (401, 403):
                         raise ListSyncError(f"TCAP refused the token ({status})")
                     if status == 429:
-                        delay = parse_retry_after(response.headers.get("Retry-After"))
-                        delay = 1.0 if delay is None else delay
+                        asked = parse_retry_after(response.headers.get("Retry-After"))
                         if attempt >= self._max_retries:
                             raise ListSyncError(f"{self.label}: still rate limited (429) after {attempt} retries")
-                        if delay > self._max_retry_after:
+                        if asked is not None and asked > self._max_retry_after:
                             raise ListSyncError(
-                                f"{self.label}: rate limited (429), asked to wait {delay:.0f}s "
+                                f"{self.label}: rate limited (429), asked to wait {asked:.0f}s "
                                 f"(more than {self._max_retry_after:.0f}s); next refresh will retry"
                             )
+                        delay = self._backoff.delay(attempt + 1, self._rng, retry_after=asked)
                         log.info("tcap.rate_limited", source=self.label, retry_after=delay)
                     elif status >= 500:
                         raise ListSyncError(f"{self.label}: server error ({status}); checkpoint kept")

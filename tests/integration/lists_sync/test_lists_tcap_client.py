@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -210,6 +211,21 @@ async def test_a_429_is_retried_after_the_servers_delay_and_a_long_delay_is_an_e
     with pytest.raises(ListSyncError, match="asked to wait 3600s"):
         await TcapClient(server.url, server.token, http, sleep=sleeps, max_retry_after=60).pull(HashList("tcap"), None)
     assert sleeps.delays == []
+
+
+async def test_a_429_without_retry_after_backs_off_by_the_shared_policy(
+    server: TcapServer, http: aiohttp.ClientSession
+) -> None:
+    """No Retry-After: the first retry waits the policy's base (1 s) plus its jitter, drawn from the injected rng."""
+    seed(server)
+    sleeps = Sleeps()
+    server.rate_limit_once = ""  # an empty Retry-After is no Retry-After
+    rng = random.Random(3)
+    expected = 1.0 * (1 + random.Random(3).uniform(0, 0.25))
+    pull = await TcapClient(server.url, server.token, http, sleep=sleeps, rng=rng).pull(HashList("tcap"), None)
+    assert sleeps.delays == [expected]
+    assert 1.0 <= expected <= 1.25
+    assert isinstance(pull, TcapPull) and len(pull.list.entries) == 6
 
 
 async def test_next_links_to_another_host_are_not_followed_with_the_token(
