@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import secrets
 import select
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -19,6 +21,11 @@ from rich.table import Table
 
 from agent.config import ConfigError, Settings, load_settings
 from agent.model.report import EXIT_ERROR
+
+if TYPE_CHECKING:
+    from agent.services import Services
+
+T = TypeVar("T")
 
 
 def load(config: Path | None) -> Settings:
@@ -76,7 +83,7 @@ def documented_exit_codes(ctx: click.Context | None) -> Iterator[None]:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(EXIT_BROKEN_PIPE)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (the outermost boundary: any failure is one line and exit 2)
         _unexpected(exc, ctx)
 
 
@@ -91,10 +98,8 @@ def _unexpected(exc: BaseException, ctx: click.Context | None) -> NoReturn:
 
 
 def _say(line: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # stderr is gone too; the exit code still tells
         click.echo(line, err=True)
-    except OSError:
-        pass  # stderr is gone too; the exit code still tells
 
 
 def _stdout_reader_gone() -> bool:
@@ -199,15 +204,23 @@ def print_stdout(*renderables: Any, width: int | None = None) -> None:
     write_stdout(captured.get())
 
 
-async def with_store(settings: Settings, body: Any) -> Any:
-    from agent.store import Store
+def fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
 
-    settings.agent.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await Store.open(settings.agent.database())
+
+def call(settings: Settings, body: Callable[[Services], Awaitable[T]]) -> T:
+    """Run one service call over the configured database; a refusal is `error: ...`, exit 2."""
+    from agent.services import ServiceError, Services
+
+    async def run() -> T:
+        async with Services.open(settings) as svc:
+            return await body(svc)
+
     try:
-        return await body(store)
-    finally:
-        await store.close()
+        return asyncio.run(run())
+    except ServiceError as exc:
+        fail(exc.message)
 
 
 def csv_list(value: str | None) -> list[str]:

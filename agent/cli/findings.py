@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
-from agent.cli.common import emit, load, with_store
+from agent.cli.common import call, emit, fail, load
 from agent.cli.main import main
-from agent.model.report import EXIT_ERROR
+from agent.model.status import Verdict
 
-if TYPE_CHECKING:  # the store (SQLAlchemy) is imported only by the commands that use it
+if TYPE_CHECKING:
     from agent.model.records import (
-        AuditedReview,
         ContentStatusRow,
         DeliveryReport,
         FindingDetail,
@@ -113,7 +110,7 @@ def _short(value: str | None, n: int) -> str:
 def findings_list(limit: int, list_name: str | None, fmt: str | None, config: Path | None) -> None:
     """Newest first: where each item was seen, what matched, its review and retraction."""
     settings = load(config)
-    views = asyncio.run(with_store(settings, lambda store: store.finding_views(limit=limit, list_name=list_name)))
+    views = call(settings, lambda svc: svc.findings.latest(limit=limit, list_name=list_name))
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
     data = [view_dict(v, settings.gateways.urls) for v in views]
     table = Table()
@@ -155,14 +152,14 @@ def detail_dict(detail: FindingDetail, gateways: Sequence[str]) -> dict[str, Any
     item = detail.item
     return {
         **view_dict(detail.view, gateways),
-        "detail": dict(detail.view.finding.detail),
+        "detail": detail.view.finding.detail_view(),
         "item": {
             "key": detail.view.finding.item_key,
             "cid": item.cid,
             "size": item.size,
             "media_type": item.media_type,
             "status": item.status,
-            "signals": dict(item.signals),
+            "signals": item.signals.to_view(),
             "first_seen_at": iso_seconds(item.first_seen_at),
             "last_seen_at": iso_seconds(item.last_seen_at),
         }
@@ -266,10 +263,7 @@ def _show_text(d: dict[str, Any]) -> None:
 def findings_show(finding_id: int, fmt: str | None, config: Path | None) -> None:
     """Everything known about one finding: provenance, review history, content state, deliveries."""
     settings = load(config)
-    detail = asyncio.run(with_store(settings, lambda store: store.finding_detail(finding_id)))
-    if detail is None:
-        click.echo(f"error: no finding {finding_id}", err=True)
-        sys.exit(EXIT_ERROR)
+    detail = call(settings, lambda svc: svc.findings.show(finding_id))
     data = detail_dict(detail, settings.gateways.urls)
     if (fmt or ("table" if sys.stdout.isatty() else "json")) == "json":
         emit(data, "json", None)
@@ -290,25 +284,7 @@ def findings_show(finding_id: int, fmt: str | None, config: Path | None) -> None
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 def findings_reviews(finding_id: int | None, limit: int, fmt: str | None, config: Path | None) -> None:
     """The audit trail: every review of FINDING_ID in order, or the newest reviews of all findings."""
-    settings = load(config)
-
-    from agent.model.records import AuditedReview
-
-    async def body(store: Any) -> list[AuditedReview] | None:
-        if finding_id is None:
-            return list(await store.list_reviews(limit=limit))
-        finding = await store.get_finding(finding_id)
-        if finding is None:
-            return None
-        return [
-            AuditedReview(r, finding.list_name, finding.entry_id, finding.item_key)
-            for r in await store.reviews_of(finding_id)
-        ]
-
-    trail = asyncio.run(with_store(settings, body))
-    if trail is None:
-        click.echo(f"error: no finding {finding_id}", err=True)
-        sys.exit(EXIT_ERROR)
+    trail = call(load(config), lambda svc: svc.findings.reviews(finding_id, limit=limit))
     data = [{**review_dict(a.review), "list": a.list_name, "entry_id": a.entry_id, "item": a.item_key} for a in trail]
     table = Table()
     for col in ("review", "finding", "verdict", "reviewer", "note", "list", "entry", "at"):
@@ -340,39 +316,16 @@ def findings_review(
     """Record a review: exactly one of --false-positive or --confirmed. A false positive sends
     finding.retracted to the subscribers that got it and suppresses future alerts for that
     item and list entry."""
-    import os
-    from datetime import datetime
-
-    from agent.alerts.events import finding_retracted
-
-    if false_positive == confirmed:
-        # Two verdicts in one review would make the audit trail say something nobody decided.
-        click.echo("error: give exactly one verdict: --false-positive or --confirmed", err=True)
-        sys.exit(EXIT_ERROR)
-    verdict = "false_positive" if false_positive else "confirmed"
-    settings = load(config)
-    who = reviewer or os.environ.get("USER")
-
-    async def body(store: Any) -> Any:
-        finding = await store.get_finding(finding_id)
-        if finding is None:
-            raise LookupError(f"no finding {finding_id}")
-        subs = await store.list_subscriptions()
-        at = datetime.now(UTC)
-        return await store.review_finding(
-            finding_id,
-            verdict,
-            note=note,
-            reviewer=who,
-            retraction=lambda recipients: finding_retracted(finding, "false_positive", note, subs, recipients, at),
-        )
+    from agent.services.errors import Invalid
+    from agent.services.findings import ReviewRequest, verdict_of
 
     try:
-        review = asyncio.run(with_store(settings, body))
-    except LookupError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
+        verdict = verdict_of(false_positive=false_positive, confirmed=confirmed)
+    except Invalid as exc:
+        fail(exc.message)
+    request = ReviewRequest(finding_id, verdict, note=note, reviewer=reviewer)
+    review = call(load(config), lambda svc: svc.findings.review(request))
     click.echo(
-        f"review {review.id}: finding {finding_id} {verdict.replace('_', ' ')}"
-        + (" (retracted; the running agent delivers finding.retracted)" if verdict == "false_positive" else "")
+        f"review {review.id}: finding {finding_id} {verdict.value.replace('_', ' ')}"
+        + (" (retracted; the running agent delivers finding.retracted)" if verdict is Verdict.FALSE_POSITIVE else "")
     )

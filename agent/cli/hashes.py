@@ -14,9 +14,9 @@ from agent.cli.main import main
 from agent.lists.formats.vpdq_text import VIDEO_HEADER
 from agent.lists.model import NOT_MATCHED_BY_DEFAULT
 from agent.media.vpdq import format_vpdq
-from agent.observability import configure_logging
 from agent.model.report import EXIT_ERROR
 from agent.model.signals import SignalType
+from agent.observability import configure_logging
 
 # What `--format te` writes unless --signals says otherwise: the ThreatExchange
 # signals that lists match by default. The imagehash family is left out
@@ -73,13 +73,11 @@ def hash_files(
     """Print the signals of local FILES, to build lists or look them up.
 
     Exit status: 0 every file hashed; 2 some file could not be hashed."""
-    from agent.hashing import hash_local_files
+    from agent.services.scans import HashOptions, ScansService
 
     configure_logging(ctx.obj["log_level"])
-    settings = load(config)
-    if every_frame:
-        settings.media.video_fps_sample = 0
-    results = asyncio.run(hash_local_files(settings, list(files)))
+    service = ScansService(load(config))
+    results = asyncio.run(service.hash_files(files, HashOptions(every_frame=every_frame)))
     failed = False
     if fmt == "json":
         write_stdout(json.dumps([r.to_dict() for r in results], indent=2) + "\n")

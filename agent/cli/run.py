@@ -10,8 +10,8 @@ import click
 import structlog
 
 from agent.cli.main import main
-from agent.observability import configure_logging, new_registry
 from agent.model.report import EXIT_ERROR
+from agent.observability import configure_logging, new_registry
 
 # Ctrl-C before the agent could take the signal itself (while it imports and loads
 # its configuration): the shell's convention, 128 + SIGINT.

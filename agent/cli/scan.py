@@ -9,7 +9,7 @@ import asyncio
 import io
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from rich.console import Console
@@ -17,12 +17,14 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.cli.common import OutputFileError, ReportFile, human, load, write_stdout
+from agent.cli.common import OutputFileError, ReportFile, fail, human, load, write_stdout
 from agent.cli.main import main
-from agent.config import Settings
-from agent.observability import configure_logging
 from agent.model.report import EXIT_ERROR, ItemReport, ScanReport
-from agent.targets import Target, TargetError, parse_gateway_url, parse_target
+from agent.model.signals import SignalType
+from agent.model.time import utcnow
+from agent.observability import configure_logging
+from agent.services.scans import ScanOptions, ScansService
+from agent.targets import Target, TargetError, parse_gateway_url
 
 
 def _table(report: ScanReport, console: Console, *, with_scan_errors: bool) -> None:
@@ -36,7 +38,8 @@ def _table(report: ScanReport, console: Console, *, with_scan_errors: bool) -> N
         if item.source.lied:
             src += f" (lied: {', '.join(item.source.lied)})"
         status = f"[{colors[item.status.value]}]{item.status.value}[/]"
-        sha = str(item.signals.get("sha256", ""))[:16]
+        digest = item.signals.of(SignalType.SHA256)
+        sha = digest.value[:16] if digest is not None else ""
         table.add_row(
             escape(item.path or "(root)"),
             status,
@@ -75,27 +78,6 @@ def _gateway_urls(ctx: click.Context, param: click.Parameter, values: tuple[str,
         return tuple(parse_gateway_url(value) for value in values)
     except TargetError as exc:
         raise click.BadParameter(str(exc), ctx, param) from exc
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(EXIT_ERROR)
-
-
-def _missing_list(source: str) -> str | None:
-    """Why a local list source cannot be read, before anything is loaded or fetched."""
-    if source.startswith(("http://", "https://")):
-        return None  # a download failure names the URL and the reason when it happens
-    try:
-        path = Path(source).expanduser()
-        if path.exists():
-            return None
-    except (RuntimeError, UnicodeError):
-        return f"{source}: the home directory in that path is not known"
-    except OSError as exc:
-        return f"{source}: {(exc.strerror or str(exc)).lower()}"
-    where = "" if path.is_absolute() else f" ({path.absolute()})"
-    return f"{source}: no such file or directory{where}"
 
 
 def _write_report(report: ScanReport, fmt: str, out: ReportFile | None) -> None:
@@ -190,58 +172,43 @@ def scan(
     try:
         report_file = ReportFile(out) if out is not None else None
     except OutputFileError as exc:
-        _fail(f"--out {exc}")
-    _scan(settings, target, gateways, fmt, report_file, mode, concurrency, lists, no_media)
+        fail(f"--out {exc}")
+    options = ScanOptions(
+        gateways=gateways,
+        mode="raw" if mode == "raw" else "car",
+        concurrency=concurrency,
+        extra_lists=lists,
+        hash_media=not no_media,
+    )
+    _scan(ScansService(settings), target, options, fmt, report_file)
 
 
-def _scan(
-    settings: Settings,
-    text: str,
-    gateways: tuple[str, ...],
-    fmt: str,
-    out: ReportFile | None,
-    mode: str,
-    concurrency: int,
-    lists: tuple[str, ...],
-    no_media: bool,
-) -> None:
-    from agent.lists.catalog import ListLoadError
-    from agent.scan import Scanner, load_scan_catalog
+def _scan(service: ScansService, text: str, options: ScanOptions, fmt: str, out: ReportFile | None) -> None:
+    from agent.services.errors import Invalid
+    from agent.services.scans import parse_target
 
     try:
         target = parse_target(text)
-    except TargetError as exc:
+    except Invalid as exc:
         # Reported like any failed scan (JSON readers get `errors`), without starting one.
-        _write_report(ScanReport.failed(text, str(exc)), fmt, out)
+        _write_report(ScanReport.failed(text, exc.message, utcnow()), fmt, out)
         sys.exit(EXIT_ERROR)
-    for source in [*settings.lists.sources, *lists]:
-        if (problem := _missing_list(source)) is not None:
-            _fail(f"list {problem}")
     try:
-        catalog = asyncio.run(load_scan_catalog(settings, list(lists)))
-    except ListLoadError as exc:
-        _fail(f"list {exc}")
-    _report_list_problems(catalog)
+        prepared = asyncio.run(service.prepare(target, options))
+    except Invalid as exc:
+        fail(exc.message)
+    _report_list_problems(prepared.catalog)
     progress = _progress(target)
 
     def on_item(item: ItemReport) -> None:
         if progress is not None:
             progress.update(progress.task_ids[0], advance=1, description=escape(f"{item.path or target.text}"[:60]))
 
-    scanner = Scanner(
-        settings,
-        gateways=list(gateways),
-        mode=mode,  # type: ignore[arg-type]
-        concurrency=concurrency,
-        on_item=on_item,
-        catalog=catalog,
-        hash_media=not no_media,
-    )
     if progress is not None:
         with progress:
-            report = asyncio.run(scanner.scan(target))
+            report = asyncio.run(service.scan(prepared, on_item))
     else:
-        report = asyncio.run(scanner.scan(target))
+        report = asyncio.run(service.scan(prepared, on_item))
     _write_report(report, fmt, out)
     sys.exit(report.exit_code())
 

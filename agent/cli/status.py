@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from agent.cli.common import emit, load, when, with_store
+from agent.cli.common import call, emit, load, when
 from agent.cli.main import main
 from agent.cli.targets import target_dict
 
@@ -22,37 +20,31 @@ from agent.cli.targets import target_dict
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 def status(fmt: str | None, config: Path | None) -> None:
     """Targets (last poll, last error, next run), lists (versions, sizes), counts, and whether the agent runs."""
-    import urllib.request
-
     settings = load(config)
-
-    async def body(store: Any) -> dict[str, Any]:
-        return {
-            "targets": [target_dict(t) for t in await store.list_targets()],
-            "lists": [
-                {
-                    "name": v.name,
-                    "source": v.source,
-                    "entries": v.entries,
-                    "deny_rules": v.deny_rules,
-                    "problems": v.problems,
-                    "content_hash": v.content_hash,
-                    "loaded_at": v.loaded_at,
-                }
-                for v in await store.latest_list_versions()
-            ],
-            "items": await store.count_items(),
-            "findings": await store.count_findings(),
-            "database": store.dialect,
-        }
-
-    data = asyncio.run(with_store(settings, body))
-    health_url = f"http://{settings.agent.health_host}:{settings.agent.health_port}/healthz"
-    try:
-        with urllib.request.urlopen(health_url, timeout=2) as resp:
-            data["agent"] = {"running": True, **json.loads(resp.read())}
-    except OSError:
-        data["agent"] = {"running": False, "health": health_url}
+    snap = call(settings, lambda svc: svc.status.snapshot())
+    health = snap.agent
+    data: dict[str, Any] = {
+        "targets": [target_dict(t) for t in snap.targets],
+        "lists": [
+            {
+                "name": v.name,
+                "source": v.source,
+                "entries": v.entries,
+                "deny_rules": v.deny_rules,
+                "problems": v.problems,
+                "content_hash": v.content_hash,
+                "loaded_at": v.loaded_at,
+            }
+            for v in snap.lists
+        ],
+        "items": snap.items,
+        "findings": snap.findings,
+        "database": snap.database,
+        "agent": {"running": True, **(health.health or {})}
+        if health.running
+        else {"running": False, "health": health.url},
+    }
+    health_url = health.url
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
     if fmt == "json":
         emit(data, fmt, None)

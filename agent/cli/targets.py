@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
-from agent.cli.common import emit, load, when, with_store
+from agent.cli.common import call, emit, fail, load, when
 from agent.cli.main import main
-from agent.model.report import EXIT_ERROR
+
+if TYPE_CHECKING:
+    from agent.model.records import TargetRow
 
 
-def target_dict(t: Any) -> dict[str, Any]:
+def target_dict(t: TargetRow) -> dict[str, Any]:
     return {
         "id": t.id,
         "url": t.url,
@@ -43,25 +44,10 @@ def targets() -> None:
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 def targets_add(url: str, interval_s: int | None, fmt: str, config: Path | None) -> None:
     """Watch URL: ipfs://CID, ipns://KEY, dnslink://DOMAIN, kubo://HOST:PORT, arweave+https://GW/graphql?TAG=V."""
-    from agent.store import DuplicateTarget
-    from agent.targets import TargetError
-    from agent.watch import classify_target
-
-    settings = load(config)
-    try:
-        spec = classify_target(url)
-    except TargetError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
-
-    async def body(store: Any) -> Any:
-        return await store.add_target(spec.url, spec.kind.value, interval_s or settings.schedule.default_interval_s)
-
-    try:
-        row = asyncio.run(with_store(settings, body))
-    except DuplicateTarget:
-        click.echo(f"error: {spec.url} is already watched", err=True)
-        sys.exit(EXIT_ERROR)
+    added = call(load(config), lambda svc: svc.targets.add(url, interval_s))
+    row = added.target
+    if not added.created:
+        fail(f"{row.url} is already watched")
     if fmt == "json":
         emit(target_dict(row), fmt, None)
     else:
@@ -73,8 +59,7 @@ def targets_add(url: str, interval_s: int | None, fmt: str, config: Path | None)
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 def targets_list(fmt: str | None, config: Path | None) -> None:
     """List watch targets."""
-    settings = load(config)
-    rows = asyncio.run(with_store(settings, lambda store: store.list_targets()))
+    rows = call(load(config), lambda svc: svc.targets.all())
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
     table = Table()
     for col in ("id", "url", "kind", "every", "last poll", "last error", "next run"):
@@ -91,18 +76,5 @@ def targets_list(fmt: str | None, config: Path | None) -> None:
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 def targets_remove(target: str, config: Path | None) -> None:
     """Stop watching TARGET (its id or URL). What was found is kept."""
-    settings = load(config)
-    key: int | str = int(target) if target.isdigit() else target
-    if isinstance(key, str):
-        from agent.targets import TargetError
-        from agent.watch import classify_target
-
-        try:
-            key = classify_target(key).url
-        except TargetError:
-            pass
-    removed = asyncio.run(with_store(settings, lambda store: store.remove_target(key)))
-    if not removed:
-        click.echo(f"error: no target {target}", err=True)
-        sys.exit(EXIT_ERROR)
+    call(load(config), lambda svc: svc.targets.remove(target))
     click.echo(f"removed {target}")

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
-from agent.cli.common import csv_list, emit, load, when, with_store
+from agent.cli.common import call, csv_list, emit, fail, load, when
 from agent.cli.main import main
-from agent.config import Settings
 from agent.model.report import EXIT_ERROR
 
+if TYPE_CHECKING:
+    from agent.model.records import SubscriptionRow
+    from agent.services.webhooks import TestDelivery
 
-def _subscription_dict(sub: Any) -> dict[str, Any]:
+
+def _subscription_dict(sub: SubscriptionRow) -> dict[str, Any]:
     from agent.alerts.events import iso_seconds
 
     return {
@@ -35,25 +36,6 @@ def _subscription_dict(sub: Any) -> dict[str, Any]:
         "rotating": bool(sub.previous_secret),
         "created_at": iso_seconds(sub.created_at),
     }
-
-
-def configured_list_names(settings: Settings) -> list[str]:
-    """The names the list syncer gives the configured [lists] sources and TCAP lists."""
-    # The syncer's own naming functions, so a name accepted here is the name
-    # findings will carry (a file's stem, a URL's last segment, `-2` suffixes).
-    from agent.lists.sync import _source_name, _unique_names
-
-    specs = [(_source_name(source), source, "", None) for source in settings.lists.sources]
-    specs += [(tcap.name, tcap.url, "tcap", None) for tcap in settings.lists.tcap]
-    return [src.name for src in _unique_names(specs)]
-
-
-async def known_list_names(settings: Settings, store: Any) -> list[str]:
-    """Lists a subscription can name: the configured ones, and every list the store has a version of
-    (loaded by an agent, possibly with another configuration)."""
-    names = set(configured_list_names(settings))
-    names.update(v.name for v in await store.latest_list_versions())
-    return sorted(names)
 
 
 @main.group()
@@ -97,66 +79,32 @@ def webhooks_add(
     config: Path | None,
 ) -> None:
     """Subscribe URL. Its signing secret is printed once: store it now."""
-    from agent.alerts.events import EVENT_TYPES, normalise_label
-    from agent.alerts.signing import new_secret
-    from agent.net.guard import BlockedDestination, NetGuard
+    from agent.services.webhooks import SubscriptionRequest
 
-    settings = load(config)
-    guard = NetGuard.from_settings(settings.alerts)
     try:
-        guard.check_url(url)
-    except BlockedDestination as exc:
-        click.echo(f"error: {url}: {exc.reason}", err=True)
-        sys.exit(EXIT_ERROR)
-    kinds = csv_list(events)
-    unknown = [k for k in kinds if k not in EVENT_TYPES]
-    if unknown:
-        click.echo(f"error: unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}", err=True)
-        sys.exit(EXIT_ERROR)
-    try:
-        target_ids = [int(t) for t in csv_list(targets)]
+        target_ids = tuple(int(t) for t in csv_list(targets))
     except ValueError:
-        click.echo("error: --targets takes target ids (see `dweb-agent targets list`)", err=True)
-        sys.exit(EXIT_ERROR)
-    list_names = csv_list(lists)
-    label_filter = list(dict.fromkeys(normalise_label(label) for label in csv_list(labels)))
-    secret = new_secret()
-
-    async def body(store: Any) -> Any:
-        if list_names and not allow_unknown_lists:
-            known = await known_list_names(settings, store)
-            unknown_lists = [name for name in list_names if name not in known]
-            if unknown_lists:
-                # A misspelt list would make a subscription that never fires, silently.
-                raise click.UsageError(
-                    f"unknown list{'s' if len(unknown_lists) > 1 else ''} {', '.join(unknown_lists)}; known: "
-                    f"{', '.join(known) if known else 'none (no [lists] source configured and none synced yet)'}. "
-                    "Use --allow-unknown-lists for a list not synced yet."
-                )
-        return await store.add_subscription(
-            url,
-            secret,
-            lists=list_names,
-            labels=label_filter,
-            targets=target_ids,
-            event_types=kinds,
-            max_in_flight=max_in_flight,
-            description=description,
-        )
-
-    try:
-        row = asyncio.run(with_store(settings, body))
-    except click.UsageError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(EXIT_ERROR)
+        fail("--targets takes target ids (see `dweb-agent targets list`)")
+    request = SubscriptionRequest(
+        url,
+        lists=tuple(csv_list(lists)),
+        labels=tuple(csv_list(labels)),
+        targets=target_ids,
+        events=tuple(csv_list(events)),
+        max_in_flight=max_in_flight,
+        description=description,
+        allow_unknown_lists=allow_unknown_lists,
+    )
+    added = call(load(config), lambda svc: svc.webhooks.add(request))
+    row = added.subscription
     if fmt == "json":
-        emit({**_subscription_dict(row), "secret": secret}, fmt, None)
+        emit({**_subscription_dict(row), "secret": added.secret}, fmt, None)
     else:
         click.echo(f"subscription {row.id}: {row.url}")
-        rewritten = [f"{given} as {stored}" for given, stored in zip(csv_list(labels), label_filter) if given != stored]
-        if rewritten:
+        if added.relabelled:
+            rewritten = [f"{given} as {stored}" for given, stored in added.relabelled]
             click.echo(f"labels stored as the lists spell them: {', '.join(rewritten)}")
-        click.echo(f"secret (shown once, store it now): {secret}")
+        click.echo(f"secret (shown once, store it now): {added.secret}")
 
 
 @webhooks.command("list")
@@ -164,8 +112,7 @@ def webhooks_add(
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 def webhooks_list(fmt: str | None, config: Path | None) -> None:
     """List subscriptions (secrets are never shown again)."""
-    settings = load(config)
-    rows = asyncio.run(with_store(settings, lambda store: store.list_subscriptions()))
+    rows = call(load(config), lambda svc: svc.webhooks.all())
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
     table = Table()
     for col in ("id", "url", "filters", "enabled", "failing since"):
@@ -195,10 +142,7 @@ def webhooks_list(fmt: str | None, config: Path | None) -> None:
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 def webhooks_remove(subscription_id: int, config: Path | None) -> None:
     """Remove a subscription and its pending deliveries."""
-    settings = load(config)
-    if not asyncio.run(with_store(settings, lambda store: store.remove_subscription(subscription_id))):
-        click.echo(f"error: no subscription {subscription_id}", err=True)
-        sys.exit(EXIT_ERROR)
+    call(load(config), lambda svc: svc.webhooks.remove(subscription_id))
     click.echo(f"removed subscription {subscription_id}")
 
 
@@ -214,31 +158,9 @@ def webhooks_remove(subscription_id: int, config: Path | None) -> None:
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 def webhooks_rotate(subscription_id: int, grace_s: int | None, config: Path | None) -> None:
     """Give a subscription a new secret (printed once); both sign during the grace period."""
-    from datetime import datetime, timedelta
-
-    from agent.alerts.signing import new_secret
-
-    settings = load(config)
-    secret = new_secret()
-    grace = settings.alerts.rotation_grace_s if grace_s is None else grace_s
-    until = datetime.now(UTC) + timedelta(seconds=grace)
-    row = asyncio.run(with_store(settings, lambda store: store.rotate_secret(subscription_id, secret, until)))
-    if row is None:
-        click.echo(f"error: no subscription {subscription_id}", err=True)
-        sys.exit(EXIT_ERROR)
-    click.echo(f"new secret (shown once, store it now): {secret}")
-    click.echo(f"the previous secret also signs until {until.isoformat()}")
-
-
-async def _deliver_now(settings: Settings, store: Any) -> int:
-    from agent.alerts.delivery import WebhookDelivery
-    from agent.net.guard import NetGuard
-
-    guard = NetGuard.from_settings(settings.alerts)
-    async with WebhookDelivery(
-        store, guard, f"cli-{settings.agent.node_name or 'local'}", timeout_s=settings.alerts.delivery_timeout_s
-    ) as worker:
-        return await worker.run_once()
+    rotation = call(load(config), lambda svc: svc.webhooks.rotate(subscription_id, grace_s))
+    click.echo(f"new secret (shown once, store it now): {rotation.secret}")
+    click.echo(f"the previous secret also signs until {rotation.previous_until.isoformat()}")
 
 
 @webhooks.command("test")
@@ -246,50 +168,17 @@ async def _deliver_now(settings: Settings, store: Any) -> int:
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 def webhooks_test(subscription_id: int, config: Path | None) -> None:
     """Send a signed webhook.test event now and report what the endpoint answered."""
-    from agent.alerts.events import test_event
-
-    settings = load(config)
-    # Another agent may lease the test delivery first: wait for its answer, bounded.
-    wait_s = settings.alerts.delivery_timeout_s + 10.0
-
-    async def body(store: Any) -> Any:
-        sub = await store.get_subscription(subscription_id)
-        if sub is None:
-            return None
-        if not sub.enabled:
-            # Deliveries of a disabled subscription are never leased: say so instead of queueing a test.
-            return (
-                f"subscription {subscription_id} is disabled ({sub.disabled_reason}); "
-                f"`dweb-agent webhooks enable {subscription_id}` re-enables it"
-            )
-        event = test_event(sub)
-        await store.emit_events([event])
-        await _deliver_now(settings, store)
-        deadline = time.monotonic() + wait_s
-        delivery = (await store.deliveries_of(event_id=event.id))[0]
-        while delivery.attempts == 0 and delivery.status == "pending" and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            delivery = (await store.deliveries_of(event_id=event.id))[0]
-        return delivery, await store.get_subscription(subscription_id)
-
-    found = asyncio.run(with_store(settings, body))
-    if found is None:
-        click.echo(f"error: no subscription {subscription_id}", err=True)
-        sys.exit(EXIT_ERROR)
-    if isinstance(found, str):
-        click.echo(f"error: {found}", err=True)
-        sys.exit(EXIT_ERROR)
-    delivery, sub = found
-    ok = delivery.status == "succeeded"
-    click.echo(describe_test_delivery(delivery, sub, wait_s))
-    sys.exit(0 if ok else EXIT_ERROR)
+    result = call(load(config), lambda svc: svc.webhooks.test(subscription_id))
+    click.echo(describe_test_delivery(result))
+    sys.exit(0 if result.delivered else EXIT_ERROR)
 
 
-def describe_test_delivery(delivery: Any, sub: Any, waited_s: float) -> str:
+def describe_test_delivery(result: TestDelivery) -> str:
     """One line saying what happened to a test delivery, and why when it was not delivered."""
     from agent.alerts.events import iso_seconds
 
-    if delivery.status == "succeeded":
+    delivery, sub, waited_s = result.delivery, result.subscription, result.waited_s
+    if result.delivered:
         return f"delivered: HTTP {delivery.last_status}"
     if delivery.attempts == 0:
         return (
@@ -315,23 +204,10 @@ def webhooks_enable(subscription_id: int, config: Path | None) -> None:
     """Re-enable a disabled subscription (same secret, failure streak cleared).
 
     Its pending deliveries (kept while it was disabled) go out again at their due time."""
-    settings = load(config)
-
-    async def body(store: Any) -> Any:
-        before = await store.get_subscription(subscription_id)
-        if before is None:
-            return None
-        await store.set_subscription_enabled(subscription_id, True)
-        pending = [d for d in await store.deliveries_of(subscription_id=subscription_id) if d.status == "pending"]
-        return before, len(pending)
-
-    found = asyncio.run(with_store(settings, body))
-    if found is None:
-        click.echo(f"error: no subscription {subscription_id}", err=True)
-        sys.exit(EXIT_ERROR)
-    before, pending = found
+    enabled = call(load(config), lambda svc: svc.webhooks.enable(subscription_id))
+    before = enabled.before
     was = "it was enabled already" if before.enabled else f"it was disabled: {before.disabled_reason}"
-    click.echo(f"enabled subscription {subscription_id} ({was}); {pending} pending deliveries")
+    click.echo(f"enabled subscription {subscription_id} ({was}); {enabled.pending} pending deliveries")
 
 
 @webhooks.command("replay")
@@ -341,22 +217,12 @@ def webhooks_enable(subscription_id: int, config: Path | None) -> None:
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file.")
 def webhooks_replay(since: str, subscription_id: int | None, deliver_now: bool, config: Path | None) -> None:
     """Send events again (same webhook-id, so receivers can de-duplicate)."""
-    from datetime import datetime
-
     settings = load(config)
     try:
         when = datetime.fromisoformat(since.replace("Z", "+00:00"))
     except ValueError:
-        click.echo(f"error: --since {since!r} is not an ISO 8601 time", err=True)
-        sys.exit(EXIT_ERROR)
+        fail(f"--since {since!r} is not an ISO 8601 time")
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-
-    async def body(store: Any) -> int:
-        count = int(await store.replay(when, subscription_id))
-        if deliver_now:
-            await _deliver_now(settings, store)
-        return count
-
-    count = asyncio.run(with_store(settings, body))
+    count = call(settings, lambda svc: svc.webhooks.replay(when, subscription_id, now=deliver_now))
     click.echo(f"{count} deliveries queued again" + (" and sent" if deliver_now else ""))

@@ -11,6 +11,8 @@ from pathlib import Path
 from standardwebhooks import Webhook
 
 from agent.alerts.events import FindingOutbox, ItemContext
+from agent.model.signals import ItemSignals, Signal, SignalType
+from agent.model.status import ItemState
 from agent.store import FindingRow, ItemRow, LocationRow, Store
 from tests.support.cli import run_cli
 from tests.support.webhook_receiver import WebhookReceiver
@@ -80,6 +82,9 @@ async def test_add_test_rotate_list_remove(tmp_path: Path) -> None:
 ISO_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
+SIGNALS = ItemSignals((Signal(SignalType.MD5, "0" * 32),))
+
+
 async def record_a_finding(tmp_path: Path) -> None:
     """What the daemon records for a match: the item, where it was seen, the finding and its alert."""
     async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'agent.sqlite3'}") as store:
@@ -94,16 +99,16 @@ async def record_a_finding(tmp_path: Path) -> None:
             target_url=target.url,
             size=1234,
             media_type="image/jpeg",
-            signals={"md5": "0" * 32},
+            signals=SIGNALS,
         )
         await store.record_item(
             ItemRow(
                 key="1220aa",
-                status="verified",
+                status=ItemState.VERIFIED,
                 cid="bafkreiexample",
                 size=1234,
                 media_type="image/jpeg",
-                signals={"md5": "0" * 32},
+                signals=SIGNALS,
             ),
             LocationRow(
                 item_key="1220aa",
@@ -118,11 +123,11 @@ async def record_a_finding(tmp_path: Path) -> None:
                     "tcap",
                     "tcap:1",
                     "0" * 32,
-                    "md5",
+                    SignalType.MD5,
                     0.0,
                     labels=("ideology:far-right",),
                     query="0" * 32,
-                    detail={"list_source": "tcap.json"},
+                    list_source="tcap.json",
                 )
             ],
             outbox=FindingOutbox(context, ["http://127.0.0.1:8080"]),

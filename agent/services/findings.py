@@ -1,0 +1,91 @@
+"""Findings: list and show them, their review trail, and reviews with their retractions.
+
+A false-positive review is the one business rule here: it is kept in the audit trail,
+suppresses the item + list entry, and queues finding.retracted to every subscription that
+was sent the finding, in the store's transaction (so a retraction is never lost or sent
+for a review that was not recorded)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from agent.model.status import RetractionReason, Verdict
+from agent.model.time import utcnow
+from agent.services.errors import Invalid, NotFound
+
+if TYPE_CHECKING:
+    from agent.model.records import AuditedReview, FindingDetail, FindingView, ReviewRow
+    from agent.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRequest:
+    finding_id: int
+    verdict: Verdict
+    note: str | None = None
+    # None: the login name of whoever runs the command ($USER).
+    reviewer: str | None = None
+
+
+def verdict_of(*, false_positive: bool, confirmed: bool) -> Verdict:
+    """Exactly one verdict from two flags, or Invalid."""
+    if false_positive == confirmed:
+        # Two verdicts in one review would make the audit trail say something nobody decided.
+        raise Invalid("give exactly one verdict: --false-positive or --confirmed")
+    return Verdict.FALSE_POSITIVE if false_positive else Verdict.CONFIRMED
+
+
+class FindingsService:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def latest(self, *, limit: int = 100, list_name: str | None = None) -> list[FindingView]:
+        """Newest first, each with where it was seen, its latest review and its retraction."""
+        return list(await self._store.finding_views(limit=limit, list_name=list_name))
+
+    async def show(self, finding_id: int) -> FindingDetail:
+        detail = await self._store.finding_detail(finding_id)
+        if detail is None:
+            raise NotFound(f"no finding {finding_id}")
+        return detail
+
+    async def reviews(self, finding_id: int | None = None, *, limit: int = 100) -> list[AuditedReview]:
+        """Every review of `finding_id` in order, or the newest `limit` reviews of all findings."""
+        from agent.model.records import AuditedReview
+
+        if finding_id is None:
+            return list(await self._store.list_reviews(limit=limit))
+        finding = await self._store.get_finding(finding_id)
+        if finding is None:
+            raise NotFound(f"no finding {finding_id}")
+        return [
+            AuditedReview(r, finding.list_name, finding.entry_id, finding.item_key)
+            for r in await self._store.reviews_of(finding_id)
+        ]
+
+    async def review(self, request: ReviewRequest) -> ReviewRow:
+        """Record a review; a false positive also retracts (finding.retracted) and suppresses."""
+        from agent.alerts.events import finding_retracted
+
+        store = self._store
+        finding = await store.get_finding(request.finding_id)
+        if finding is None:
+            raise NotFound(f"no finding {request.finding_id}")
+        subs = await store.list_subscriptions()
+        at = utcnow()
+        note = request.note
+        try:
+            return await store.review_finding(
+                request.finding_id,
+                request.verdict.value,
+                note=note,
+                reviewer=request.reviewer if request.reviewer is not None else os.environ.get("USER"),
+                # Called inside the review's transaction with the subscriptions that got the finding.
+                retraction=lambda recipients: finding_retracted(
+                    finding, RetractionReason.FALSE_POSITIVE.value, note, subs, recipients, at
+                ),
+            )
+        except LookupError as exc:  # removed between the look-up and the review
+            raise NotFound(f"no finding {request.finding_id}") from exc
