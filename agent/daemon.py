@@ -257,15 +257,11 @@ class Agent:
         self.metrics.delivery_seconds.observe(seconds)
 
     async def add_target(self, url: str, interval_s: int | None = None) -> TargetRow:
-        spec = classify_target(url)
-        try:
-            return await self.store.add_target(
-                spec.url, spec.kind.value, interval_s or self.settings.schedule.default_interval_s
-            )
-        except DuplicateTarget:
-            existing = await self.store.get_target(spec.url)
-            assert existing is not None
-            return existing
+        from agent.services.targets import TargetsService  # at the top once daemon.py is split (issue 10)
+
+        # The CLI's policy too: a target watched already comes back as it is.
+        added = await TargetsService(self.store, self.settings.schedule.default_interval_s).add(url, interval_s)
+        return added.target
 
     async def shutdown(self) -> None:
         await self.stop_taking_work()
