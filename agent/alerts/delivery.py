@@ -1,7 +1,7 @@
 """The outbox worker: sends leased deliveries to webhooks, signed, with retries.
 
 Events reach the outbox in the transaction that records what they announce
-(agent.store.alert_queries); this worker only moves rows from "pending" to
+in the store; this worker only moves rows from "pending" to
 "succeeded" / "failed" / "cancelled". Every attempt is audited by the store.
 Delivery is at-least-once: a worker that dies mid-POST leaves its lease to
 expire and the delivery is sent again, with the same `webhook-id`, so the
@@ -32,43 +32,25 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Final, Self
 
 import aiohttp
-from yarl import URL
 
+from agent.alerts.queue import DeliveryQueue
+from agent.alerts.schedule import DEFAULT_SCHEDULE, RetrySchedule
 from agent.alerts.signing import event_body, webhook_headers
-from agent.model.time import utcnow
-from agent.net.guard import (
-    BlockedDestination,
-    NetGuard,
-    guarded_request,
-    guarded_session,
-)
-from agent.net.retry_after import parse_retry_after
-from agent.store import Store
+from agent.alerts.verdicts import GONE_REASON, Outcome, Verdict, describe_error, guard_refusal, http_error
 from agent.model.records import DeliveryJob
+from agent.model.time import utcnow
+from agent.net.guard import BlockedDestination, NetGuard, guarded_request, guarded_session
+from agent.net.retry_after import parse_retry_after
+
+__all__ = ["DEFAULT_SCHEDULE", "GONE_REASON", "DeliveryQueue", "OnResult", "WebhookDelivery"]
 
 log = logging.getLogger(__name__)
 
-# schedule[0] is the delay of the first attempt (immediate); attempt n+1 is
-# due schedule[n] after attempt n failed. 8 attempts over ~28 h, so a platform
-# that is down for a day still gets every alert without anyone replaying.
-DEFAULT_SCHEDULE: Final[tuple[timedelta, ...]] = (
-    timedelta(0),
-    timedelta(seconds=5),
-    timedelta(minutes=5),
-    timedelta(minutes=30),
-    timedelta(hours=2),
-    timedelta(hours=5),
-    timedelta(hours=10),
-    timedelta(hours=10),
-)
-
-GONE_REASON: Final = "endpoint answered 410 Gone"
 # A delivery is only sent while its lease will outlive the request by this
 # much: the store call that ends the lease must land before another worker
 # may lease the row again.
@@ -78,19 +60,6 @@ _LEASE_MARGIN_S: Final = 5.0
 _MAX_DRAIN: Final = 64 * 1024
 
 OnResult = Callable[[str, float], None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    outcome: str  # succeeded | retry | failed | cancelled
-    status: int | None
-    error: str | None
-    next_at: datetime | None = None
-    disable: str | None = None
-    # False for failures of our own configuration (the SSRF guard's refusal):
-    # the endpoint did nothing wrong, so its failure streak neither starts nor
-    # leads to disabling it.
-    endpoint_failed: bool = True
 
 
 class WebhookDelivery:
@@ -104,7 +73,7 @@ class WebhookDelivery:
 
     def __init__(
         self,
-        store: Store,
+        store: DeliveryQueue,
         guard: NetGuard,
         node: str,
         *,
@@ -119,10 +88,7 @@ class WebhookDelivery:
         rng: random.Random | None = None,
         on_result: OnResult | None = None,
     ) -> None:
-        if not schedule:
-            raise ValueError("schedule needs at least one step")
-        if not 0.0 <= jitter < 1.0:
-            raise ValueError("jitter is a fraction in [0, 1)")
+        self._schedule = RetrySchedule(tuple(schedule), jitter)  # raises on an empty schedule or a bad jitter
         if lease_s < timeout_s + _LEASE_MARGIN_S:
             # Otherwise a lease could expire mid-request and another worker
             # would send the same delivery while we still wait for an answer.
@@ -131,15 +97,12 @@ class WebhookDelivery:
         self._guard = guard
         self._node = node
         self._timeout_s = timeout_s
-        self._schedule = tuple(schedule)
-        self._max_step = max(self._schedule)
-        self._jitter = jitter
         self._disable_after = disable_after
         self._lease_s = lease_s
         self._batch = batch
         self._now = now
         self._signing_clock = signing_clock
-        self._rng = rng if rng is not None else random.Random()
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not a secret
         self._on_result = on_result
         self._session: aiohttp.ClientSession | None = None
         self._wake = asyncio.Event()
@@ -267,7 +230,7 @@ class WebhookDelivery:
                 elapsed = time.monotonic() - started
                 await self._record(job, verdict, elapsed)
                 if self._on_result is not None:
-                    self._on_result(verdict.outcome, elapsed)
+                    self._on_result(verdict.outcome.value, elapsed)
                 return True
         except asyncio.CancelledError:
             raise
@@ -284,8 +247,9 @@ class WebhookDelivery:
                 self._held.pop(sid, None)
             self._wake.set()  # a slot is free: rows skipped for it may be due
 
-    async def _attempt(self, job: DeliveryJob) -> _Verdict:
-        assert self._session is not None
+    async def _attempt(self, job: DeliveryJob) -> Verdict:
+        if self._session is None:
+            raise RuntimeError("use `async with WebhookDelivery(...)` before delivering")
         sub = job.subscription
         attempt = job.delivery.attempts + 1
         body = event_body(job.event)
@@ -293,7 +257,7 @@ class WebhookDelivery:
             headers = webhook_headers(job.event.id, body, sub.secrets(self._now()), self._signing_clock())
         except ValueError as exc:
             # A broken secret will not fix itself; stop and tell the operator.
-            return _Verdict("failed", None, str(exc), disable=str(exc))
+            return Verdict(Outcome.FAILED, None, str(exc), disable=str(exc))
         headers["Content-Type"] = "application/json"
         try:
             async with guarded_request(
@@ -311,54 +275,52 @@ class WebhookDelivery:
         except TimeoutError:
             return self._retry(attempt, None, f"timed out after {self._timeout_s:g} s")
         except aiohttp.ClientError as exc:
-            return self._retry(attempt, None, _describe(exc, sub.url))
+            return self._retry(attempt, None, describe_error(exc, sub.url))
         if 200 <= status < 300:
-            return _Verdict("succeeded", status, None)
+            return Verdict(Outcome.SUCCEEDED, status, None)
         if status == 410:
-            return _Verdict("cancelled", status, GONE_REASON, disable=GONE_REASON)
-        error = f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
-        wait: timedelta | None = None
-        if status in (429, 503):
-            seconds = parse_retry_after(retry_after)
-            if seconds is not None:
-                # Capped: a hostile or confused endpoint must not park an alert for a year.
-                wait = min(timedelta(seconds=seconds), self._max_step)
-        return self._retry(attempt, status, error, wait)
+            return Verdict(Outcome.CANCELLED, status, GONE_REASON, disable=GONE_REASON)
+        # Only these two statuses mean "come back then"; the schedule caps the wait, so a
+        # hostile or confused endpoint cannot park an alert for a year.
+        retry_after_s = parse_retry_after(retry_after) if status in (429, 503) else None
+        return self._retry(attempt, status, http_error(status), retry_after_s)
 
     def _retry(
         self,
         attempt: int,
         status: int | None,
         error: str,
-        wait: timedelta | None = None,
+        retry_after_s: float | None = None,
         *,
         endpoint_failed: bool = True,
-    ) -> _Verdict:
-        if attempt >= len(self._schedule):
-            return _Verdict(
-                "failed", status, f"{error}; gave up after {attempt} attempts", endpoint_failed=endpoint_failed
-            )
+    ) -> Verdict:
+        wait = self._schedule.wait_after(attempt, self._rng, retry_after_s)
         if wait is None:
-            step = self._schedule[attempt]
-            wait = step * (1.0 + self._rng.uniform(-self._jitter, self._jitter))
-        return _Verdict("retry", status, error, next_at=self._now() + wait, endpoint_failed=endpoint_failed)
+            return Verdict(
+                Outcome.FAILED, status, f"{error}; gave up after {attempt} attempts", endpoint_failed=endpoint_failed
+            )
+        return Verdict(Outcome.RETRY, status, error, next_at=self._now() + wait, endpoint_failed=endpoint_failed)
 
-    async def _record(self, job: DeliveryJob, verdict: _Verdict, elapsed: float) -> None:
+    async def _record(self, job: DeliveryJob, verdict: Verdict, elapsed: float) -> None:
         sub = job.subscription
         await self._store.record_attempt(
             job.delivery.id,
-            outcome=verdict.outcome,
+            outcome=verdict.outcome.value,
             http_status=verdict.status,
             error=verdict.error,
             duration_ms=round(elapsed * 1000),
             next_attempt_at=verdict.next_at,
         )
-        if verdict.outcome == "succeeded":
+        if verdict.outcome is Outcome.SUCCEEDED:
             if sub.failing_since is not None:
                 await self._store.set_failing_since(sub.id, None)
             return
         log.warning(
-            "webhook subscription %s, delivery %s: %s (%s)", sub.id, job.delivery.id, verdict.error, verdict.outcome
+            "webhook subscription %s, delivery %s: %s (%s)",
+            sub.id,
+            job.delivery.id,
+            verdict.error,
+            verdict.outcome.value,
         )
         if verdict.disable is not None:
             await self._disable(sub.id, verdict.disable)
@@ -374,50 +336,3 @@ class WebhookDelivery:
     async def _disable(self, subscription_id: int, reason: str) -> None:
         log.warning("webhook subscription %s disabled: %s", subscription_id, reason)
         await self._store.set_subscription_enabled(subscription_id, False, reason)
-
-
-GUARD_REFUSAL_PREFIX: Final = "refused by the SSRF guard: "
-
-
-def guard_refusal(exc: BlockedDestination) -> str:
-    """The refusal, the address refused, and what an operator changes to allow it."""
-    # Bounded like every stored error, but the hint is never the part cut off.
-    text = f"{GUARD_REFUSAL_PREFIX}{exc.url}: {exc.reason}"[:300]
-    if exc.host is not None:
-        hint = (
-            f"; if this endpoint is yours, add {exc.host!r} to [alerts] allow_hosts "
-            "(or DWEB_AGENT_ALERTS_ALLOW_HOSTS) of the agent that delivers"
-        )
-    else:
-        hint = "; [alerts] allow_hosts cannot allow this, the URL itself must change (webhooks remove, then add)"
-    return text + hint
-
-
-def _describe(exc: BaseException, url: str) -> str:
-    """The error for the audit trail and logs, without the URL's path or query:
-    webhook URLs often carry a token there (aiohttp puts the URL in messages)."""
-    text = str(exc) or type(exc).__name__
-    try:
-        parsed = URL(url)
-        spellings, origin = {url, str(parsed)}, str(parsed.origin())
-    except ValueError:
-        spellings, origin = {url}, "<url>"
-    for spelling in sorted(spellings, key=len, reverse=True):
-        text = text.replace(spelling, origin)
-    return f"{_kind_of(exc)}{type(exc).__name__}: {text}"[:500]
-
-
-def _kind_of(exc: BaseException) -> str:
-    """What went wrong in words an operator acts on, before the library's own message."""
-    # Most specific first: a certificate error is also an SSL and a connector error.
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return "TLS error: "
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "DNS lookup failed: "
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        if isinstance(exc.os_error, ConnectionRefusedError):
-            return "connection refused: "
-        return "could not connect: "
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the endpoint closed the connection without answering: "
-    return ""

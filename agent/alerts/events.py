@@ -1,27 +1,48 @@
-"""Alert events: their types, ids, payloads and who receives them.
+"""Alert events: their ids, who receives them, and the outbox rows that carry them.
 
-The delivered body is `{"type", "timestamp", "data"}` (Standard Webhooks'
-recommended envelope); `data` is built here and documented by
-docs/events.schema.json. Events carry hashes and locators, never media bytes."""
+The payloads themselves are typed in agent.model.events; this module decides the
+recipients (a subscription's filters) and turns a payload into the `NewEvent` the
+store writes, rendering it with `to_json()` there, at the edge."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from agent.store import FindingRow, LocationRow, NewEvent, SubscriptionRow
+from agent.model.events import (
+    EVENT_TYPES,
+    ContentChanged,
+    EventPayload,
+    EventType,
+    FindingCreated,
+    FindingRef,
+    FindingRetracted,
+    ItemContext,
+    RetractionReason,
+    WebhookTest,
+)
+from agent.model.records import FindingRow, LocationRow, NewEvent, SubscriptionRow
+from agent.model.time import iso_seconds as iso_seconds  # shim: issue-10 integration removes (cli imports it here)
 
-FINDING_CREATED = "finding.created"
-FINDING_RETRACTED = "finding.retracted"
-CONTENT_UNAVAILABLE = "content.unavailable"
-CONTENT_AVAILABLE = "content.available"
-WEBHOOK_TEST = "webhook.test"
-EVENT_TYPES = (FINDING_CREATED, FINDING_RETRACTED, CONTENT_UNAVAILABLE, CONTENT_AVAILABLE, WEBHOOK_TEST)
+__all__ = [
+    "EVENT_TYPES",
+    "FindingOutbox",
+    "ItemContext",
+    "content_changed",
+    "finding_created",
+    "finding_retracted",
+    "gateway_links",
+    "label_key",
+    "new_event",
+    "new_event_id",
+    "normalise_label",
+    "subscribed",
+    "test_event",
+]
 
 
 def new_event_id() -> str:
@@ -29,31 +50,18 @@ def new_event_id() -> str:
     return f"evt_{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
 
 
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def iso_seconds(value: datetime | None) -> str | None:
-    """ISO 8601 UTC to the second (`2026-11-23T14:56:08Z`), as the CLI's JSON shows times."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class ItemContext:
-    """What the alert says about the content, besides the finding."""
-
-    key: str
-    cid: str | None
-    path: str
-    root: str | None
-    target_id: int | None
-    target_url: str | None
-    size: int | None
-    media_type: str | None
-    signals: dict[str, Any]
-    first_seen_at: datetime | None = None
+def new_event(
+    payload: EventPayload, recipients: Sequence[int], *, finding_id: int | None = None, item_key: str | None = None
+) -> NewEvent:
+    """The outbox row of one event: the typed payload becomes its JSON column here."""
+    return NewEvent(
+        new_event_id(),
+        payload.type.value,
+        payload.to_json(),
+        tuple(recipients),
+        finding_id=finding_id,
+        item_key=item_key,
+    )
 
 
 def gateway_links(gateways: Sequence[str], cid: str | None, root: str | None, path: str) -> list[str]:
@@ -66,21 +74,6 @@ def gateway_links(gateways: Sequence[str], cid: str | None, root: str | None, pa
         if cid:
             links.append(f"{base}/ipfs/{cid}")
     return list(dict.fromkeys(links))
-
-
-def finding_summary(f: FindingRow) -> dict[str, Any]:
-    return {
-        "id": f.id,
-        "list": f.list_name,
-        "entry": f.entry_value,
-        "entry_id": f.entry_id,
-        "signal_type": f.signal_type,
-        "distance": f.distance,
-        "labels": list(f.labels),
-        "query": f.query,
-        "retroactive": f.retroactive,
-        "created_at": iso(f.created_at),
-    }
 
 
 def normalise_label(label: str) -> str:
@@ -117,52 +110,45 @@ def subscribed(
         return False
     if sub.labels and not {label_key(x) for x in sub.labels} & {label_key(x) for x in labels}:
         return False
-    if sub.targets and (target_id is None or target_id not in sub.targets):
-        return False
-    return True
+    return not sub.targets or (target_id is not None and target_id in sub.targets)
+
+
+def _still_subscribed(
+    event_type: EventType, subs: Sequence[SubscriptionRow], recipients: Sequence[int]
+) -> tuple[int, ...]:
+    """Of the subscriptions an earlier event went to, those that exist and still want this type."""
+    by_id = {s.id: s for s in subs}
+    return tuple(i for i in recipients if i in by_id and subscribed(by_id[i], event_type))
 
 
 def finding_created(
     f: FindingRow, item: ItemContext, gateways: Sequence[str], subs: Sequence[SubscriptionRow]
 ) -> NewEvent | None:
+    payload = FindingCreated(FindingRef.of(f), item, tuple(gateway_links(gateways, item.cid, item.root, item.path)))
     recipients = tuple(
         s.id
         for s in subs
-        if subscribed(s, FINDING_CREATED, list_name=f.list_name, labels=f.labels, target_id=item.target_id)
+        if subscribed(s, payload.type, list_name=f.list_name, labels=f.labels, target_id=item.target_id)
     )
-    payload = {
-        "finding": finding_summary(f),
-        "item": {
-            "key": item.key,
-            "cid": item.cid,
-            "path": item.path,
-            "size": item.size,
-            "media_type": item.media_type,
-            "signals": item.signals,
-            "first_seen_at": iso(item.first_seen_at),
-        },
-        "target": {"id": item.target_id, "url": item.target_url} if item.target_url else None,
-        "root": item.root,
-        "links": gateway_links(gateways, item.cid, item.root, item.path),
-    }
-    return NewEvent(new_event_id(), FINDING_CREATED, payload, recipients, finding_id=f.id, item_key=f.item_key)
+    # Written even without recipients: the event is the finding's provenance
+    # (`findings show` reads where the item was from it once its location is gone).
+    return new_event(payload, recipients, finding_id=f.id, item_key=f.item_key)
 
 
 def finding_retracted(
     f: FindingRow,
-    reason: str,
+    reason: RetractionReason | str,
     note: str | None,
     subs: Sequence[SubscriptionRow],
     recipients: Sequence[int],
     at: datetime,
 ) -> NewEvent | None:
     """Sent to the subscriptions that received the finding (and still want retractions)."""
-    by_id = {s.id: s for s in subs}
-    to = tuple(i for i in recipients if i in by_id and subscribed(by_id[i], FINDING_RETRACTED))
+    to = _still_subscribed(EventType.FINDING_RETRACTED, subs, recipients)
     if not to:
         return None
-    payload = {"finding": finding_summary(f), "reason": reason, "note": note, "retracted_at": iso(at)}
-    return NewEvent(new_event_id(), FINDING_RETRACTED, payload, to, finding_id=f.id, item_key=f.item_key)
+    payload = FindingRetracted(FindingRef.of(f), RetractionReason(reason), note, at)
+    return new_event(payload, to, finding_id=f.id, item_key=f.item_key)
 
 
 def content_changed(
@@ -171,36 +157,29 @@ def content_changed(
     available: bool,
     first_alert_at: datetime,
     at: datetime,
-    detail: dict[str, Any],
+    detail: Mapping[str, Any],
     subs: Sequence[SubscriptionRow],
     recipients: Sequence[int],
 ) -> NewEvent | None:
-    event_type = CONTENT_AVAILABLE if available else CONTENT_UNAVAILABLE
-    by_id = {s.id: s for s in subs}
-    to = tuple(i for i in recipients if i in by_id and subscribed(by_id[i], event_type))
+    """`detail` is the content state's stored JSON (`gateways`, `providers`, `reason`)."""
+    payload = ContentChanged(
+        available,
+        item_key,
+        cid,
+        first_alert_at,
+        at,
+        gateways=detail.get("gateways", {}),
+        providers=detail.get("providers"),
+        reason=detail.get("reason"),
+    )
+    to = _still_subscribed(payload.type, subs, recipients)
     if not to:
         return None
-    payload: dict[str, Any] = {
-        "item": {"key": item_key, "cid": cid},
-        "first_alert_at": iso(first_alert_at),
-        "checked_at": iso(at),
-        "gateways": detail.get("gateways", {}),
-        "providers": detail.get("providers"),
-        "reason": detail.get("reason"),
-    }
-    if not available:
-        # The figure takedown work is judged by: how long the content stayed up after the first alert.
-        payload["time_to_removal_s"] = round((at - first_alert_at).total_seconds(), 3)
-    return NewEvent(new_event_id(), event_type, payload, to, item_key=item_key)
+    return new_event(payload, to, item_key=item_key)
 
 
 def test_event(sub: SubscriptionRow) -> NewEvent:
-    return NewEvent(
-        new_event_id(),
-        WEBHOOK_TEST,
-        {"subscription_id": sub.id, "message": "a test delivery from dweb-agent"},
-        (sub.id,),
-    )
+    return new_event(WebhookTest(sub.id), (sub.id,))
 
 
 class FindingOutbox:

@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from agent.model.records import EventRow
+from agent.model.time import iso_utc
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 
 
 def new_secret() -> str:
@@ -42,7 +43,7 @@ def event_body(event: EventRow) -> str:
 
     Only stored fields go in (no send time), so a retry's signature differs from
     the first attempt's only through the timestamp header."""
-    created = _utc(event.created_at).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    created = iso_utc(event.created_at, timespec="microseconds")
     return json.dumps(
         {"type": event.type, "timestamp": created, "data": event.payload},
         separators=(",", ":"),

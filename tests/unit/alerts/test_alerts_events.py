@@ -10,9 +10,6 @@ import jsonschema
 import pytest
 
 from agent.alerts.events import (
-    CONTENT_UNAVAILABLE,
-    FINDING_CREATED,
-    FINDING_RETRACTED,
     ItemContext,
     content_changed,
     finding_created,
@@ -25,7 +22,8 @@ from agent.alerts.events import (
     test_event as make_test_event,
 )
 from agent.lists.formats.tcap import parse_tcap_page
-from agent.store import FindingRow, NewEvent, SubscriptionRow
+from agent.model.events import EventType
+from agent.model.records import FindingRow, NewEvent, SubscriptionRow
 from tests.conftest import REPO
 
 SCHEMA = json.loads((REPO / "docs" / "events.schema.json").read_text())
@@ -69,7 +67,7 @@ def validate(event: NewEvent) -> None:
 
 def test_finding_created_validates_and_names_list_entry_distance_labels_and_links() -> None:
     event = finding_created(FINDING, ITEM, ["https://gw.example"], [sub(1)])
-    assert event is not None and event.type == FINDING_CREATED and event.subscription_ids == (1,)
+    assert event is not None and event.type == EventType.FINDING_CREATED and event.subscription_ids == (1,)
     validate(event)
     data = event.payload
     assert data["finding"]["list"] == "tcap" and data["finding"]["distance"] == 6.0
@@ -91,7 +89,9 @@ def test_an_event_with_media_bytes_would_not_validate() -> None:
 
 def test_retraction_and_content_events_validate() -> None:
     retracted = finding_retracted(FINDING, "false_positive", "a bridge, not propaganda", [sub(1), sub(2)], [1], NOW)
-    assert retracted is not None and retracted.type == FINDING_RETRACTED and retracted.subscription_ids == (1,)
+    assert (
+        retracted is not None and retracted.type == EventType.FINDING_RETRACTED and retracted.subscription_ids == (1,)
+    )
     validate(retracted)
     gone = content_changed(
         "1220ab",
@@ -107,7 +107,7 @@ def test_retraction_and_content_events_validate() -> None:
         [sub(1)],
         [1],
     )
-    assert gone is not None and gone.type == CONTENT_UNAVAILABLE
+    assert gone is not None and gone.type == EventType.CONTENT_UNAVAILABLE
     assert gone.payload["time_to_removal_s"] == 5 * 3600
     validate(gone)
     back = content_changed("1220ab", "bafkreiexample", True, NOW - timedelta(hours=5), NOW, {}, [sub(1)], [1])
@@ -117,13 +117,13 @@ def test_retraction_and_content_events_validate() -> None:
 
 
 def test_follow_ups_go_only_to_those_alerted_and_still_subscribed() -> None:
-    only_created = sub(2, event_types=(FINDING_CREATED,))
+    only_created = sub(2, event_types=(EventType.FINDING_CREATED,))
     assert finding_retracted(FINDING, "entry_deleted", None, [only_created], [2], NOW) is None
     assert finding_retracted(FINDING, "entry_deleted", None, [sub(1)], [], NOW) is None
 
 
 @pytest.mark.parametrize(
-    "filters, expected",
+    ("filters", "expected"),
     [
         ({}, True),
         ({"lists": ("tcap",)}, True),
@@ -133,12 +133,13 @@ def test_follow_ups_go_only_to_those_alerted_and_still_subscribed() -> None:
         ({"labels": ("x",)}, False),
         ({"targets": (3,)}, True),
         ({"targets": (4,)}, False),
-        ({"event_types": (FINDING_RETRACTED,)}, False),
+        ({"event_types": (EventType.FINDING_RETRACTED,)}, False),
     ],
 )
 def test_subscription_filters(filters: dict[str, tuple[object, ...]], expected: bool) -> None:
     assert (
-        subscribed(sub(1, **filters), FINDING_CREATED, list_name="tcap", labels=FINDING.labels, target_id=3) is expected
+        subscribed(sub(1, **filters), EventType.FINDING_CREATED, list_name="tcap", labels=FINDING.labels, target_id=3)
+        is expected
     )
     event = finding_created(FINDING, ITEM, [], [sub(1, **filters)])
     assert event is not None and (event.subscription_ids == (1,)) is expected
