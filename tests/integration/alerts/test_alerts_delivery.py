@@ -28,11 +28,13 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import create_async_engine
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from agent.alerts.delivery import DEFAULT_SCHEDULE, GONE_REASON, WebhookDelivery
+from agent.alerts.delivery import WebhookDelivery
+from agent.alerts.schedule import DEFAULT_SCHEDULE
 from agent.alerts.signing import event_body, new_secret, webhook_headers
+from agent.alerts.verdicts import GONE_REASON
+from agent.model.records import DeliveryRow, NewEvent, SubscriptionRow
 from agent.net.guard import NetGuard
-from agent.store import NewEvent, Store
-from agent.model.records import DeliveryRow, SubscriptionRow
+from agent.store import Store
 from agent.store.schema import delivery_attempts
 from tests.support.postgres import connect_admin
 from tests.support.webhook_receiver import WebhookReceiver
@@ -170,12 +172,12 @@ def test_secrets_never_reach_error_messages() -> None:
     secret = new_secret()
     assert secret.startswith("whsec_") and len(secret) == 6 + 44
     broken = "whsec_" + "%%%not-base64%%%"
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="not valid base64") as info:
         webhook_headers("evt_1", "{}", [broken], datetime.now(UTC))
     assert "not-base64" not in str(info.value) and info.value.__cause__ is None
     assert info.value.__suppress_context__
     with pytest.raises(ValueError, match="naive"):
-        webhook_headers("evt_1", "{}", [secret], datetime.now())
+        webhook_headers("evt_1", "{}", [secret], datetime.now())  # noqa: DTZ005 - the naive time under test
 
 
 # ---------------------------------------------------------------- retries
