@@ -37,7 +37,7 @@ from agent.config import Settings
 from agent.ipfs.cid import parse_cid
 from agent.ipfs.dag import DagWalker
 from agent.ipfs.gateway import GatewayPool, TrustlessGateway
-from agent.scan import Scanner
+from agent.pipeline import Scanner
 from tests.support.unixfs_builder import UnixFSBuilder
 
 MIB = 1024 * 1024
@@ -95,7 +95,7 @@ async def full_scan(url: str, root: str, expected: str) -> float:
     report = await Scanner(settings, gateways=[url], hash_media=False).scan(root)  # random bytes: no media
     elapsed = time.perf_counter() - start
     (item,) = report.items
-    assert item.signals["sha256"] == expected, "scan produced a wrong hash"
+    assert item.signals.to_view()["sha256"] == expected, "scan produced a wrong hash"
     return elapsed
 
 

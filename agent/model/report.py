@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from agent.model.time import iso_utc, utcnow
+from agent.model.finding import Finding
+from agent.model.signals import ItemSignals
+from agent.model.time import iso_utc
 
 
 class ItemStatus(StrEnum):
@@ -43,8 +47,10 @@ class ItemReport:
     status: ItemStatus
     error: str | None = None
     source: ItemSource = field(default_factory=ItemSource)
-    signals: dict[str, Any] = field(default_factory=dict)
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    # Rendered by `ItemSignals.to_view()`; its vPDQ frames are kept for the store
+    # (re-matching later) and are not part of the JSON report.
+    signals: ItemSignals = field(default_factory=ItemSignals)
+    findings: list[Finding] = field(default_factory=list)
     kind: str = "file"
     codec: str | None = None
     mode: str | None = None
@@ -53,8 +59,22 @@ class ItemReport:
     duplicate_of: str | None = None
     # True when an earlier scan examined this CID: nothing was fetched, its stored signals are shown.
     seen_before: bool = False
-    # vPDQ frames, kept for the store (re-matching later); not part of the JSON report.
-    video_frames: list[tuple[int, int, str, float]] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's item object: every field in declaration order, signals and
+        findings in their public views."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "signals":
+                out["signals"] = self.signals.to_view()
+            elif f.name == "findings":
+                out["findings"] = [finding.to_view() for finding in self.findings]
+            elif f.name == "source":
+                out["source"] = asdict(self.source)
+            else:
+                out[f.name] = value
+        return out
 
 
 @dataclass
@@ -67,15 +87,18 @@ class ScanReport:
     finished_at: str | None = None
     items: list[ItemReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Left as JSON-edge objects: each is a per-scan readout rendered once by its
+    # own room (GatewayPool.report, ListCatalog.summaries) and read by nothing in
+    # the core; typing them would only mirror those rooms' fields here.
     gateways: list[dict[str, Any]] = field(default_factory=list)
     lists: list[dict[str, Any]] = field(default_factory=list)
     # Findings about the scan's root itself (its CID is on a denylist).
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
 
     @classmethod
-    def failed(cls, target: str, error: str) -> ScanReport:
+    def failed(cls, target: str, error: str, at: datetime) -> ScanReport:
         """The report of a scan that could not start (a target that names nothing scannable)."""
-        now = iso_utc(utcnow())
+        now = iso_utc(at)
         return cls(target=target, root=None, started_at=now, finished_at=now, errors=[error])
 
     def summary(self) -> dict[str, int]:
@@ -102,9 +125,17 @@ class ScanReport:
         return EXIT_CLEAN
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        for item in out["items"]:
-            item.pop("video_frames", None)
+        """The JSON report (a public shape: README, tests/acceptance/test_cli_scan.py)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "items":
+                out["items"] = [item.to_dict() for item in self.items]
+            elif f.name == "findings":
+                out["findings"] = [finding.to_view() for finding in self.findings]
+            else:
+                # A copy, as asdict made: the caller may change what it is given.
+                out[f.name] = copy.deepcopy(value)
         out["summary"] = self.summary()
         return out
 

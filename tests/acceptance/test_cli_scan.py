@@ -218,7 +218,8 @@ def _crash_on_import(tmp_path: Path, patch: str) -> dict[str, str]:
 async def _scan_where_exit_code_raises(tmp_path: Path, raise_: str) -> CliResult:
     """A real `dweb-agent scan` of a local file whose ScanReport.exit_code runs `raise_`."""
     env = _crash_on_import(
-        tmp_path, (f"import agent.model.report\ndef boom(self):\n    {raise_}\nagent.report.ScanReport.exit_code = boom\n")
+        tmp_path,
+        f"import agent.model.report\ndef boom(self):\n    {raise_}\nagent.model.report.ScanReport.exit_code = boom\n",
     )
     files = tmp_path / "files"
     files.mkdir()

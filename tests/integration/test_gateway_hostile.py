@@ -23,7 +23,7 @@ from multiformats import CID, multihash
 from agent.config import GatewaySettings, LimitSettings, Settings
 from agent.ipfs.cid import block_key, cid_text
 from agent.model.report import ItemStatus, ScanReport
-from agent.scan import Scanner
+from agent.pipeline import Scanner
 from tests.support.dagpb import cid_of, pbnode, unixfs
 from tests.support.gateway import FixtureGateway
 
@@ -96,7 +96,7 @@ async def test_endless_car_of_unneeded_blocks_is_abandoned_and_the_next_gateway_
         report = await scan(hostile_settings(), root, flood, honest)
     (item,) = report.items
     assert item.status == ItemStatus.VERIFIED and honest.url in item.source.gateways
-    assert item.signals["sha256"] == hashlib.sha256(b"".join(LEAVES)).hexdigest()
+    assert item.signals.to_view()["sha256"] == hashlib.sha256(b"".join(LEAVES)).hexdigest()
     entry = gateway_entry(report, flood)
     assert "CAR stream abandoned after" in str(entry["last_error"]) and "did not ask for" in str(entry["last_error"])
     assert entry["trusted"] is False and entry["excluded"] is True

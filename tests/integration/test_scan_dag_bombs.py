@@ -12,7 +12,7 @@ import pytest
 
 from agent.config import LimitSettings, Settings
 from agent.model.report import EXIT_ERROR, ItemStatus
-from agent.scan import Scanner
+from agent.pipeline import Scanner
 from tests.support.dagpb import Blocks, block, file_node, hamt_bomb, pbnode, shared_directory_bomb, unixfs, write_car
 from tests.support.gateway import FixtureGateway
 
@@ -40,7 +40,10 @@ def assert_bomb_report(report: object) -> None:
     assert len(repeats) == LEVELS - 1 and len(files) == 2
     assert all(i.status == ItemStatus.VERIFIED and i.duplicate_of for i in repeats)
     assert repeats[-1].path == "b" and repeats[-1].duplicate_of == "a"
-    assert files[1].duplicate_of == files[0].path and files[0].signals["sha256"] == files[1].signals["sha256"]
+    assert (
+        files[1].duplicate_of == files[0].path
+        and files[0].signals.to_view()["sha256"] == files[1].signals.to_view()["sha256"]
+    )
 
 
 async def test_a_car_of_directories_sharing_one_child_scans_each_directory_once(tmp_path: Path) -> None:
@@ -112,7 +115,7 @@ async def test_document_keys_leaving_the_root_are_item_errors(tmp_path: Path) ->
     assert "would leave the root" in (by_path["../../../etc/passwd"].error or "")
 
 
-@pytest.mark.parametrize("mode, requests", [("car", {"car": 1}), ("raw", {"raw": 2})])
+@pytest.mark.parametrize(("mode", "requests"), [("car", {"car": 1}), ("raw", {"raw": 2})])
 async def test_an_empty_leaf_repeated_2000_times_makes_no_request(
     make_gateway: MakeGateway, mode: str, requests: dict[str, int]
 ) -> None:

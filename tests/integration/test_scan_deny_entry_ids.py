@@ -11,7 +11,7 @@ from typing import Any
 
 from agent.config import Settings
 from agent.lists.catalog import load_catalog
-from agent.scan import Scanner
+from agent.pipeline import Scanner
 from tests.support.gateway import FixtureGateway
 from tests.support.unixfs_builder import UnixFSBuilder
 
@@ -21,7 +21,7 @@ MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 async def _deny_findings(gw: FixtureGateway, root: str, list_path: str) -> list[dict[str, Any]]:
     catalog = await load_catalog([list_path])
     report = await Scanner(Settings(), gateways=[gw.url], catalog=catalog, hash_media=False).scan(root)
-    return [f for item in report.items for f in item.findings]
+    return [f.to_view() for item in report.items for f in item.findings]
 
 
 async def test_entry_ids_are_list_name_and_rule_hash_whatever_the_path_or_line(

@@ -11,7 +11,7 @@ from agent.config import ScanSettings, Settings
 from agent.ipfs.dagpb import UnixFSType, encode_pbnode, encode_unixfs
 from agent.lists.catalog import load_catalog
 from agent.model.report import EXIT_ERROR, EXIT_FINDINGS, ItemStatus
-from agent.scan import Scanner
+from agent.pipeline import Scanner
 from tests.conftest import IPFS_FIXTURES, MEDIA_FIXTURES
 from tests.support.dagpb import cid_of
 from tests.support.gateway import FixtureGateway
@@ -46,9 +46,9 @@ async def test_edited_copies_match_the_original_at_their_true_distance_and_nothi
     for path, item in items.items():
         assert item.status == ItemStatus.VERIFIED, (path, item.error)
         pdq, quality = tsv[path]
-        assert item.signals["pdq"] == pdq and item.signals["pdq_quality"] == quality
+        assert item.signals.to_view()["pdq"] == pdq and item.signals.to_view()["pdq_quality"] == quality
         distance = hamming(pdq, original_pdq)
-        pdq_findings = [f for f in item.findings if f["signal_type"] == "pdq"]
+        pdq_findings = [f for f in (x.to_view() for x in item.findings) if f["signal_type"] == "pdq"]
         if quality < 50:
             assert pdq_findings == [], f"{path} has quality {quality} and must never match"
         elif distance <= 31:
@@ -80,8 +80,8 @@ async def test_a_video_matches_a_vpdq_list_entry_of_the_same_scene_and_not_of_an
     report = await Scanner(Settings(), gateways=[gw.url], catalog=catalog).scan(str(root))
     items = {i.path: i for i in report.items}
     chair = items["video/chair-19-sd-bar.mp4"]
-    assert chair.media_type == "video/mp4" and chair.signals["vpdq"]["frames"] > 10
-    (found,) = chair.findings
+    assert chair.media_type == "video/mp4" and chair.signals.to_view()["vpdq"]["frames"] > 10
+    (found,) = [f.to_view() for f in chair.findings]
     assert found["signal_type"] == "vpdq" and found["distance"] >= 80.0
     assert found["entry_id"] == "vpdq:" + hashlib.sha256((lists / "chair-20-sd-bar.txt").read_bytes()).hexdigest()
     assert items["video/pattern-sd-grey-bar.mp4"].findings == []
@@ -109,12 +109,12 @@ async def test_corrupt_bomb_empty_and_undecodable_media_are_per_item_errors_and_
     )
     assert "30000x30000" in (items["b-bomb.png"].error or "") and items["b-bomb.png"].status == ItemStatus.ERROR
     assert items["c-empty.jpg"].media_type == "inode/x-empty" and items["c-empty.jpg"].size == 0
-    assert items["c-empty.jpg"].signals["sha256"] == hashlib.sha256(b"").hexdigest()
+    assert items["c-empty.jpg"].signals.to_view()["sha256"] == hashlib.sha256(b"").hexdigest()
     assert items["d-garbage.mp4"].status == ItemStatus.ERROR and items["d-garbage.mp4"].error
     # digests are still reported for what could not be decoded
-    assert items["a-truncated.jpg"].signals["md5"] == hashlib.md5(photo[:5000]).hexdigest()
+    assert items["a-truncated.jpg"].signals.to_view()["md5"] == hashlib.md5(photo[:5000]).hexdigest()
     assert items["e-good.jpg"].status == ItemStatus.VERIFIED
-    assert items["e-good.jpg"].signals["pdq"] == expected_pdq()[ORIGINAL][0]
+    assert items["e-good.jpg"].signals.to_view()["pdq"] == expected_pdq()[ORIGINAL][0]
     assert report.exit_code() == EXIT_ERROR
 
 
@@ -141,10 +141,10 @@ async def test_denylisted_cid_and_path_are_findings_and_are_never_fetched(
     assert items["hello.txt"].status == ItemStatus.VERIFIED and items["hello.txt"].findings == []
     denied = items["rule1"]
     assert denied.status == ItemStatus.SKIPPED and "not fetched" in (denied.error or "")
-    assert [(f["list"], f["signal_type"], f["entry"]) for f in denied.findings] == [
+    assert [(f["list"], f["signal_type"], f["entry"]) for f in (x.to_view() for x in denied.findings)] == [
         ("nopfs-test", "cid", "/ipfs/bafybeihvvulpp4evxj7x7armbqcyg6uezzuig6jp3lktpbovlqfkuqeuoq")
     ]
-    assert items["secret"].findings[0]["list"] == "own" and items["secret"].findings[0]["signal_type"] == "path"
+    assert items["secret"].findings[0].to_view()["list"] == "own" and items["secret"].findings[0].on_path
     fetched = {cid for _fmt, cid, _scope in gw.log}
     assert str(rule1_cid) not in fetched and str(secret[0]) not in fetched
     assert report.exit_code() == EXIT_FINDINGS
@@ -157,9 +157,11 @@ async def test_fetch_denylisted_true_fetches_and_hashes_but_still_reports(make_g
     catalog = await load_catalog([str(IPFS_FIXTURES / "denylists" / "nopfs-test.deny")])
     settings = Settings(scan=ScanSettings(fetch_denylisted=True))
     report = await Scanner(settings, gateways=[gw.url], catalog=catalog, hash_media=False).scan(str(cid_of(rule1)))
-    assert report.findings and report.findings[0]["entry"].endswith("uoq")
+    assert report.findings and report.findings[0].entry.endswith("uoq")
     (item,) = report.items
-    assert item.status == ItemStatus.VERIFIED and item.signals["sha256"] == hashlib.sha256(b"rule1").hexdigest()
+    assert (
+        item.status == ItemStatus.VERIFIED and item.signals.to_view()["sha256"] == hashlib.sha256(b"rule1").hexdigest()
+    )
 
 
 async def test_tcap_list_md5_matches_with_its_labels_and_deleted_entries_do_not(
@@ -199,7 +201,7 @@ async def test_tcap_list_md5_matches_with_its_labels_and_deleted_entries_do_not(
     catalog = await load_catalog([str(listing)])
     report = await Scanner(Settings(), gateways=[gw.url], catalog=catalog, hash_media=False).scan(str(root))
     items = {i.path: i for i in report.items}
-    (found,) = items["hello.txt"].findings
+    (found,) = [f.to_view() for f in items["hello.txt"].findings]
     assert found["list"] == "tcap" and found["signal_type"] == "md5" and found["distance"] == 0
     assert found["entry_id"] == "tcap:11" and "far-right" in " ".join(found["labels"])
     assert items["x.txt"].findings == []
@@ -207,7 +209,7 @@ async def test_tcap_list_md5_matches_with_its_labels_and_deleted_entries_do_not(
 
 async def test_per_list_thresholds_from_config_change_the_outcome(make_gateway: MakeGateway, tmp_path: Path) -> None:
     from agent.config import ListSettings, ListThresholds
-    from agent.scan import load_scan_catalog
+    from agent.pipeline import load_scan_catalog
 
     tsv = expected_pdq()
     listing = tmp_path / "strict.txt"
@@ -221,7 +223,7 @@ async def test_per_list_thresholds_from_config_change_the_outcome(make_gateway: 
     async def findings(settings: Settings) -> list[dict[str, object]]:
         catalog = await load_scan_catalog(settings)
         report = await Scanner(settings, gateways=[gw.url], catalog=catalog).scan(str(root))
-        return report.items[0].findings
+        return [f.to_view() for f in report.items[0].findings]
 
     loose = Settings(lists=ListSettings(sources=[str(listing)]))
     assert [f["distance"] for f in await findings(loose)] == [distance]

@@ -11,7 +11,7 @@ import pytest
 from agent.config import LimitSettings, Settings
 from agent.ipfs.cid import parse_cid
 from agent.model.report import EXIT_CLEAN, EXIT_ERROR, ItemStatus
-from agent.scan import Scanner
+from agent.pipeline import Scanner
 from tests.conftest import IPFS_FIXTURES
 from tests.support.dagpb import cid_of, pbnode, unixfs
 from tests.support.gateway import FixtureGateway
@@ -38,7 +38,7 @@ async def test_dir_with_files_scans_to_exactly_its_four_files_with_true_hashes(m
     gw = await make_gateway(DIR_WITH_FILES)
     report = await Scanner(Settings(), gateways=[gw.url]).scan(f"ipfs://{DIR_CID}")
     assert report.root == DIR_CID
-    assert {i.path: i.signals["sha256"] for i in report.items} == TRUE_SHA256
+    assert {i.path: i.signals.to_view()["sha256"] for i in report.items} == TRUE_SHA256
     assert all(
         i.status == ItemStatus.VERIFIED and i.source.verified and i.source.gateway == gw.url for i in report.items
     )
@@ -104,7 +104,7 @@ async def test_a_lying_gateway_is_named_and_the_scan_completes_from_an_honest_on
     honest = await make_gateway(DIR_WITH_FILES)
     liar.lie_about.update(k for k, v in liar.blocks.items() if v != b"hello world\n")  # lies about all but one
     report = await Scanner(Settings(), gateways=[liar.url, honest.url]).scan(DIR_CID)
-    assert {i.path: i.signals["sha256"] for i in report.items} == TRUE_SHA256
+    assert {i.path: i.signals.to_view()["sha256"] for i in report.items} == TRUE_SHA256
     assert all(i.status == ItemStatus.VERIFIED for i in report.items)
     gateways = {g["url"]: g for g in report.gateways}
     assert gateways[liar.url]["lied"] >= 1 and gateways[liar.url]["trusted"] is False
@@ -186,7 +186,9 @@ async def test_path_target_scans_only_the_named_file(make_gateway: MakeGateway) 
 async def test_path_gateway_url_target_uses_that_gateway_when_none_is_given(make_gateway: MakeGateway) -> None:
     gw = await make_gateway(DIR_WITH_FILES)
     report = await Scanner(Settings()).scan(f"{gw.url}/ipfs/{DIR_CID}/multiblock.txt")
-    assert [(i.path, i.signals["sha256"]) for i in report.items] == [("multiblock.txt", TRUE_SHA256["multiblock.txt"])]
+    assert [(i.path, i.signals.to_view()["sha256"]) for i in report.items] == [
+        ("multiblock.txt", TRUE_SHA256["multiblock.txt"])
+    ]
 
 
 @pytest.mark.parametrize("mode", ["car", "raw"])
@@ -195,7 +197,7 @@ async def test_raw_and_car_retrieval_agree(make_gateway: MakeGateway, mode: str)
     report = await Scanner(Settings(), gateways=[gw.url], mode=mode).scan(  # type: ignore[arg-type]
         "/ipfs/bafybeidbclfqleg2uojchspzd4bob56dqetqjsj27gy2cq3klkkgxtpn4i/500.txt"
     )
-    assert [i.signals["sha256"] for i in report.items] == [TRUE_SHA256["multiblock.txt"]]
+    assert [i.signals.to_view()["sha256"] for i in report.items] == [TRUE_SHA256["multiblock.txt"]]
     assert gw.requests["car" if mode == "car" else "raw"] > 0
     assert gw.requests["raw" if mode == "car" else "car"] == 0
 
@@ -206,7 +208,7 @@ async def test_every_fixture_car_scans_locally_without_a_crash(car: Path) -> Non
     assert report.root is not None
     assert not report.errors or "not in" in report.errors[0]  # partial CARs may lack their own root's children
     for item in report.items:
-        assert item.status != ItemStatus.VERIFIED or item.signals.get("sha256") or item.kind == "symlink"
+        assert item.status != ItemStatus.VERIFIED or item.signals.to_view().get("sha256") or item.kind == "symlink"
 
 
 async def test_carv2_local_file_scans() -> None:
@@ -230,9 +232,9 @@ async def test_local_directory_is_hashed_without_ipfs(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to("/etc/passwd")
     report = await Scanner(Settings()).scan(str(tmp_path))
     by_path = {i.path: i for i in report.items}
-    assert by_path["sub/hello.txt"].signals["sha256"] == TRUE_SHA256["hello.txt"]
+    assert by_path["sub/hello.txt"].signals.to_view()["sha256"] == TRUE_SHA256["hello.txt"]
     assert by_path["sub/hello.txt"].cid is None and by_path["sub/hello.txt"].source.local
-    assert by_path["link"].kind == "symlink" and by_path["link"].signals == {}
+    assert by_path["link"].kind == "symlink" and by_path["link"].signals.to_view() == {}
     assert by_path["empty.bin"].size == 0
 
 

@@ -11,7 +11,7 @@ from multiformats import CID
 from agent.config import GatewaySettings, Settings
 from agent.ipfs.cid import block_key, parse_cid
 from agent.model.report import ItemReport, ItemStatus
-from agent.scan import Scanner
+from agent.pipeline import Scanner
 from tests.support.dagpb import cid_of, pbnode, unixfs
 from tests.support.gateway import FixtureGateway
 
