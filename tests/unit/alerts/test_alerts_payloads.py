@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import jsonschema
 import pytest
 
 from agent.alerts.events import finding_created, new_event
 from agent.model.events import (
     EVENT_TYPES,
     ContentChanged,
+    EventPayload,
     EventType,
     FindingCreated,
     FindingRef,
@@ -24,6 +26,9 @@ from agent.model.events import (
 from agent.model.records import FindingRow
 from agent.model.signals import ItemSignals, Signal, SignalType, VideoSummary
 from agent.model.time import iso_seconds, iso_z
+from tests.conftest import REPO
+
+SCHEMA = json.loads((REPO / "docs" / "events.schema.json").read_text())
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, 250000, tzinfo=UTC)
 ROW = FindingRow(
@@ -183,3 +188,19 @@ def test_time_spellings() -> None:
     assert iso_z(NOW.replace(microsecond=0)) == "2026-11-23T12:00:00Z"
     # The CLI's spelling converts to UTC and drops the fraction.
     assert iso_seconds(NOW.astimezone(timezone(timedelta(hours=2)))) == "2026-11-23T12:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        FindingCreated(FindingRef.of(ROW), ITEM, ("https://gw.example/ipfs/bafkreiexample",)),
+        FindingRetracted(FindingRef.of(ROW), RetractionReason.ENTRY_DELETED, "deleted from tcap", NOW),
+        ContentChanged(False, "1220ab", "bafk", NOW - timedelta(hours=1), NOW, {}, None, None),
+        ContentChanged(True, "1220ab", "bafk", NOW - timedelta(hours=1), NOW, {}, 2, "back"),
+        WebhookTest(1),
+    ],
+    ids=lambda p: str(p.type),
+)
+def test_every_payload_validates_against_the_published_schema(payload: EventPayload) -> None:
+    body = {"type": str(payload.type), "timestamp": "2026-11-23T12:00:00Z", "data": payload.to_json()}
+    jsonschema.validate(body, SCHEMA, format_checker=jsonschema.FormatChecker())
