@@ -20,7 +20,9 @@ from agent.config import Settings
 from agent.ipfs.cid import parse_cid
 from agent.ipfs.errors import InvalidCid
 from agent.model.report import ItemSource, ItemStatus, ScanReport
-from agent.scan import Scanner, item_examined
+from agent.model.signals import ItemSignals
+from agent.model.status import ItemState
+from agent.pipeline import Scanner, item_examined
 from agent.targets import TargetError, parse_target
 from agent.targets import TargetKind as ScanTargetKind
 
@@ -121,9 +123,9 @@ class PollOutcome:
         return "; ".join(errors) if errors else None
 
 
-def examined(status: str, signals: dict[str, Any]) -> bool:
+def examined(status: ItemState | ItemStatus, signals: ItemSignals) -> bool:
     """Whether a stored item needs no further fetch (a directory remembered as examined
-    included): see agent.scan.item_examined."""
+    included): see agent.pipeline.item_examined."""
     return item_examined(status, signals)
 
 
