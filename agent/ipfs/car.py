@@ -170,10 +170,11 @@ class CarReader:
             decoded = dag_cbor.decode(raw)
         except Exception as exc:
             raise CarError(f"malformed CAR header: {exc}") from exc
-        version = decoded.get("version") if isinstance(decoded, dict) else None
+        if not isinstance(decoded, dict):
+            raise CarError("malformed CAR header: no version")
+        version = decoded.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             raise CarError("malformed CAR header: no version")
-        assert isinstance(decoded, dict)
         roots_raw = decoded.get("roots", [])
         if version == 1 and (not isinstance(roots_raw, list) or not all(isinstance(r, CID) for r in roots_raw)):
             raise CarError("malformed CAR header: roots must be a list of CIDs")
@@ -217,7 +218,8 @@ class CarReader:
                 raise CarError("malformed CAR: zero-length section")
             if length > self._max_section:
                 raise BlockTooLarge(
-                    f"CAR section {self.blocks_read + 1} declares {length} bytes; blocks over {self._max_block} bytes are refused"
+                    f"CAR section {self.blocks_read + 1} declares {length} bytes; "
+                    f"blocks over {self._max_block} bytes are refused"
                 )
             try:
                 section = await self._stream.readexactly(length)

@@ -67,7 +67,8 @@ class SpillingStash:
             raise StashFull(f"{self.disk_bytes} bytes of early blocks on disk; the limit is {self._max_disk}")
         if self._spill is None:
             # A real file from the first byte: SpooledTemporaryFile(max_size=0) never spills.
-            self._spill = tempfile.TemporaryFile(prefix="dweb-agent-stash-")
+            # Not a `with`: the file lives as long as the stash, and close() ends both.
+            self._spill = tempfile.TemporaryFile(prefix="dweb-agent-stash-")  # noqa: SIM115
         self._spill.seek(0, os.SEEK_END)
         offset = self._spill.tell()
         self._spill.write(data)

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import os
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import dag_cbor
@@ -22,6 +22,7 @@ from multiformats import CID, multihash
 
 from agent.config import GatewaySettings, LimitSettings, Settings
 from agent.ipfs.cid import block_key, cid_text
+from agent.ipfs.stash import SpillingStash
 from agent.model.report import ItemStatus, ScanReport
 from agent.pipeline import Scanner
 from tests.support.dagpb import cid_of, pbnode, unixfs
@@ -83,7 +84,7 @@ async def file_gateways(make_gateway: MakeGateway) -> AsyncIterator[Callable[...
         gw.add_blocks(blocks)
         return gw
 
-    yield factory
+    return factory
 
 
 async def test_endless_car_of_unneeded_blocks_is_abandoned_and_the_next_gateway_serves(
@@ -105,7 +106,7 @@ async def test_endless_car_of_unneeded_blocks_is_abandoned_and_the_next_gateway_
     # before 2 MiB of them arrive; either bound ends the stream.
     assert 256 * KiB < received <= MAX_UNREQUESTED + 64 * KiB
     assert peak[0] < HEAP_BOUND, f"heap peak {peak[0]} bytes"
-    print(f"endless-unneeded: read {received} bytes from the flooding gateway, heap peak {peak[0]} bytes")
+    print(f"endless-unneeded: read {received} bytes from the flooding gateway, heap peak {peak[0]} bytes")  # noqa: T201 - the measured numbers, shown by pytest -s
 
 
 async def test_a_flooding_gateway_alone_leaves_the_item_incomplete_and_says_what_it_did(
@@ -138,7 +139,7 @@ async def test_an_endless_repeat_of_one_block_counts_against_the_budget(
     # ends once those pass the budget, within one block of it.
     assert MAX_UNREQUESTED // 2 < received <= MAX_UNREQUESTED + 64 * KiB
     assert peak[0] < HEAP_BOUND, f"heap peak {peak[0]} bytes"
-    print(f"repeat-block: read {received} bytes ({blocks} repeats), heap peak {peak[0]} bytes")
+    print(f"repeat-block: read {received} bytes ({blocks} repeats), heap peak {peak[0]} bytes")  # noqa: T201 - the measured numbers, shown by pytest -s
 
 
 async def test_a_trickling_gateway_is_dropped_after_the_grace_period(
@@ -158,7 +159,7 @@ async def test_a_trickling_gateway_is_dropped_after_the_grace_period(
     # asked at most twice before it is dropped for the rest of the scan.
     assert 0 < received <= 2 * 500 and sum(slow.requests.values()) <= 2
     assert peak[0] < HEAP_BOUND
-    print(f"trickle: read {received} bytes in {sum(slow.requests.values())} requests, heap peak {peak[0]} bytes")
+    print(f"trickle: read {received} bytes in {sum(slow.requests.values())} requests, heap peak {peak[0]} bytes")  # noqa: T201 - the measured numbers, shown by pytest -s
 
 
 async def test_a_response_that_never_completes_ends_at_its_deadline(
@@ -173,16 +174,22 @@ async def test_a_response_that_never_completes_ends_at_its_deadline(
     assert slow.url in str(gateway_entry(report, slow)["last_error"])
 
 
+def _put_all(stash: SpillingStash, blocks: Iterable[tuple[bytes, bytes]], stored: list[bytes]) -> None:
+    """Put every block (until the stash refuses one); `stored` lists the keys it took."""
+    for key, data in blocks:
+        stash.put(key, data)
+        stored.append(key)
+
+
 def test_the_stash_spills_to_a_real_file_and_counts_each_blocks_index_entry() -> None:
-    from agent.ipfs.stash import SpillingStash, StashFull
+    from agent.ipfs.stash import StashFull
 
     stash = SpillingStash(max_memory=256 * KiB, max_disk=512 * KiB)
     blocks = {hashlib.sha256(bytes([i])).digest(): bytes([i]) * 4096 for i in range(200)}
-    stored = 0
+    taken: list[bytes] = []
     with pytest.raises(StashFull, match="on disk"):
-        for key, data in blocks.items():
-            stash.put(key, data)
-            stored += 1
+        _put_all(stash, blocks.items(), taken)
+    stored = len(taken)
     assert stash.memory_bytes <= 256 * KiB and stash.spilled > 0
     assert (
         stash._spill is not None
@@ -193,8 +200,7 @@ def test_the_stash_spills_to_a_real_file_and_counts_each_blocks_index_entry() ->
     # Tiny blocks: the index alone fills the memory budget, the stash refuses rather than grow.
     tiny = SpillingStash(max_memory=64 * KiB, max_disk=1 << 40)
     with pytest.raises(StashFull, match="memory budget"):
-        for i in range(100_000):
-            tiny.put(hashlib.sha256(i.to_bytes(4, "big")).digest(), b"x")
+        _put_all(tiny, ((hashlib.sha256(i.to_bytes(4, "big")).digest(), b"x") for i in range(100_000)), [])
     assert tiny.memory_bytes <= 64 * KiB
     stash.close()
     tiny.close()

@@ -142,7 +142,7 @@ async def test_a_gateway_answering_html_is_not_believed(http: aiohttp.ClientSess
 
     runner, url = await _serve(html)
     try:
-        with pytest.raises(MissingBlock, match="answered text/html, not application/vnd.ipld.raw"):
+        with pytest.raises(MissingBlock, match=r"answered text/html, not application/vnd\.ipld\.raw"):
             await pool_of(http, url).fetch_block(HELLO, Provenance())
     finally:
         await runner.cleanup()

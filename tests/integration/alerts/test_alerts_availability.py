@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent.ipfs.probe import ContentProbe
 from agent.ipfs.cid import CID, block_key, cid_text
 from agent.ipfs.errors import InvalidCid
+from agent.ipfs.probe import ContentProbe
 from tests.conftest import IPFS_FIXTURES
 from tests.support.gateway import FixtureGateway
 from tests.support.http import serve_app
@@ -211,7 +211,7 @@ async def test_redirects_and_html_pages_are_errors(session: aiohttp.ClientSessio
 
 
 async def test_probe_needs_a_source_and_a_valid_cid(session: aiohttp.ClientSession) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one gateway or a routing URL"):
         ContentProbe(session, [])
     with pytest.raises(InvalidCid):
         await ContentProbe(session, ["http://127.0.0.1:9"]).check("not-a-cid")

@@ -72,10 +72,12 @@ async def server() -> AsyncIterator[HookServer]:
 
 
 async def test_allowed_loopback_host_is_reached(server: HookServer) -> None:
-    async with guarded_session(LOOPBACK_ALLOWED, timeout=10) as session:
-        async with guarded_request(session, LOOPBACK_ALLOWED, "POST", server.url(), json={"a": 1}) as resp:
-            assert resp.status == 204
-            assert redirect_target_refused(LOOPBACK_ALLOWED, resp) is None
+    async with (
+        guarded_session(LOOPBACK_ALLOWED, timeout=10) as session,
+        guarded_request(session, LOOPBACK_ALLOWED, "POST", server.url(), json={"a": 1}) as resp,
+    ):
+        assert resp.status == 204
+        assert redirect_target_refused(LOOPBACK_ALLOWED, resp) is None
     assert server.paths == ["/hook"]
 
 
@@ -109,9 +111,11 @@ async def test_localhost_name_refused_unless_allowed(server: HookServer) -> None
     assert server.paths == []
 
     allowed = NetGuard(allow_hosts=frozenset({"localhost"}))
-    async with guarded_session(allowed, timeout=10) as session:
-        async with guarded_request(session, allowed, "POST", server.url(host="localhost")) as resp:
-            assert resp.status == 204
+    async with (
+        guarded_session(allowed, timeout=10) as session,
+        guarded_request(session, allowed, "POST", server.url(host="localhost")) as resp,
+    ):
+        assert resp.status == 204
     assert server.paths == ["/hook"]
 
 
@@ -153,22 +157,26 @@ async def test_each_connection_resolves_once_and_uses_the_checked_answer(server:
 
 
 async def test_redirect_to_metadata_is_returned_not_followed(server: HookServer) -> None:
-    async with guarded_session(LOOPBACK_ALLOWED, timeout=10) as session:
-        async with guarded_request(session, LOOPBACK_ALLOWED, "POST", server.url("/redirect-metadata")) as resp:
-            assert resp.status == 302
-            assert resp.headers["Location"] == METADATA_URL
-            why = redirect_target_refused(LOOPBACK_ALLOWED, resp)
-            assert why is not None and "metadata" in why and "169.254.169.254" in why
-            assert "metadata" in LOOPBACK_ALLOWED.check_redirect(resp.headers["Location"], resp.url)
+    async with (
+        guarded_session(LOOPBACK_ALLOWED, timeout=10) as session,
+        guarded_request(session, LOOPBACK_ALLOWED, "POST", server.url("/redirect-metadata")) as resp,
+    ):
+        assert resp.status == 302
+        assert resp.headers["Location"] == METADATA_URL
+        why = redirect_target_refused(LOOPBACK_ALLOWED, resp)
+        assert why is not None and "metadata" in why and "169.254.169.254" in why
+        assert "metadata" in LOOPBACK_ALLOWED.check_redirect(resp.headers["Location"], resp.url)
     assert server.paths == ["/redirect-metadata"]
 
 
 async def test_redirect_to_same_allowed_host_is_not_followed(server: HookServer) -> None:
-    async with guarded_session(LOOPBACK_ALLOWED, timeout=10) as session:
-        async with guarded_request(session, LOOPBACK_ALLOWED, "POST", server.url("/redirect-same")) as resp:
-            assert resp.status == 307
-            why = redirect_target_refused(LOOPBACK_ALLOWED, resp)
-            assert why is not None and "never followed" in why
+    async with (
+        guarded_session(LOOPBACK_ALLOWED, timeout=10) as session,
+        guarded_request(session, LOOPBACK_ALLOWED, "POST", server.url("/redirect-same")) as resp,
+    ):
+        assert resp.status == 307
+        why = redirect_target_refused(LOOPBACK_ALLOWED, resp)
+        assert why is not None and "never followed" in why
         # A caller that asks aiohttp itself to follow redirects is stopped
         # before the second hop.
         with pytest.raises(BlockedDestination, match="never followed"):

@@ -141,7 +141,7 @@ async def test_reader_is_streaming_and_memory_does_not_grow_with_the_car() -> No
     assert peak < 8 * 1024 * 1024, f"peak {peak} bytes while reading {total}"
 
 
-@pytest.mark.parametrize("digest, reason", [(b"", "0 bytes is too short"), (b"\xb9", "1 bytes is too short")])
+@pytest.mark.parametrize(("digest", "reason"), [(b"", "0 bytes is too short"), (b"\xb9", "1 bytes is too short")])
 async def test_a_section_whose_cid_has_a_short_digest_is_an_error_never_a_verified_block(
     digest: bytes, reason: str
 ) -> None:
@@ -155,5 +155,5 @@ async def test_a_section_whose_cid_has_a_short_digest_is_an_error_never_a_verifi
 async def test_a_section_with_a_non_cryptographic_hash_is_refused_as_cid_text_is() -> None:
     murmur = bytes.fromhex("01552208") + b"\x01" * 8  # CIDv1, raw, murmur3-x64-64
     section = encode_uvarint(len(murmur) + 3) + murmur + b"abc"
-    with pytest.raises(CarError, match="0x22 .*murmur3.* cannot|0x22 .*not one whose blocks can be verified"):
+    with pytest.raises(CarError, match=r"0x22 .*murmur3.* cannot|0x22 .*not one whose blocks can be verified"):
         await _read_all(_car(section))

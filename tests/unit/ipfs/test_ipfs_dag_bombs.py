@@ -6,6 +6,7 @@ fast instead of hanging."""
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import AsyncIterator
 
 import dag_cbor
 import pytest
@@ -25,6 +26,13 @@ from tests.support.dagpb import (
     shared_directory_bomb,
     unixfs,
 )
+
+
+async def _drain(entries: AsyncIterator[DagEntry], seen: list[DagEntry]) -> None:
+    """Walk to the end (or the error), releasing each entry; `seen` collects them."""
+    async for entry in entries:
+        await entry.release()
+        seen.append(entry)
 
 
 def source_of(blocks: Blocks, guard: int = 10_000) -> CountingSource:
@@ -77,12 +85,10 @@ async def test_the_node_budget_stops_a_walk_with_a_clear_error() -> None:
     files = {f"f{i}": (block(blocks, f"file {i}".encode(), "raw"), 6) for i in range(50)}
     root = block(blocks, pbnode([(c, n, s) for n, (c, s) in sorted(files.items())], unixfs(1)))
     walker = DagWalker(source_of(blocks), max_nodes=20)
-    seen = 0
+    seen: list[DagEntry] = []
     with pytest.raises(WalkBudgetExceeded, match=r"more than 20 DAG nodes visited \(limits.max_dag_nodes\)"):
-        async for entry in walker.walk(root):
-            await entry.release()
-            seen += 1
-    assert seen == 19 and walker.nodes_visited == 21
+        await _drain(walker.walk(root), seen)
+    assert len(seen) == 19 and walker.nodes_visited == 21
 
 
 # --- item 4: HAMT shards repeating one sub-shard --------------------------------------
@@ -132,9 +138,8 @@ async def test_hamt_entries_count_against_the_node_budget() -> None:
     leaf = block(blocks, b"x", "raw")
     root = block(blocks, hamt_shard([(leaf, f"00n{i:04}", 1) for i in range(1000)]))
     walker = DagWalker(source_of(blocks), max_nodes=100)
-    with pytest.raises(WalkBudgetExceeded):
-        async for entry in walker.walk(root):
-            await entry.release()
+    with pytest.raises(WalkBudgetExceeded, match="more than 100 DAG nodes"):
+        await _drain(walker.walk(root), [])
     assert walker.nodes_visited == 101
 
 
@@ -173,7 +178,7 @@ def _liar(root_filesize: int, via_parent: bool) -> tuple[object, Blocks]:
 
 
 @pytest.mark.parametrize(
-    "via_parent, message",
+    ("via_parent", "message"),
     [
         (False, r"declares a filesize of 10 bytes but its data and blocksizes add up to 900000000"),
         (True, r"holds 900000000 bytes of file data by its own blocksizes, its parent says 10"),

@@ -57,7 +57,7 @@ async def test_directory_with_files_yields_exactly_its_four_files_with_true_cont
 
 
 async def test_single_layer_hamt_enumerates_all_1000_entries() -> None:
-    source, walker, entries = await _walk_car(
+    source, _walker, entries = await _walk_car(
         GC / "trustless_gateway_car" / "single-layer-hamt-with-multi-block-files.car"
     )
     source.close()
@@ -81,7 +81,7 @@ async def test_multilayer_hamt_with_bucket_collisions_is_walked_through_child_sh
 
 
 async def test_mode_and_mtime_are_read_and_symlinks_reported_not_followed() -> None:
-    source, walker, entries = await _walk_car(IPFS_FIXTURES / "extras" / "boxo-unixfs-dir-with-mode-mtime.car")
+    source, _walker, entries = await _walk_car(IPFS_FIXTURES / "extras" / "boxo-unixfs-dir-with-mode-mtime.car")
     source.close()
     files = [e for e in entries if e.kind == EntryKind.FILE]
     links = [e for e in entries if e.kind == EntryKind.SYMLINK]
@@ -90,7 +90,7 @@ async def test_mode_and_mtime_are_read_and_symlinks_reported_not_followed() -> N
 
 
 async def test_symlink_fixture_reports_target_and_never_follows_it() -> None:
-    source, walker, entries = await _walk_car(GC / "path_gateway_unixfs" / "symlink.car")
+    source, _walker, entries = await _walk_car(GC / "path_gateway_unixfs" / "symlink.car")
     source.close()
     by_path = {e.path: e for e in entries}
     assert by_path["bar"].kind == EntryKind.SYMLINK and by_path["bar"].symlink_target == "foo"
@@ -98,7 +98,7 @@ async def test_symlink_fixture_reports_target_and_never_follows_it() -> None:
 
 
 async def test_link_names_that_would_leave_the_root_are_refused_and_reported() -> None:
-    source, walker, entries = await _walk_car(GC / "path_gateway_tar" / "outside-root.car")
+    source, _walker, entries = await _walk_car(GC / "path_gateway_tar" / "outside-root.car")
     source.close()
     refused = [e for e in entries if e.kind == EntryKind.ERROR]
     assert refused and all(isinstance(e.error, PathEscape) for e in refused)
@@ -108,7 +108,7 @@ async def test_link_names_that_would_leave_the_root_are_refused_and_reported() -
 
 
 async def test_dot_dot_names_that_stay_inside_the_root_are_normalised_and_walked() -> None:
-    source, walker, entries = await _walk_car(GC / "path_gateway_tar" / "inside-root.car")
+    source, _walker, entries = await _walk_car(GC / "path_gateway_tar" / "inside-root.car")
     source.close()
     assert entries and not any(e.kind == EntryKind.ERROR for e in entries)
     assert "foobar/file" in {e.path for e in entries}
@@ -116,7 +116,7 @@ async def test_dot_dot_names_that_stay_inside_the_root_are_normalised_and_walked
 
 
 @pytest.mark.parametrize(
-    "parent, name",
+    ("parent", "name"),
     [
         ("", "../x"),
         ("a", "../../x"),
@@ -148,7 +148,7 @@ async def test_dag_cbor_document_links_are_followed_to_unixfs_files() -> None:
 
 
 async def test_dag_json_document_links_are_followed() -> None:
-    source, walker, entries = await _walk_car(GC / "path_gateway_dag" / "dag-json-traversal.car")
+    source, _walker, entries = await _walk_car(GC / "path_gateway_dag" / "dag-json-traversal.car")
     source.close()
     assert entries[0].kind == EntryKind.DOCUMENT and entries[0].codec == "dag-json"
     assert len(entries) == 3
@@ -163,7 +163,7 @@ async def test_path_resolution_through_a_hamt() -> None:
         cid = await walker.resolve(source.header.roots[0], ["123.txt"])
         entries = [e async for e in walker.walk(cid, "123.txt")]
         assert len(entries) == 1 and entries[0].size == 1026
-        with pytest.raises(DagError, match="no link named 'nope.txt'"):
+        with pytest.raises(DagError, match=r"no link named 'nope\.txt'"):
             await walker.resolve(source.header.roots[0], ["nope.txt"])
     finally:
         source.close()
@@ -235,12 +235,16 @@ async def test_item_count_limit_stops_enumeration() -> None:
         GC / "trustless_gateway_car" / "single-layer-hamt-with-multi-block-files.car"
     )
     walker = DagWalker(source, max_items=10)
-    seen = 0
-    with pytest.raises(TooLarge, match="more than 10 items"):
+    seen: list[DagEntry] = []
+
+    async def walk_all() -> None:
         async for entry in walker.walk(source.header.roots[0]):
-            seen += 1
+            seen.append(entry)
+
+    with pytest.raises(TooLarge, match="more than 10 items"):
+        await walk_all()
     source.close()
-    assert seen == 10
+    assert len(seen) == 10
 
 
 async def test_file_whose_blocksizes_lie_is_an_error() -> None:

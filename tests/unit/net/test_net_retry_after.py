@@ -7,7 +7,7 @@ import pytest
 from agent.net.retry_after import parse_retry_after
 
 
-@pytest.mark.parametrize("value, expected", [("120", 120.0), (" 0 ", 0.0), ("1.5", 1.5), ("-3", 0.0)])
+@pytest.mark.parametrize(("value", "expected"), [("120", 120.0), (" 0 ", 0.0), ("1.5", 1.5), ("-3", 0.0)])
 def test_delta_seconds(value: str, expected: float) -> None:
     assert parse_retry_after(value) == expected
 
