@@ -36,6 +36,7 @@ from agent.ipfs.errors import (
     SlowGateway,
     UnsupportedHash,
 )
+from agent.ipfs.health import GatewayHealthBook
 from agent.ipfs.meter import ResponseMeter
 from agent.ipfs.trustless import CAR_ACCEPT, RAW_ACCEPT, CarResponse, Scope, TrustlessGateway
 from agent.net.backoff import Backoff
@@ -47,6 +48,7 @@ __all__ = [
     "CarResponse",
     "GatewayError",
     "GatewayHealth",
+    "GatewayHealthBook",
     "GatewayPool",
     "Lie",
     "NotFoundAtGateway",
@@ -86,10 +88,12 @@ class GatewayHealth:
     score: float = 1.0
     cooldown_until: float = 0.0
     last_error: str | None = None
+    rate_limits: int = 0  # 429s since the last success: the cooldown's exponent
 
     def record(self, ok: bool, error: str | None = None) -> None:
         if ok:
             self.successes += 1
+            self.rate_limits = 0
         else:
             self.failures += 1
             self.last_error = error
@@ -117,13 +121,21 @@ class GatewayPool:
     health: dict[str, GatewayHealth] = field(default_factory=dict)
     # The cooldown's random source (agent.net.backoff draws from it); tests may seed it.
     rng: random.Random = field(default_factory=random.Random)
+    # Health kept across scans (agent.ipfs.health); None: this pool remembers only itself.
+    book: GatewayHealthBook | None = None
     lies: list[Lie] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.gateways:
             raise ValueError("a gateway pool needs at least one gateway")
         for i, gw in enumerate(self.gateways):
-            self.health.setdefault(gw.url, GatewayHealth(gw.url, i))
+            h = self.health.setdefault(gw.url, GatewayHealth(gw.url, i))
+            if self.book is not None:
+                self.book.seed(h)
+
+    def _remember(self, h: GatewayHealth) -> None:
+        if self.book is not None:
+            self.book.remember(h)
 
     def ranked(self) -> list[TrustlessGateway]:
         now = time.monotonic()
@@ -157,6 +169,7 @@ class GatewayPool:
         h.lies += 1
         h.bad = h.excluded = True
         h.record(False, f"served wrong bytes for {cid}")
+        self._remember(h)
         self.lies.append(Lie(url, cid))
         log.warning("gateway.lied", gateway=url, cid=cid)
 
@@ -165,6 +178,7 @@ class GatewayPool:
         h = self.health[url]
         h.bad = h.excluded = True
         h.record(False, detail)
+        self._remember(h)
         log.warning("gateway.flooded", gateway=url, detail=detail)
 
     def failure(self, gw: TrustlessGateway, exc: Exception) -> None:
@@ -176,12 +190,14 @@ class GatewayPool:
             return
         h.record(False, str(exc))
         if isinstance(exc, RateLimited):
-            failures = h.failures - h.successes  # only the streak length matters for an exponential
-            h.cooldown_until = time.monotonic() + _COOLDOWN.delay(failures, self.rng, retry_after=exc.retry_after)
+            h.rate_limits += 1
+            delay = _COOLDOWN.delay(h.rate_limits, self.rng, retry_after=exc.retry_after)
+            h.cooldown_until = time.monotonic() + delay
         if isinstance(exc, SlowGateway) and exc.too_slow:
             h.slow += 1
             h.excluded = h.excluded or h.slow >= _MAX_SLOW_RESPONSES
             log.warning("gateway.slow", gateway=gw.url, detail=str(exc), excluded=h.excluded)
+        self._remember(h)
 
     async def _with_failover(
         self, cid: CID, provenance: Provenance, attempt: Attempt, earlier: dict[str, str] | None = None
@@ -227,6 +243,7 @@ class GatewayPool:
                     break
                 else:
                     self.health[gw.url].record(True)
+                    self._remember(self.health[gw.url])
                     provenance.served(gw.url)
                     return data
         if provenance.blocked_at and all(url in provenance.blocked_at or "404" in why for url, why in answers.items()):
