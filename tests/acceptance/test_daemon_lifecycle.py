@@ -20,6 +20,7 @@ from agent.ipfs.cid import CID, parse_cid
 from agent.store import Store
 from tests.conftest import MEDIA_FIXTURES
 from tests.support.cli import run_cli, spawn_agent
+from tests.support.config import write_agent_config
 from tests.support.gateway import FixtureGateway
 from tests.support.media_dag import expected_pdq
 from tests.support.unixfs_builder import UnixFSBuilder
@@ -69,28 +70,17 @@ class Run:
         self.data.mkdir()
         self.listing = tmp_path / "list.txt"
         self.listing.write_text(f"pdq {ORIGINAL_PDQ}\n")
-        self.database = f"sqlite+aiosqlite:///{self.data / 'agent.sqlite3'}"
-        self.config = tmp_path / "agent.toml"
         self.port = health_port
-        blocks = "".join(f'[[targets]]\nurl = "{t}"\ninterval_s = 3600\n' for t in targets)
-        self.config.write_text(f"""
-[agent]
-data_dir = "{self.data}"
-health_port = {health_port}
-shutdown_grace_s = {grace_s}
-[gateways]
-urls = ["{gateway}"]
-read_timeout_s = 300
-[lists]
-sources = ["{self.listing}"]
-[media]
-workers = 1
-[schedule]
-jitter_fraction = 0
-lists_interval_s = {lists_interval_s}
-[alerts]
-allow_hosts = [{'"127.0.0.1"' if receiver_host else ""}]
-{blocks}""")
+        cfg = write_agent_config(
+            tmp_path,
+            agent={"data_dir": self.data, "health_port": health_port, "shutdown_grace_s": grace_s},
+            gateways={"urls": [gateway], "read_timeout_s": 300},
+            lists={"sources": [self.listing]},
+            schedule={"jitter_fraction": 0, "lists_interval_s": lists_interval_s},
+            alerts={"allow_hosts": ["127.0.0.1"] if receiver_host else []},
+            targets=[{"url": t, "interval_s": 3600} for t in targets],
+        )
+        self.config, self.database = cfg.path, cfg.database
         self.logs: list[Path] = []
 
     async def start(self) -> asyncio.subprocess.Process:
@@ -229,7 +219,7 @@ async def test_a_poll_cancelled_after_the_grace_is_interrupted_and_polled_again_
 
 
 async def test_a_polls_log_context_stays_on_its_own_lines(make_gateway: MakeGateway, tmp_path: Path) -> None:
-    root, keys, builder = _photo_dag()
+    root, _keys, builder = _photo_dag()
     gw = await make_gateway()
     gw.add_blocks(builder.blocks)
     name, _ = UnixFSBuilder().add_file(b"an IPNS name the gateway has no record for")
@@ -269,7 +259,7 @@ async def test_a_polls_log_context_stays_on_its_own_lines(make_gateway: MakeGate
 
 
 async def test_a_second_sigterm_ends_the_grace_at_once(make_gateway: MakeGateway, tmp_path: Path) -> None:
-    root, keys, builder = _photo_dag()
+    root, _keys, builder = _photo_dag()
     gw = await make_gateway(hold_after=3)
     gw.add_blocks(builder.blocks)
     run = Run(tmp_path, gw.url, [f"ipfs://{root}"], grace_s=3600)  # far longer than the test waits below

@@ -13,6 +13,7 @@ from agent.ipfs.cid import parse_cid
 from agent.store import Store
 from tests.conftest import MEDIA_FIXTURES
 from tests.support.cli import spawn_agent
+from tests.support.config import write_agent_config
 from tests.support.gateway import FixtureGateway
 from tests.support.media_dag import expected_pdq
 from tests.support.unixfs_builder import UnixFSBuilder
@@ -37,27 +38,15 @@ async def test_sigkill_mid_scan_then_restart_fetches_nothing_twice_and_keeps_eve
     gw.add_blocks(builder.blocks)
     listing = tmp_path / "list.txt"
     listing.write_text(f"pdq {expected_pdq()['pdq/bridge-mods/aaa-orig.jpg'][0]}\n")
-    data_dir = tmp_path / "data"
-    config = tmp_path / "agent.toml"
-    config.write_text(f"""
-[agent]
-data_dir = "{data_dir}"
-health_port = 0
-shutdown_grace_s = 5
-[gateways]
-urls = ["{gw.url}"]
-read_timeout_s = 120
-[lists]
-sources = ["{listing}"]
-[media]
-workers = 1
-[schedule]
-jitter_fraction = 0
-[[targets]]
-url = "ipfs://{root}"
-interval_s = 3600
-""")
-    database = f"sqlite+aiosqlite:///{data_dir / 'agent.sqlite3'}"
+    cfg = write_agent_config(
+        tmp_path,
+        agent={"shutdown_grace_s": 5},
+        gateways={"urls": [gw.url], "read_timeout_s": 120},
+        lists={"sources": [listing]},
+        schedule={"jitter_fraction": 0},
+        targets=[{"url": f"ipfs://{root}", "interval_s": 3600}],
+    )
+    config, data_dir, database = cfg.path, cfg.data_dir, cfg.database
 
     first = await spawn_agent(config, tmp_path / "first.log", "agent-under-test")
     try:

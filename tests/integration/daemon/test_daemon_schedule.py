@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent.config import ScheduleSettings
-from agent.daemon import Agent, JitteredInterval, backoff_delay
+from agent.daemon import Agent
+from agent.runtime.schedule import JitteredInterval, backoff_delay
 from tests.support.agent import settings_for
 from tests.support.unixfs_builder import UnixFSBuilder
 
@@ -52,8 +53,8 @@ def test_backoff_doubles_per_failure_up_to_the_cap_plus_jitter() -> None:
 
 
 async def test_next_runs_come_from_the_agents_clock_and_random_source(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path, "http://127.0.0.1:9")  # nothing listens: no fetch can succeed
-    settings.schedule = ScheduleSettings(jitter_fraction=0.1, max_backoff_s=7200)
+    plain = settings_for(tmp_path, "http://127.0.0.1:9")  # nothing listens: no fetch can succeed
+    settings = plain.model_copy(update={"schedule": ScheduleSettings(jitter_fraction=0.1, max_backoff_s=7200)})
     name, _ = UnixFSBuilder().add_file(b"not an IPNS key: the poll fails before any fetch")
     async with Agent(settings, clock=lambda: T0, rng=random.Random(5)) as agent:
         failing = await agent.add_target(f"ipns://{name}", 600)
