@@ -22,7 +22,10 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Frozen: settings are loaded once and never changed, so one process (a daemon, an API
+    # server) can share them between calls; what a call wants different is an option of that
+    # call, or a derived copy (`settings.model_copy(update=...)`, see agent.services.scans).
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class AgentSettings(_Section):
@@ -178,7 +181,12 @@ class TargetSettings(_Section):
     interval_s: int | None = Field(default=None, ge=1)
 
 
-class Settings(_Section):
+class Settings(BaseModel):
+    # The sections are frozen; the root is not yet: five test setups replace a whole section
+    # (`settings.schedule = ScheduleSettings(...)` in tests/integration/daemon/) and move to
+    # model_copy when their owners next touch them (issue 10), then this becomes _Section.
+    model_config = ConfigDict(extra="forbid")
+
     agent: AgentSettings = Field(default_factory=AgentSettings)
     gateways: GatewaySettings = Field(default_factory=GatewaySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
@@ -197,7 +205,11 @@ def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str,
     """Apply DWEB_AGENT_<SECTION>_<KEY> variables onto the parsed TOML.
 
     List-valued keys take a comma-separated string. Unknown names are an error,
-    so a typo in a deployment never silently keeps the default."""
+    so a typo in a deployment never silently keeps the default.
+
+    Not pydantic-settings: it ignores environment variables that match no field (the typo
+    rule above is the point of this function), reads list values as JSON rather than
+    comma-separated, and would be one more dependency for these thirty lines."""
     merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     sections = Settings.model_fields
     for name, value in environ.items():
@@ -209,7 +221,8 @@ def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str,
             raise ConfigError(f"{name}: no configuration section matches")
         key = rest[len(section) + 1 :]
         model = sections[section].annotation
-        assert isinstance(model, type) and issubclass(model, BaseModel)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):  # every field of Settings is a section
+            raise ConfigError(f"{name}: [{section}] is not a section")
         field = model.model_fields.get(key)
         if field is None:
             raise ConfigError(f"{name}: [{section}] has no key {key!r}")

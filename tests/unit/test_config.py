@@ -41,7 +41,7 @@ def test_config_file_from_environment_variable(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "env, message",
+    ("env", "message"),
     [
         ({"DWEB_AGENT_LIMITS_NOPE": "1"}, "has no key 'nope'"),
         ({"DWEB_AGENT_WHATEVER_X": "1"}, "no configuration section"),
@@ -58,5 +58,17 @@ def test_missing_or_broken_file_is_a_clear_error(tmp_path: Path) -> None:
         load_settings(tmp_path / "absent.toml", environ={})
     broken = tmp_path / "broken.toml"
     broken.write_text("[limits\n")
-    with pytest.raises(ConfigError, match="broken.toml"):
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
         load_settings(broken, environ={})
+
+
+def test_loaded_settings_cannot_be_changed_in_place() -> None:
+    """A command or request that wants other values derives a copy; the loaded settings,
+    shared by every call of a long-lived process, stay as loaded."""
+    from pydantic import ValidationError
+
+    settings = load_settings(REPO / "config" / "agent.toml", environ={})
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.media.video_fps_sample = 0
+    every_frame = settings.model_copy(update={"media": settings.media.model_copy(update={"video_fps_sample": 0.0})})
+    assert every_frame.media.video_fps_sample == 0.0 and settings.media.video_fps_sample == 1.0
