@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.interval import IntervalTrigger
 
+from agent.net.backoff import Backoff
+
 
 class JitteredInterval(IntervalTrigger):  # type: ignore[misc]
     """APScheduler's interval trigger, with its jitter drawn from the agent's own
@@ -30,6 +32,5 @@ def backoff_delay(
     interval_s: int, failures: int, max_backoff_s: int, jitter_fraction: float, rng: random.Random
 ) -> float:
     """Seconds before a failing target is polled again: interval x 2^(failures-1), at
-    most max_backoff_s, plus up to jitter_fraction of it."""
-    delay = min(interval_s * (2 ** max(0, failures - 1)), max_backoff_s)
-    return float(delay * (1 + rng.uniform(0, jitter_fraction)))
+    most max_backoff_s, plus up to jitter_fraction of it (the agent's one policy, net.backoff)."""
+    return Backoff(base_s=interval_s, cap_s=max_backoff_s, jitter=jitter_fraction).delay(failures, rng)
