@@ -13,6 +13,7 @@ from rich.table import Table
 from agent.cli.common import call, emit, fail, load
 from agent.cli.main import main
 from agent.model.status import Verdict
+from agent.model.time import iso_seconds
 
 if TYPE_CHECKING:
     from agent.model.records import (
@@ -30,12 +31,6 @@ UNREVIEWED = "unreviewed"
 @main.group()
 def findings() -> None:
     """Findings: list and show them, review them (every review is kept: `findings reviews`)."""
-
-
-def iso_seconds(value: Any) -> str | None:
-    from agent.alerts.events import iso_seconds as iso
-
-    return iso(value)
 
 
 def _links(view: FindingView, gateways: Sequence[str]) -> list[str]:

@@ -13,6 +13,8 @@ from rich.table import Table
 from agent.cli.common import call, csv_list, emit, fail, load, when
 from agent.cli.main import main
 from agent.model.report import EXIT_ERROR
+from agent.model.status import DeliveryStatus
+from agent.model.time import iso_seconds
 
 if TYPE_CHECKING:
     from agent.model.records import SubscriptionRow
@@ -20,8 +22,6 @@ if TYPE_CHECKING:
 
 
 def _subscription_dict(sub: SubscriptionRow) -> dict[str, Any]:
-    from agent.alerts.events import iso_seconds
-
     return {
         "id": sub.id,
         "url": sub.url,
@@ -175,8 +175,6 @@ def webhooks_test(subscription_id: int, config: Path | None) -> None:
 
 def describe_test_delivery(result: TestDelivery) -> str:
     """One line saying what happened to a test delivery, and why when it was not delivered."""
-    from agent.alerts.events import iso_seconds
-
     delivery, sub, waited_s = result.delivery, result.subscription, result.waited_s
     if result.delivered:
         return f"delivered: HTTP {delivery.last_status}"
@@ -190,7 +188,7 @@ def describe_test_delivery(result: TestDelivery) -> str:
     if status is not None and not why.startswith(f"HTTP {status}"):
         why = f"HTTP {status}, {why}"
     line = f"not delivered: {why}"
-    if delivery.status == "pending":
+    if delivery.status == DeliveryStatus.PENDING:
         line += f"; the agent tries again at {iso_seconds(delivery.next_attempt_at)}"
     if sub is not None and not sub.enabled:
         line += f"; subscription {sub.id} is now disabled ({sub.disabled_reason})"

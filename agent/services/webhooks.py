@@ -140,8 +140,8 @@ class WebhooksService:
         store = self._store
         before = await self._subscription(subscription_id)
         await store.set_subscription_enabled(subscription_id, True)
-        pending = [d for d in await store.deliveries_of(subscription_id=subscription_id) if d.status == "pending"]
-        return Enabled(before, len(pending))
+        kept = await store.deliveries_of(subscription_id=subscription_id)
+        return Enabled(before, sum(1 for d in kept if d.status == DeliveryStatus.PENDING))
 
     async def test(self, subscription_id: int) -> TestDelivery:
         """Queue a signed webhook.test event for this subscription and send that delivery
@@ -162,7 +162,7 @@ class WebhooksService:
         await deliver_now(self._settings, store, [event.id], subscription_id)
         deadline = time.monotonic() + wait_s
         delivery = (await store.deliveries_of(event_id=event.id))[0]
-        while delivery.attempts == 0 and delivery.status == "pending" and time.monotonic() < deadline:
+        while delivery.attempts == 0 and delivery.status == DeliveryStatus.PENDING and time.monotonic() < deadline:
             await asyncio.sleep(0.2)  # another agent's answer, recorded in the shared database
             delivery = (await store.deliveries_of(event_id=event.id))[0]
         return TestDelivery(delivery, await store.get_subscription(subscription_id), wait_s)
