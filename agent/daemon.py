@@ -41,7 +41,9 @@ from agent.model.finding import matched_on
 from agent.model.signals import ItemSignals, VideoFrameHash
 from agent.model.status import ItemState
 from agent.store import DuplicateTarget, FindingRow, ItemRow, ListStateRow, LocationRow, Store, TargetRow
-from agent.watch import PollContext, WatchTarget, classify_target, examined, poll
+from agent.model.target import Target
+from agent.sources.targets import parse_watch_target
+from agent.watch import PollContext, classify_target, examined, poll
 from agent.runtime import process as _process
 from agent.runtime.errors import DaemonError as DaemonError  # shim: issue-10 integration removes
 from agent.runtime.health import HealthState, HealthStatus
@@ -63,9 +65,9 @@ class StoreHooks:
 
     async def known(self, key: str) -> KnownItem | None:
         row = (await self.agent.store.get_items([key])).get(key)
-        if row is None or not examined(row.status, row.signals.to_view()):
+        if row is None or not examined(row.status, row.signals):
             return None
-        return KnownItem(row.key, row.size, row.media_type, row.signals.to_view(), row.status)
+        return KnownItem(row.key, row.size, row.media_type, row.signals, row.status)
 
     async def record(self, item: ItemReport, key: str | None, report: ScanReport) -> None:
         if key is None:  # local content has no content key; nothing to remember
@@ -79,13 +81,13 @@ class StoreHooks:
             cid=item.cid,
             size=item.size,
             media_type=item.media_type,
-            signals=ItemSignals.from_view(item.signals, [VideoFrameHash(*f) for f in item.video_frames or ()]),
+            signals=item.signals,
         )
         target_id = self.target.id if self.target else None
         location = LocationRow(
             item_key=key, path=item.path, target_id=target_id, root_cid=report.root, gateway=item.source.gateway
         )
-        findings = [finding_row(key, f) for f in item.findings]
+        findings = [FindingRow.from_finding(key, f) for f in item.findings]
         context = ItemContext(
             key=key,
             cid=item.cid,
@@ -438,7 +440,7 @@ class Agent:
             return PollResult(target_id, True, "target removed")
         if scheduled and not await self.store.claim_poll(target_id, self.node, min_gap_s=target.interval_s / 2):
             return PollResult(target_id, True, "another agent polled this target less than half an interval ago")
-        spec: WatchTarget = classify_target(target.url)
+        spec: Target = parse_watch_target(target.url)
         started = time.monotonic()
         scan_id = await self.store.start_scan(target_id, target.url, node=self.node)
         # Bound for this poll's lines only (the scan's, its findings'): the binding
@@ -462,10 +464,10 @@ class Agent:
             )
         return PollResult(target_id, result.error is None, result.note, result.error)
 
-    async def _poll(self, target: TargetRow, spec: WatchTarget, scan_id: int) -> _PollDone:
+    async def _poll(self, target: TargetRow, spec: Target, scan_id: int) -> _PollDone:
         """Run one poll and record how it ended; a cancelled poll is marked interrupted
         (which releases its claim, so the next agent to start polls it at once)."""
-        ctx = PollContext(self.settings, self.http, lambda: self.scanner(target))
+        ctx = PollContext(self.settings, self.http, lambda: self.scanner(target), StoreHooks(self, target).known)
         state = target.state
         summary: dict[str, Any] = {}
         try:

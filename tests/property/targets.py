@@ -44,7 +44,7 @@ from agent.sources.ipns_record import (
     parse_ipns_name,
     verify_ipns_record,
 )
-from agent.targets import TargetError, parse_target
+from agent.sources.targets import TargetError, parse_target
 from tests.property import strategies as s
 from tests.property.harness import MiB, bounded_call
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.targets import TargetError, TargetKind, parse_gateway_url, parse_target
+from agent.sources.targets import TargetError, TargetKind, parse_gateway_url, parse_target
 
 CID = "bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy"
 
