@@ -9,11 +9,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from agent.model.finding import Finding, MatchedOn
+from agent.model.signals import ItemSignals
+from agent.model.status import (
+    ContentState,
+    DeliveryStatus,
+    ItemState,
+    ProvenanceSource,
+    RetractionReason,
+    ScanStatus,
+    Verdict,
+)
 from agent.model.time import utcnow
 
 JSONObject = dict[str, Any]
-# One vPDQ frame as stored: [frame, quality, pdq_hex, timestamp].
-VideoFrame = tuple[int, int, str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +50,7 @@ class ScanRow:
     target_url: str
     started_at: datetime
     finished_at: datetime | None
-    status: str
+    status: ScanStatus
     root_cid: str | None
     summary: JSONObject
     error: str | None
@@ -54,12 +63,12 @@ class ItemRow:
     CIDv0 and v1 of the same bytes are one item) or 'ar:<txid>'."""
 
     key: str
-    status: str
+    status: ItemState
     cid: str | None = None
     size: int | None = None
     media_type: str | None = None
-    signals: JSONObject = field(default_factory=dict)
-    video_frames: tuple[VideoFrame, ...] | None = None
+    # The vPDQ frames of a video are inside (`signals.frames`), kept for re-matching.
+    signals: ItemSignals = field(default_factory=ItemSignals)
     first_seen_at: datetime = field(default_factory=utcnow)
     last_seen_at: datetime = field(default_factory=utcnow)
 
@@ -81,24 +90,68 @@ class LocationRow:
 @dataclass(frozen=True, slots=True)
 class FindingRow:
     """A match of an item against one list entry. (item_key, list_name,
-    entry_id, signal_type) is its identity; `id` is None until stored."""
+    entry_id, signal_type) is its identity; `id` is None until stored.
+
+    `list_source`, `list_line` and `compared_percent` are kept in the table's
+    `detail` JSON column (see `detail_view`), so adding one needs no migration."""
 
     item_key: str
     list_name: str
     entry_id: str
     entry_value: str
-    signal_type: str
+    signal_type: MatchedOn
     distance: float
     labels: tuple[str, ...] = ()
     query: str | None = None
-    detail: JSONObject = field(default_factory=dict)
+    list_source: str | None = None
+    list_line: int | None = None
+    compared_percent: float | None = None
     created_at: datetime = field(default_factory=utcnow)
     retroactive: bool = False
     id: int | None = None
 
     @property
     def identity(self) -> tuple[str, str, str, str]:
-        return (self.item_key, self.list_name, self.entry_id, self.signal_type)
+        return (self.item_key, self.list_name, self.entry_id, self.signal_type.value)
+
+    @classmethod
+    def from_finding(cls, item_key: str, finding: Finding, *, retroactive: bool = False) -> FindingRow:
+        return cls(
+            item_key=item_key,
+            list_name=finding.list_name,
+            entry_id=finding.entry_id,
+            entry_value=finding.entry,
+            signal_type=finding.signal_type,
+            distance=float(finding.distance),
+            labels=tuple(finding.labels),
+            query=finding.query,
+            list_source=finding.list_source,
+            list_line=finding.list_line,
+            compared_percent=finding.compared_percent,
+            retroactive=retroactive,
+        )
+
+    def to_finding(self) -> Finding:
+        return Finding(
+            list_name=self.list_name,
+            entry=self.entry_value,
+            entry_id=self.entry_id,
+            signal_type=self.signal_type,
+            distance=self.distance,
+            labels=self.labels,
+            query=self.query,
+            list_source=self.list_source,
+            list_line=self.list_line,
+            compared_percent=self.compared_percent,
+        )
+
+    def detail_view(self) -> JSONObject:
+        """The `detail` JSON column (and `findings show`'s `detail` object): the keys
+        a report finding has beyond the table's own columns, in the report's order."""
+        detail: JSONObject = {"list_source": self.list_source, "list_line": self.list_line}
+        if self.compared_percent is not None:
+            detail["compared_percent"] = self.compared_percent
+        return detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +235,7 @@ class DeliveryRow:
     id: int
     event_id: str
     subscription_id: int
-    status: str
+    status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime
     last_attempt_at: datetime | None
@@ -205,7 +258,7 @@ class DeliveryJob:
 class ReviewRow:
     id: int
     finding_id: int
-    verdict: str
+    verdict: Verdict
     note: str | None
     reviewer: str | None
     created_at: datetime
@@ -214,7 +267,7 @@ class ReviewRow:
 @dataclass(frozen=True, slots=True)
 class ContentStatusRow:
     item_key: str
-    state: str
+    state: ContentState
     first_alert_at: datetime
     changed_at: datetime
     last_checked_at: datetime
@@ -224,7 +277,7 @@ class ContentStatusRow:
 @dataclass(frozen=True, slots=True)
 class RetractionRow:
     finding_id: int
-    reason: str  # false_positive | entry_deleted
+    reason: RetractionReason
     detail: str | None
     created_at: datetime
 
@@ -239,7 +292,7 @@ class Provenance:
     target_id: int | None
     target_url: str | None
     gateway: str | None
-    source: str  # "location" | "event" | "none"
+    source: ProvenanceSource
 
 
 @dataclass(frozen=True, slots=True)

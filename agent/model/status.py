@@ -44,3 +44,28 @@ class Verdict(StrEnum):
 
     CONFIRMED = "confirmed"
     FALSE_POSITIVE = "false_positive"
+
+
+class RetractionReason(StrEnum):
+    """Why a finding was withdrawn (its retraction row and the finding.retracted event)."""
+
+    FALSE_POSITIVE = "false_positive"
+    ENTRY_DELETED = "entry_deleted"
+
+
+class AttemptOutcome(StrEnum):
+    """What one webhook delivery attempt decided: RETRY leaves the delivery pending."""
+
+    SUCCEEDED = "succeeded"
+    RETRY = "retry"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ProvenanceSource(StrEnum):
+    """Where a finding view's provenance came from: a stored location, the
+    finding.created event (once the location is gone), or nowhere."""
+
+    LOCATION = "location"
+    EVENT = "event"
+    NONE = "none"

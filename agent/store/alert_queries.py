@@ -35,6 +35,14 @@ from agent.model.records import (
     ReviewRow,
     SubscriptionRow,
 )
+from agent.model.status import (
+    AttemptOutcome,
+    ContentState,
+    DeliveryStatus,
+    ProvenanceSource,
+    RetractionReason,
+    Verdict,
+)
 from agent.store.schema import (
     content_status,
     deliveries,
@@ -68,12 +76,17 @@ def _chunks(values: Sequence[Any]) -> list[list[Any]]:
 
 
 def _review(r: RowMapping) -> ReviewRow:
-    return ReviewRow(r["id"], r["finding_id"], r["verdict"], r["note"], r["reviewer"], r["created_at"])
+    return ReviewRow(r["id"], r["finding_id"], Verdict(r["verdict"]), r["note"], r["reviewer"], r["created_at"])
 
 
 def _content(r: RowMapping) -> ContentStatusRow:
     return ContentStatusRow(
-        r["item_key"], r["state"], r["first_alert_at"], r["changed_at"], r["last_checked_at"], dict(r["detail"] or {})
+        r["item_key"],
+        ContentState(r["state"]),
+        r["first_alert_at"],
+        r["changed_at"],
+        r["last_checked_at"],
+        dict(r["detail"] or {}),
     )
 
 
@@ -88,7 +101,7 @@ def _alerted_provenance(payload: dict[str, Any]) -> Provenance:
         target_id=target_id if isinstance(target_id, int) else None,
         target_url=target_url if isinstance(target_url, str) else None,
         gateway=None,
-        source="event",
+        source=ProvenanceSource.EVENT,
     )
 
 
@@ -128,7 +141,7 @@ def _delivery(r: RowMapping) -> DeliveryRow:
         id=r["id"],
         event_id=r["event_id"],
         subscription_id=r["subscription_id"],
-        status=r["status"],
+        status=DeliveryStatus(r["status"]),
         attempts=int(r["attempts"]),
         next_attempt_at=r["next_attempt_at"],
         last_attempt_at=r["last_attempt_at"],
@@ -253,7 +266,7 @@ class AlertQueries:
                         {
                             "event_id": event.id,
                             "subscription_id": sid,
-                            "status": "pending",
+                            "status": DeliveryStatus.PENDING.value,
                             "attempts": 0,
                             "next_attempt_at": now,
                             "created_at": now,
@@ -313,7 +326,7 @@ class AlertQueries:
             sa.select(deliveries.c.id)
             .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
             .where(
-                deliveries.c.status == "pending",
+                deliveries.c.status == DeliveryStatus.PENDING.value,
                 deliveries.c.next_attempt_at <= now,
                 subscriptions.c.enabled.is_(True),
                 sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
@@ -362,7 +375,7 @@ class AlertQueries:
         (the receiver may get one twice, with the same webhook-id; it never gets none)."""
         stmt = (
             sa.update(deliveries)
-            .where(deliveries.c.lease_node == node, deliveries.c.status == "pending")
+            .where(deliveries.c.lease_node == node, deliveries.c.status == DeliveryStatus.PENDING.value)
             .values(lease_until=None, lease_node=None)
         )
         async with self._write() as conn:
@@ -379,9 +392,11 @@ class AlertQueries:
         next_attempt_at: datetime | None = None,
     ) -> DeliveryRow | None:
         """outcome: 'succeeded' | 'retry' (with next_attempt_at) | 'failed' | 'cancelled'. Keeps an audit row."""
-        if outcome not in ("succeeded", "retry", "failed", "cancelled"):
-            raise ValueError(f"unknown outcome {outcome!r}")
-        if outcome == "retry" and next_attempt_at is None:
+        try:
+            decided = AttemptOutcome(outcome)
+        except ValueError:
+            raise ValueError(f"unknown outcome {outcome!r}") from None
+        if decided is AttemptOutcome.RETRY and next_attempt_at is None:
             raise ValueError("a retry needs next_attempt_at")
         now = utcnow()
         values: dict[str, Any] = {
@@ -391,11 +406,13 @@ class AlertQueries:
             "last_error": error,
             "lease_until": None,
             "lease_node": None,
-            "status": "pending" if outcome == "retry" else outcome,
+            "status": DeliveryStatus.PENDING.value
+            if decided is AttemptOutcome.RETRY
+            else DeliveryStatus(decided).value,
         }
-        if outcome == "retry":
+        if decided is AttemptOutcome.RETRY:
             values["next_attempt_at"] = next_attempt_at
-        if outcome == "succeeded":
+        if decided is AttemptOutcome.SUCCEEDED:
             values["succeeded_at"] = now
         async with self._write() as conn:
             row = (
@@ -440,7 +457,7 @@ class AlertQueries:
         stmt = (
             sa.update(deliveries)
             .where(deliveries.c.event_id.in_(event_ids))
-            .values(status="pending", next_attempt_at=utcnow(), lease_until=None, lease_node=None)
+            .values(status=DeliveryStatus.PENDING.value, next_attempt_at=utcnow(), lease_until=None, lease_node=None)
         )
         if subscription_id is not None:
             stmt = stmt.where(deliveries.c.subscription_id == subscription_id)
@@ -481,8 +498,10 @@ class AlertQueries:
         """Keep the review (every review is kept: the audit trail). A false positive
         retracts the finding, suppresses its item+entry, and sends `retraction(...)`
         to the subscriptions that were alerted about it, in the same transaction."""
-        if verdict not in ("false_positive", "confirmed"):
-            raise ValueError("verdict must be false_positive or confirmed")
+        try:
+            judged = Verdict(verdict)
+        except ValueError:
+            raise ValueError("verdict must be false_positive or confirmed") from None
         now = utcnow()
         async with self._write() as conn:
             finding = (
@@ -496,7 +515,7 @@ class AlertQueries:
                         sa.insert(reviews)
                         .values(
                             finding_id=finding_id,
-                            verdict=verdict,
+                            verdict=judged.value,
                             note=note,
                             reviewer=reviewer,
                             created_at=now,
@@ -507,8 +526,8 @@ class AlertQueries:
                 .mappings()
                 .one()
             )
-            if verdict == "false_positive":
-                await self._retract(conn, [finding_id], "false_positive", note, retraction)
+            if judged is Verdict.FALSE_POSITIVE:
+                await self._retract(conn, [finding_id], RetractionReason.FALSE_POSITIVE, note, retraction)
                 await conn.execute(
                     self._insert_ignore(
                         suppressions,
@@ -523,7 +542,7 @@ class AlertQueries:
         return ReviewRow(
             id=row["id"],
             finding_id=finding_id,
-            verdict=verdict,
+            verdict=judged,
             note=note,
             reviewer=reviewer,
             created_at=row["created_at"],
@@ -540,7 +559,7 @@ class AlertQueries:
         self,
         conn: AsyncConnection,
         finding_ids: Sequence[int],
-        reason: str,
+        reason: RetractionReason,
         detail: str | None,
         follow_up: FollowUp | None,
     ) -> list[int]:
@@ -556,7 +575,7 @@ class AlertQueries:
         now = utcnow()
         for fid in fresh:
             await conn.execute(
-                sa.insert(retractions).values(finding_id=fid, reason=reason, detail=detail, created_at=now)
+                sa.insert(retractions).values(finding_id=fid, reason=reason.value, detail=detail, created_at=now)
             )
             if follow_up is not None:
                 event = follow_up(await self.alerted_subscriptions(conn, finding_ids=[fid]))
@@ -593,7 +612,7 @@ class AlertQueries:
                 done += await self._retract(
                     conn,
                     [f.id],
-                    "entry_deleted",
+                    RetractionReason.ENTRY_DELETED,
                     detail,
                     lambda subs, f=f: make_event(f, subs),  # type: ignore[misc]
                 )
@@ -671,9 +690,9 @@ class AlertQueries:
                 latest[int(r["finding_id"])] = _review(r)
             for r in (await conn.execute(sa.select(retractions).where(retractions.c.finding_id.in_(part)))).mappings():
                 retracted[int(r["finding_id"])] = RetractionRow(
-                    int(r["finding_id"]), r["reason"], r["detail"], r["created_at"]
+                    int(r["finding_id"]), RetractionReason(r["reason"]), r["detail"], r["created_at"]
                 )
-        none = Provenance(None, None, None, None, None, "none")
+        none = Provenance(None, None, None, None, None, ProvenanceSource.NONE)
         return [
             FindingView(
                 finding=_finding(r),
@@ -716,7 +735,7 @@ class AlertQueries:
                     target_id=r["target_id"],
                     target_url=r["target_url"],
                     gateway=r["gateway"],
-                    source="location",
+                    source=ProvenanceSource.LOCATION,
                 )
         return out
 
@@ -823,7 +842,7 @@ class AlertQueries:
                 if r["state"] is not None:
                     status = ContentStatusRow(
                         r["key"],
-                        r["state"],
+                        ContentState(r["state"]),
                         r["first_alert_at"],
                         r["changed_at"],
                         r["last_checked_at"],
@@ -834,21 +853,23 @@ class AlertQueries:
 
     async def set_content_state(
         self, item_key: str, state: str, *, first_alert_at: datetime, detail: dict[str, Any], follow_up: FollowUp | None
-    ) -> tuple[str | None, str]:
+    ) -> tuple[ContentState | None, ContentState]:
         """Record a check; on a change of state, send `follow_up(...)` to the subscriptions
         alerted about the item, in the same transaction. Returns (previous state, state)."""
-        if state not in ("available", "unavailable"):
+        if state not in (ContentState.AVAILABLE, ContentState.UNAVAILABLE):
             raise ValueError("state is available or unavailable")
+        checked = ContentState(state)
         now = utcnow()
         async with self._write() as conn:
-            prev = (
+            stored = (
                 await conn.execute(sa.select(content_status.c.state).where(content_status.c.item_key == item_key))
             ).scalar_one_or_none()
+            prev = None if stored is None else ContentState(stored)
             if prev is None:
                 await conn.execute(
                     sa.insert(content_status).values(
                         item_key=item_key,
-                        state=state,
+                        state=checked.value,
                         first_alert_at=first_alert_at,
                         changed_at=now,
                         last_checked_at=now,
@@ -856,15 +877,15 @@ class AlertQueries:
                     )
                 )
             else:
-                values: dict[str, Any] = {"last_checked_at": now, "detail": detail, "state": state}
-                if prev != state:
+                values: dict[str, Any] = {"last_checked_at": now, "detail": detail, "state": checked.value}
+                if prev is not checked:
                     values["changed_at"] = now
                 await conn.execute(
                     sa.update(content_status).where(content_status.c.item_key == item_key).values(values)
                 )
             # Content is presumed available when first alerted: the first "unavailable" is a change.
-            if (prev or "available") != state and follow_up is not None:
+            if (prev or ContentState.AVAILABLE) is not checked and follow_up is not None:
                 event = follow_up(await self.alerted_subscriptions(conn, item_key=item_key))
                 if event is not None:
                     await self._write_events(conn, [event])
-        return prev, state
+        return prev, checked

@@ -31,8 +31,10 @@ from agent.model.records import (
     LocationRow,
     ScanRow,
     TargetRow,
-    VideoFrame,
 )
+from agent.model.finding import matched_on
+from agent.model.signals import ItemSignals, VideoFrameHash
+from agent.model.status import ItemState, ScanStatus
 from agent.store.schema import (
     FINDING_CONFLICT_TARGET,
     LOCATION_CONFLICT_TARGET,
@@ -48,10 +50,10 @@ from agent.store.schema import (
 
 # Items-table status of a directory remembered as examined (see Store.record_directory);
 # the scan's KnownItem carries the same word.
-DIRECTORY_STATUS = "directory"
+DIRECTORY_STATUS = ItemState.DIRECTORY
 
 DialectName = Literal["sqlite", "postgresql"]
-FINISHED_STATUSES = frozenset({"ok", "failed", "interrupted"})
+FINISHED_STATUSES = frozenset({ScanStatus.OK, ScanStatus.FAILED, ScanStatus.INTERRUPTED})
 INTERRUPTED_ERROR = "the agent stopped before the scan finished"
 
 # Execution option that makes the SQLite "begin" hook emit BEGIN IMMEDIATE.
@@ -296,7 +298,7 @@ class Store(AlertQueries):
                 target_id=target_id,
                 target_url=target_url,
                 started_at=utcnow(),
-                status="running",
+                status=ScanStatus.RUNNING.value,
                 summary={},
                 node=node,
             )
@@ -323,7 +325,7 @@ class Store(AlertQueries):
         polls the target at once instead of waiting out the claim."""
         if status not in FINISHED_STATUSES:
             raise ValueError(f"a finished scan's status is one of {sorted(FINISHED_STATUSES)}, not {status!r}")
-        values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+        values: dict[str, Any] = {"status": ScanStatus(status).value, "finished_at": utcnow(), "error": error}
         if root_cid is not None:
             values["root_cid"] = root_cid
         if summary is not None:
@@ -352,9 +354,9 @@ class Store(AlertQueries):
         interrupted targets at once instead of waiting out the claim."""
         stmt = (
             sa.update(scans)
-            .where(scans.c.status == "running")
+            .where(scans.c.status == ScanStatus.RUNNING.value)
             .values(
-                status="interrupted",
+                status=ScanStatus.INTERRUPTED.value,
                 finished_at=utcnow(),
                 error=sa.func.coalesce(scans.c.error, INTERRUPTED_ERROR),
             )
@@ -458,7 +460,7 @@ class Store(AlertQueries):
             "cid": cid,
             "size": None,
             "media_type": "inode/directory",
-            "status": DIRECTORY_STATUS,
+            "status": DIRECTORY_STATUS.value,
             "signals": {},
             "video_frames": None,
             "first_seen_at": now,
@@ -468,14 +470,18 @@ class Store(AlertQueries):
             await conn.execute(self._insert(items, values, (items.c.key,)))
 
     def _upsert_item(self, item: ItemRow) -> sa.Insert:
+        # The columns keep the report's `signals` object and the frames as
+        # [frame, quality, pdq_hex, timestamp] lists, as older agents wrote them.
+        signals_view = item.signals.to_view()
+        frames = [[f.frame, f.quality, f.pdq_hex, f.timestamp] for f in item.signals.frames] or None
         values = {
             "key": item.key,
             "cid": item.cid,
             "size": item.size,
             "media_type": item.media_type,
-            "status": item.status,
-            "signals": dict(item.signals),
-            "video_frames": None if item.video_frames is None else [list(f) for f in item.video_frames],
+            "status": ItemState(item.status).value,
+            "signals": signals_view,
+            "video_frames": frames,
             "first_seen_at": item.first_seen_at,
             "last_seen_at": item.last_seen_at,
         }
@@ -490,9 +496,9 @@ class Store(AlertQueries):
             }
             # Decided here rather than in SQL: JSON has no portable "is empty"
             # test, and the caller's values are known now.
-            if item.signals:
+            if signals_view:
                 changes["signals"] = excluded.signals
-            if item.video_frames is not None:
+            if frames is not None:
                 changes["video_frames"] = excluded.video_frames
             return changes
 
@@ -542,11 +548,11 @@ class Store(AlertQueries):
                 "list_name": f.list_name,
                 "entry_id": f.entry_id,
                 "entry_value": f.entry_value,
-                "signal_type": f.signal_type,
+                "signal_type": f.signal_type.value,
                 "distance": float(f.distance),
                 "labels": list(f.labels),
                 "query": f.query,
-                "detail": dict(f.detail),
+                "detail": f.detail_view(),
                 # The store stamps the time: findings are ordered and paged by
                 # when they were recorded, not by when a caller built them.
                 "created_at": now,
@@ -558,10 +564,7 @@ class Store(AlertQueries):
         # on both dialects: that is the "new findings" answer, race-free even
         # when two nodes record the same finding at once.
         stmt = self._insert(findings, values, FINDING_CONFLICT_TARGET).returning(*findings.c)
-        inserted = {
-            (r.item_key, r.list_name, r.entry_id, r.signal_type): r
-            for r in (_finding(m) for m in (await conn.execute(stmt)).mappings())
-        }
+        inserted = {r.identity: r for r in (_finding(m) for m in (await conn.execute(stmt)).mappings())}
         return [inserted[key] for key in unique if key in inserted]
 
     async def iter_items_with_signals(self, batch: int = 1000) -> AsyncIterator[list[ItemRow]]:
@@ -881,7 +884,7 @@ def _scan(r: RowMapping) -> ScanRow:
         target_url=r["target_url"],
         started_at=r["started_at"],
         finished_at=r["finished_at"],
-        status=r["status"],
+        status=ScanStatus(r["status"]),
         root_cid=r["root_cid"],
         summary=dict(r["summary"] or {}),
         error=r["error"],
@@ -889,21 +892,20 @@ def _scan(r: RowMapping) -> ScanRow:
     )
 
 
-def _frames(raw: Any) -> tuple[VideoFrame, ...] | None:
+def _frames(raw: Any) -> tuple[VideoFrameHash, ...]:
     if raw is None:
-        return None
-    return tuple((int(f), int(q), str(h), float(t)) for f, q, h, t in raw)
+        return ()
+    return tuple(VideoFrameHash(int(f), int(q), str(h), float(t)) for f, q, h, t in raw)
 
 
 def _item(r: RowMapping) -> ItemRow:
     return ItemRow(
         key=r["key"],
-        status=r["status"],
+        status=ItemState(r["status"]),
         cid=r["cid"],
         size=r["size"],
         media_type=r["media_type"],
-        signals=dict(r["signals"] or {}),
-        video_frames=_frames(r["video_frames"]),
+        signals=ItemSignals.from_view(dict(r["signals"] or {}), _frames(r["video_frames"])),
         first_seen_at=r["first_seen_at"],
         last_seen_at=r["last_seen_at"],
     )
@@ -923,17 +925,21 @@ def _location(r: RowMapping) -> LocationRow:
 
 
 def _finding(r: RowMapping) -> FindingRow:
+    detail = dict(r["detail"] or {})
+    source, line, percent = detail.get("list_source"), detail.get("list_line"), detail.get("compared_percent")
     return FindingRow(
         id=r["id"],
         item_key=r["item_key"],
         list_name=r["list_name"],
         entry_id=r["entry_id"],
         entry_value=r["entry_value"],
-        signal_type=r["signal_type"],
+        signal_type=matched_on(r["signal_type"]),
         distance=float(r["distance"]),
         labels=tuple(r["labels"] or ()),
         query=r["query"],
-        detail=dict(r["detail"] or {}),
+        list_source=source if isinstance(source, str) else None,
+        list_line=line if isinstance(line, int) and not isinstance(line, bool) else None,
+        compared_percent=float(percent) if isinstance(percent, int | float) else None,
         created_at=r["created_at"],
         retroactive=bool(r["retroactive"]),
     )

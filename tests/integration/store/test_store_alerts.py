@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from agent.model.finding import DenyBasis
+from agent.model.signals import SignalType
+from agent.model.status import ItemState
 from agent.store import FindingRow, ItemRow, LocationRow, NewEvent, Store, SubscriptionRow
 
 
@@ -25,9 +28,9 @@ def created_for_all(new: list[FindingRow], _loc: LocationRow | None, subs: list[
 async def _alerted_finding(store: Store) -> tuple[FindingRow, SubscriptionRow, SubscriptionRow]:
     early = await store.add_subscription("https://a.example/hook", "whsec_a")
     (finding,) = await store.record_item(
-        ItemRow(key="k1", status="verified", cid="bafk1"),
+        ItemRow(key="k1", status=ItemState.VERIFIED, cid="bafk1"),
         LocationRow(item_key="k1", path="p.jpg"),
-        [FindingRow("k1", "tcap", "tcap:1", "abc", "md5", 0.0)],
+        [FindingRow("k1", "tcap", "tcap:1", "abc", SignalType.MD5, 0.0)],
         outbox=created_for_all,
     )
     late = await store.add_subscription("https://b.example/hook", "whsec_b")
@@ -60,10 +63,10 @@ async def test_a_false_positive_is_retracted_to_those_alerted_and_suppressed(sto
     assert len(sent_to) == 1 and len(await store.reviews_of(finding.id)) == 2
     # The same item and list entry, matched by another signal: never recorded (nor alerted) again.
     again = await store.add_findings(
-        "k1", [FindingRow("k1", "tcap", "tcap:1", "abc", "sha256", 0.0)], outbox=created_for_all
+        "k1", [FindingRow("k1", "tcap", "tcap:1", "abc", SignalType.SHA256, 0.0)], outbox=created_for_all
     )
     assert again == []
-    other_entry = await store.add_findings("k1", [FindingRow("k1", "tcap", "tcap:2", "def", "sha256", 0.0)])
+    other_entry = await store.add_findings("k1", [FindingRow("k1", "tcap", "tcap:2", "def", SignalType.SHA256, 0.0)])
     assert len(other_entry) == 1, "suppression is per entry, not per item"
     assert late.id not in {d.subscription_id for d in await store.deliveries_of()}
 
@@ -112,7 +115,7 @@ async def test_finding_views_carry_item_provenance_review_and_retraction(store: 
     await store.add_subscription("https://a.example/hook", "whsec_a")
     # Seen first under a target, later in a one-off place: the first place is the provenance.
     (first,) = await store.record_item(
-        ItemRow(key="k1", status="verified", cid="bafk1", size=5, media_type="image/jpeg"),
+        ItemRow(key="k1", status=ItemState.VERIFIED, cid="bafk1", size=5, media_type="image/jpeg"),
         LocationRow(
             item_key="k1",
             path="dir/a.jpg",
@@ -121,19 +124,19 @@ async def test_finding_views_carry_item_provenance_review_and_retraction(store: 
             gateway="http://gw.example",
             first_seen_at=datetime(2026, 1, 1, tzinfo=UTC),
         ),
-        [FindingRow("k1", "tcap", "tcap:1", "abc", "pdq", 6.0, labels=("ideology:far-right",), query="abd")],
+        [FindingRow("k1", "tcap", "tcap:1", "abc", SignalType.PDQ, 6.0, labels=("ideology:far-right",), query="abd")],
         outbox=created_for_all,
     )
     await store.record_item(
-        ItemRow(key="k1", status="verified"),
+        ItemRow(key="k1", status=ItemState.VERIFIED),
         LocationRow(
             item_key="k1", path="copy.jpg", root_cid="bafyother", first_seen_at=datetime(2026, 2, 1, tzinfo=UTC)
         ),
     )
     (second,) = await store.record_item(
-        ItemRow(key="k2", status="verified", cid="bafk2"),
+        ItemRow(key="k2", status=ItemState.VERIFIED, cid="bafk2"),
         None,
-        [FindingRow("k2", "deny", "deny:1", "/ipfs/bafk2", "cid", 0.0)],
+        [FindingRow("k2", "deny", "deny:1", "/ipfs/bafk2", DenyBasis.CID, 0.0)],
     )
     assert first.id is not None and second.id is not None
     await store.review_finding(first.id, "confirmed", note=None, reviewer="a1")
@@ -202,9 +205,9 @@ async def test_a_removed_target_leaves_the_provenance_the_alert_carried(store: S
         ]
 
     (finding,) = await store.record_item(
-        ItemRow(key="k3", status="verified", cid="bafk3"),
+        ItemRow(key="k3", status=ItemState.VERIFIED, cid="bafk3"),
         LocationRow(item_key="k3", path="x/y.png", target_id=target.id, root_cid="bafyroot3"),
-        [FindingRow("k3", "tcap", "tcap:3", "abc", "md5", 0.0)],
+        [FindingRow("k3", "tcap", "tcap:3", "abc", SignalType.MD5, 0.0)],
         outbox=alert,
     )
     assert await store.remove_target(target.id)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from agent.model.signals import ItemSignals, Signal, SignalType
+from agent.model.status import ItemState
 from agent.store import ItemRow, Store
 from agent.watch import examined
 
 
+def _sha256(value: str) -> ItemSignals:
+    return ItemSignals((Signal(SignalType.SHA256, value),))
+
+
 async def test_a_recorded_directory_is_known_but_not_counted_as_an_item(store: Store) -> None:
-    await store.record_item(ItemRow(key="1220f1", status="verified", signals={"sha256": "00" * 32}), None)
+    await store.record_item(ItemRow(key="1220f1", status=ItemState.VERIFIED, signals=_sha256("00" * 32)), None)
     await store.record_directory("1220d1", "bafydir")
     await store.record_directory("1220d1", "bafydir")  # again: one row, no error
 
@@ -17,17 +23,22 @@ async def test_a_recorded_directory_is_known_but_not_counted_as_an_item(store: S
         "directory",
         "bafydir",
         "inode/directory",
-        {},
+        ItemSignals(),
     )
-    assert examined(directory.status, directory.signals)
+    assert examined(directory.status, directory.signals.to_view())
     assert await store.count_items() == 1, "directories are not content items"
 
 
 async def test_recording_a_directory_never_overwrites_content_of_the_same_multihash(store: Store) -> None:
     content = ItemRow(
-        key="1220aa", status="verified", cid="bafkraw", size=3, media_type="text/plain", signals={"sha256": "11" * 32}
+        key="1220aa",
+        status=ItemState.VERIFIED,
+        cid="bafkraw",
+        size=3,
+        media_type="text/plain",
+        signals=_sha256("11" * 32),
     )
     await store.record_item(content, None)
     await store.record_directory("1220aa", "bafydag")
     row = (await store.get_items(["1220aa"]))["1220aa"]
-    assert (row.status, row.cid, row.signals) == ("verified", "bafkraw", {"sha256": "11" * 32})
+    assert (row.status, row.cid, row.signals) == ("verified", "bafkraw", _sha256("11" * 32))

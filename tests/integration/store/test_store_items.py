@@ -6,10 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from agent.model.signals import ItemSignals, Signal, SignalType, VideoFrameHash
+from agent.model.status import ItemState
 from agent.store import FindingRow, ItemRow, LocationRow, Store
 from agent.store.schema import items
 
 PDQ = "f" * 64
+
+
+def _md5(value: str) -> ItemSignals:
+    return ItemSignals((Signal(SignalType.MD5, value),))
 
 
 def _finding(key: str, entry: str = "pdq:" + PDQ, list_name: str = "tcap", **kw: object) -> FindingRow:
@@ -18,11 +24,12 @@ def _finding(key: str, entry: str = "pdq:" + PDQ, list_name: str = "tcap", **kw:
         list_name=list_name,
         entry_id=entry,
         entry_value=PDQ,
-        signal_type="pdq",
+        signal_type=SignalType.PDQ,
         distance=kw.pop("distance", 4),  # type: ignore[arg-type]
         labels=("terrorism",),
         query=PDQ,
-        detail={"quality": 100},
+        list_source="tcap.csv",
+        list_line=7,
         **kw,  # type: ignore[arg-type]
     )
 
@@ -33,8 +40,8 @@ async def test_recording_the_same_item_and_finding_twice_stores_one_finding(stor
         cid="bafyitem",
         size=1234,
         media_type="image/jpeg",
-        status="ok",
-        signals={"pdq": {"hash": PDQ, "quality": 100}},
+        status=ItemState.VERIFIED,
+        signals=ItemSignals((Signal(SignalType.PDQ, PDQ, quality=100),)),
     )
     where = LocationRow(item_key="1220ab", path="/pics/a.jpg", root_cid="bafyroot", gateway="https://gw.example")
 
@@ -42,12 +49,14 @@ async def test_recording_the_same_item_and_finding_twice_stores_one_finding(stor
     second = await store.record_item(item, where, [_finding("1220ab")])
 
     assert len(first) == 1 and first[0].id is not None
-    assert (first[0].list_name, first[0].distance, first[0].labels, first[0].detail) == (
+    assert (first[0].list_name, first[0].signal_type, first[0].distance, first[0].labels) == (
         "tcap",
+        SignalType.PDQ,
         4.0,
         ("terrorism",),
-        {"quality": 100},
     )
+    assert (first[0].list_source, first[0].list_line, first[0].compared_percent) == ("tcap.csv", 7, None)
+    assert (await store.get_items(["1220ab"]))["1220ab"].signals == item.signals
     assert second == []
     assert await store.count_findings() == 1
     assert await store.count_items() == 1
@@ -57,7 +66,7 @@ async def test_recording_the_same_item_and_finding_twice_stores_one_finding(stor
 
 
 async def test_new_findings_are_returned_alongside_known_ones(store: Store) -> None:
-    item = ItemRow(key="k", status="ok", signals={"md5": "00" * 16})
+    item = ItemRow(key="k", status=ItemState.VERIFIED, signals=_md5("00" * 16))
     await store.record_item(item, None, [_finding("k", "e1")])
     new = await store.record_item(item, None, [_finding("k", "e1"), _finding("k", "e2"), _finding("k", "e2")])
     assert [f.entry_id for f in new] == ["e2"]
@@ -80,16 +89,15 @@ async def test_new_findings_are_returned_alongside_known_ones(store: Store) -> N
 async def test_re_recording_updates_the_item_but_never_erases_its_hashes(store: Store) -> None:
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
     t1 = t0 + timedelta(days=1)
-    frames = ((0, 100, PDQ, 0.0), (1, 90, "0" * 64, 1.0))
+    frames = (VideoFrameHash(0, 100, PDQ, 0.0), VideoFrameHash(1, 90, "0" * 64, 1.0))
     await store.record_item(
         ItemRow(
             key="v",
             cid="bafyv",
             size=10,
             media_type="video/mp4",
-            status="ok",
-            signals={"md5": "11" * 16},
-            video_frames=frames,
+            status=ItemState.VERIFIED,
+            signals=ItemSignals((Signal(SignalType.MD5, "11" * 16),), frames=frames),
             first_seen_at=t0,
             last_seen_at=t0,
         ),
@@ -98,30 +106,33 @@ async def test_re_recording_updates_the_item_but_never_erases_its_hashes(store: 
     )
     # Seen again later, but this time the fetch failed: no size, no hashes.
     await store.record_item(
-        ItemRow(key="v", status="failed", first_seen_at=t1, last_seen_at=t1),
+        ItemRow(key="v", status=ItemState.INCOMPLETE, first_seen_at=t1, last_seen_at=t1),
         LocationRow(item_key="v", path="/v.mp4", gateway="https://other.example", first_seen_at=t1, last_seen_at=t1),
         [],
     )
     item = (await store.get_items(["v"]))["v"]
-    assert item.status == "failed"
+    assert item.status is ItemState.INCOMPLETE
     assert (item.first_seen_at, item.last_seen_at) == (t0, t1)
     assert (item.cid, item.size, item.media_type) == ("bafyv", 10, "video/mp4")
-    assert item.signals == {"md5": "11" * 16}
-    assert item.video_frames == frames
+    assert item.signals.hashes == (Signal(SignalType.MD5, "11" * 16),)
+    assert item.signals.frames == frames
     [loc] = await store.locations_of("v")
     assert (loc.first_seen_at, loc.last_seen_at, loc.gateway) == (t0, t1, "https://other.example")
 
     # A replay of an older observation does not move last_seen_at back.
     await store.record_item(
-        ItemRow(key="v", status="ok", signals={"md5": "22" * 16}, first_seen_at=t0, last_seen_at=t0), None, []
+        ItemRow(key="v", status=ItemState.VERIFIED, signals=_md5("22" * 16), first_seen_at=t0, last_seen_at=t0),
+        None,
+        [],
     )
     item = (await store.get_items(["v"]))["v"]
-    assert item.last_seen_at == t1 and item.status == "ok" and item.signals == {"md5": "22" * 16}
+    assert item.last_seen_at == t1 and item.status is ItemState.VERIFIED
+    assert item.signals.hashes == _md5("22" * 16).hashes and item.signals.frames == frames
 
 
 async def test_locations_are_kept_per_target_root_and_path(store: Store) -> None:
     target = await store.add_target("ipfs://bafyroot", "ipfs", 60)
-    await store.record_item(ItemRow(key="k", status="ok"), None, [])
+    await store.record_item(ItemRow(key="k", status=ItemState.VERIFIED), None, [])
     places = [
         LocationRow(item_key="k", path="/a", target_id=target.id, root_cid="bafyroot"),
         LocationRow(item_key="k", path="/a", target_id=None, root_cid="bafyroot"),
@@ -130,7 +141,7 @@ async def test_locations_are_kept_per_target_root_and_path(store: Store) -> None
     ]
     for _ in range(2):
         for place in places:
-            await store.record_item(ItemRow(key="k", status="ok"), place, [])
+            await store.record_item(ItemRow(key="k", status=ItemState.VERIFIED), place, [])
     got = {(loc.target_id, loc.root_cid, loc.path) for loc in await store.locations_of("k")}
     assert got == {(p.target_id, p.root_cid, p.path) for p in places}
     assert len(await store.locations_of("k")) == 4
@@ -141,7 +152,14 @@ async def _bulk_items(store: Store, keys: list[str], signals: dict[str, object])
     time on thousands of fsyncs."""
     now = datetime.now(UTC)
     rows = [
-        {"key": k, "status": "ok", "signals": signals, "video_frames": None, "first_seen_at": now, "last_seen_at": now}
+        {
+            "key": k,
+            "status": "verified",
+            "signals": signals,
+            "video_frames": None,
+            "first_seen_at": now,
+            "last_seen_at": now,
+        }
         for k in keys
     ]
     async with store._engine.begin() as conn:
@@ -160,7 +178,7 @@ async def test_seen_keys_over_five_thousand_keys(store: Store) -> None:
     many = [f"1220{i:060x}" for i in range(25_000)]
     assert await store.seen_keys(many) == stored
     got = await store.get_items(asked[:1_000])
-    assert set(got) == stored & set(asked[:1_000]) and all(i.status == "ok" for i in got.values())
+    assert set(got) == stored & set(asked[:1_000]) and all(i.status is ItemState.VERIFIED for i in got.values())
 
 
 async def test_iter_items_with_signals_pages_through_everything_exactly_once(store: Store) -> None:
@@ -168,7 +186,8 @@ async def test_iter_items_with_signals_pages_through_everything_exactly_once(sto
     without = [f"k{i:05d}x" for i in range(300)]  # no hashes: nothing to re-match
     await _bulk_items(store, with_signals, {"md5": "00" * 16})
     await _bulk_items(store, without, {})
-    await store.record_item(ItemRow(key="video", status="ok", video_frames=((0, 90, PDQ, 0.0),)), None, [])
+    video = ItemSignals(frames=(VideoFrameHash(0, 90, PDQ, 0.0),))
+    await store.record_item(ItemRow(key="video", status=ItemState.VERIFIED, signals=video), None, [])
 
     pages = [page async for page in store.iter_items_with_signals(batch=100)]
     keys = [item.key for page in pages for item in page]
@@ -189,7 +208,9 @@ async def test_iter_items_on_an_empty_store_yields_nothing(store: Store) -> None
 
 async def test_a_finding_is_found_by_its_id(store: Store) -> None:
     new = await store.record_item(
-        ItemRow(key="k-get", status="verified"), None, [FindingRow("k-get", "tcap", "tcap:9", "abc", "md5", 0.0)]
+        ItemRow(key="k-get", status=ItemState.VERIFIED),
+        None,
+        [FindingRow("k-get", "tcap", "tcap:9", "abc", SignalType.MD5, 0.0)],
     )
     assert new[0].id is not None
     assert await store.get_finding(new[0].id) == new[0]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from agent.model.status import ItemState
 from agent.store import ItemRow, SchemaTooNew, Store
 from agent.store.migrations import LATEST_VERSION
 from agent.store.schema import item_locations, metadata, schema_migrations
@@ -55,7 +56,7 @@ async def test_the_database_itself_refuses_a_second_row_for_the_same_place(store
     # Not just the store's ON CONFLICT: any writer hits the unique index,
     # including for NULL target_id / root_cid, where a plain UNIQUE would not.
     now = datetime.now(UTC)
-    await store.record_item(ItemRow(key="k", status="ok"), None, [])
+    await store.record_item(ItemRow(key="k", status=ItemState.VERIFIED), None, [])
     place = {
         "item_key": "k",
         "target_id": None,
@@ -107,7 +108,9 @@ async def test_an_older_agent_refuses_a_newer_schema(store: Store, open_store: C
 async def test_datetimes_come_back_aware_utc_at_the_same_instant(store: Store) -> None:
     plus_two = timezone(timedelta(hours=2))
     seen = datetime(2024, 5, 1, 14, 30, 15, 123456, tzinfo=plus_two)
-    await store.record_item(ItemRow(key="k", status="ok", first_seen_at=seen, last_seen_at=seen), None, [])
+    await store.record_item(
+        ItemRow(key="k", status=ItemState.VERIFIED, first_seen_at=seen, last_seen_at=seen), None, []
+    )
 
     item = (await store.get_items(["k"]))["k"]
     assert item.first_seen_at.tzinfo is not None

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agent.model.signals import ItemSignals, Signal, SignalType
+from agent.model.status import ItemState
 from agent.store import DuplicateTarget, ItemRow, LocationRow, Store
 
 
@@ -81,7 +83,7 @@ async def test_removing_a_target_drops_its_locations_but_keeps_scans_and_items(s
     target = await store.add_target("ipfs://bafyroot", "ipfs", 60)
     scan_id = await store.start_scan(target.id, target.url)
     await store.record_item(
-        ItemRow(key="k1", status="ok", signals={"md5": "00"}),
+        ItemRow(key="k1", status=ItemState.VERIFIED, signals=ItemSignals((Signal(SignalType.MD5, "00" * 16),))),
         LocationRow(item_key="k1", path="/a.jpg", target_id=target.id, root_cid="bafyroot"),
         [],
     )
