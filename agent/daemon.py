@@ -36,9 +36,7 @@ from agent.lists.sync import ListSyncer, SyncState, TcapSourceConfig
 from agent.media import MediaHasher
 from agent.net.guard import NetGuard
 from agent.model.report import ItemReport, ScanReport
-from agent.scan import KnownItem, Scanner, finding_view, list_thresholds, media_hasher, signals_from_view
-from agent.model.finding import matched_on
-from agent.model.signals import ItemSignals, VideoFrameHash
+from agent.pipeline import KnownItem, Scanner, finding_from_match, list_thresholds, media_hasher
 from agent.model.status import ItemState
 from agent.store import DuplicateTarget, FindingRow, ItemRow, ListStateRow, LocationRow, Store, TargetRow
 from agent.model.target import Target
@@ -107,24 +105,6 @@ class StoreHooks:
 
     async def record_directory(self, key: str, cid: str) -> None:
         await self.agent.store.record_directory(key, cid)
-
-
-def finding_row(key: str, found: dict[str, Any], retroactive: bool = False) -> FindingRow:
-    percent = found.get("compared_percent")
-    return FindingRow(
-        item_key=key,
-        list_name=str(found["list"]),
-        entry_id=str(found["entry_id"]),
-        entry_value=str(found["entry"]),
-        signal_type=matched_on(str(found["signal_type"])),
-        distance=float(found["distance"]),
-        labels=tuple(found.get("labels") or ()),
-        query=found.get("query"),
-        list_source=found.get("list_source"),
-        list_line=found.get("list_line"),
-        compared_percent=None if percent is None else float(percent),
-        retroactive=retroactive,
-    )
 
 
 class _StateAdapter:
@@ -622,7 +602,7 @@ class Agent:
                     matches.extend(index.match_video(item.signals.frames))
                 if not matches:
                     continue
-                rows = [finding_row(item.key, finding_view(m), retroactive=True) for m in matches]
+                rows = [FindingRow.from_finding(item.key, finding_from_match(m), retroactive=True) for m in matches]
                 locations = await self.store.locations_of(item.key)
                 where = locations[0] if locations else None
                 target = await self.store.get_target(where.target_id) if where and where.target_id is not None else None
