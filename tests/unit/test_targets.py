@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.sources.targets import TargetError, TargetKind, parse_gateway_url, parse_target
+from agent.sources.targets import TargetError, TargetKind, parse_gateway_url, parse_target, parse_watch_target
 
 CID = "bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy"
 
@@ -231,3 +231,50 @@ def test_random_hostile_strings_only_ever_raise_target_error(tmp_path: Path) -> 
             parse_gateway_url(text)
         except TargetError:
             pass
+
+
+# The url a watch target is stored under: rows written by earlier versions must keep matching.
+@pytest.mark.parametrize(
+    ("text", "kind", "url"),
+    [
+        ("kubo://127.0.0.1:5001", "kubo", "kubo://127.0.0.1:5001"),
+        ("http://127.0.0.1:5001/api/v0", "kubo", "http://127.0.0.1:5001"),
+        (
+            "arweave+https://gw.example/graphql?Content-Type=image/png,image/jpeg&App-Name=X&min_height=5",
+            "arweave",
+            "arweave+https://gw.example/graphql?App-Name=X&Content-Type=image/jpeg,image/png&min_height=5",
+        ),
+        ("dnslink://Docs.Example.org./a/b/", "dnslink", "dnslink://docs.example.org/a/b"),
+        ("/ipns/docs.example.org", "dnslink", "dnslink://docs.example.org"),
+        (f"ipns://{CID}/x", "ipns", f"ipns://{CID}/x"),
+        (f"/ipfs/{CID}/a/b", "ipfs", f"ipfs://{CID}/a/b"),
+        (CID, "ipfs", f"ipfs://{CID}"),
+    ],
+)
+def test_a_watch_target_keeps_its_stored_url_and_kind(text: str, kind: str, url: str) -> None:
+    target = parse_watch_target(text)
+    assert (target.kind.value, target.url) == (kind, url)
+
+
+def test_an_arweave_target_reads_its_tags_and_block_floor() -> None:
+    target = parse_watch_target("arweave+http://127.0.0.1:1984/gql?App-Name=a,b&min_height=12")
+    assert target.name == "http://127.0.0.1:1984" and target.endpoint_path == "/gql"
+    assert target.tags == {"App-Name": ["a", "b"]} and target.min_height == 12
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "arweave+https://gw.example/graphql",
+        "arweave+https://gw.example/graphql?A=b&min_height=ten",
+        "dnslink://not a name",
+    ],
+)
+def test_a_watch_target_that_names_nothing_says_why(text: str) -> None:
+    with pytest.raises(TargetError):
+        parse_watch_target(text)
+
+
+def test_local_files_are_not_watched(tmp_path: Path) -> None:
+    with pytest.raises(TargetError, match="not watched"):
+        parse_watch_target(str(tmp_path))
