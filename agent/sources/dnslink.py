@@ -234,7 +234,7 @@ async def resolve_dnslink(
     *,
     nameservers: list[str] | None = None,
     port: int = 53,
-    timeout: float = 5.0,
+    timeout: float = 5.0,  # noqa: ASYNC109 - bounds each DNS query, not the whole call
     max_depth: int = 8,
 ) -> DnslinkResolution:
     """Resolve a domain's DNSLink, following /ipns/<domain> values up to `max_depth` hops.

@@ -188,7 +188,7 @@ async def _best_record(
     answers: dict[str, str] = {}
     rejected: list[Rejection] = []
     found: list[tuple[int, _Found]] = []
-    for order, (gw, result) in enumerate(zip(gateways, results)):
+    for order, (gw, result) in enumerate(zip(gateways, results, strict=True)):
         if isinstance(result, GatewayError):
             answers[gw] = str(result.args[0]).removeprefix(f"{gw.rstrip('/')}: ")
             continue
@@ -261,7 +261,8 @@ async def resolve_ipns(
                 head = (value, None)
             if link.cid is not None:
                 return _result(first, head, link.cid, path, hops, rejected)
-            assert link.ipns_name is not None
+            if link.ipns_name is None:  # resolve_dnslink ends every chain at a CID or a name
+                raise IpnsChainError(current, f"DNSLink {link.value!r} names neither a CID nor an IPNS name")
             current, carried = link.ipns_name, path
             continue
         found, bad = await _best_record(

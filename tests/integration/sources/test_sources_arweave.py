@@ -231,7 +231,7 @@ async def test_the_fake_gateway_rejects_fields_outside_the_schema(
         {},
     )
     assert inline == {"transactions": {"pageInfo": {"hasNextPage": False}}}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="first must be between 1 and 100"):
         await client.query(WATCH, first=101)
 
 
@@ -239,5 +239,5 @@ async def test_fetch_does_not_follow_redirects(make_arweave: MakeArweave, http: 
     gw = await make_arweave()
     txid = share(gw, 5, 10)
     gw.redirect.add(txid)
-    with pytest.raises(ArweaveGatewayError, match="redirected .302. to http://sandbox.invalid/raw/.*not followed"):
+    with pytest.raises(ArweaveGatewayError, match=r"redirected .302. to http://sandbox.invalid/raw/.*not followed"):
         await ArweaveClient(gw.url, http).fetch(txid, max_bytes=1 << 20)

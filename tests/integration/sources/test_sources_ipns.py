@@ -89,7 +89,7 @@ def test_spec_vectors(suffix: str) -> None:
         assert record.value.startswith("/ipfs/") and record.sequence == 0 and record.ttl_ns == 1_800_000_000_000
         assert record.validity == datetime(2123, 8, 14, 12, 17, 3, 694052, tzinfo=UTC)
         assert verify_ipns_record(name_of(path), data) == record  # real now: still valid for a century
-        with pytest.raises(RecordExpired, match="expired at 2123-08-14T12:17:03.694052Z"):
+        with pytest.raises(RecordExpired, match=r"expired at 2123-08-14T12:17:03.694052Z"):
             verify_ipns_record(name_of(path), data, now=AFTER)
     else:
         with pytest.raises(expected):
@@ -185,7 +185,9 @@ def _keys() -> list[ir.PrivateKey]:
 
 
 def test_own_records_for_every_key_type() -> None:
-    for key, key_type, inline in zip(_keys(), ["Ed25519", "RSA", "Secp256k1", "ECDSA"], [True, False, True, False]):
+    for key, key_type, inline in zip(
+        _keys(), ["Ed25519", "RSA", "Secp256k1", "ECDSA"], [True, False, True, False], strict=True
+    ):
         name = ipns_name_for_key(key)
         assert (name.inlined_key is not None) == inline
         for v1 in (True, False):
@@ -231,8 +233,8 @@ def test_tampering_is_caught() -> None:
         verify_ipns_record(name, good + ir._encode_entry({1: f"/ipfs/{CID_B}".encode()}), now=TODAY)
     with pytest.raises(MalformedRecord):
         verify_ipns_record(name, b"\x0a\xff\xff", now=TODAY)
+    bad_data = b"\xa1\x61"
     with pytest.raises(MalformedRecord, match="DAG-CBOR"):
-        bad_data = b"\xa1\x61"
         verify_ipns_record(
             name, ir._encode_entry({9: bad_data, 8: ir._sign(key, ir.SIGNATURE_V2_PREFIX + bad_data)}), now=TODAY
         )
