@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from agent.ipfs.cid import parse_cid
+from agent.model.status import ScanStatus
 from agent.store import Store
 from tests.conftest import MEDIA_FIXTURES
 from tests.support.cli import spawn_agent
@@ -98,4 +99,4 @@ async def test_sigkill_mid_scan_then_restart_fetches_nothing_twice_and_keeps_eve
         assert len(findings) == len(photos) >= findings_before
         assert len({(f.item_key, f.list_name, f.entry_id, f.signal_type) for f in findings}) == len(findings)
         statuses = [s.status for s in await store.recent_scans(10)]
-        assert statuses.count("interrupted") == 1 and statuses[0] == "ok"
+        assert statuses.count(ScanStatus.INTERRUPTED) == 1 and statuses[0] == ScanStatus.OK
