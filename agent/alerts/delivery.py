@@ -41,8 +41,9 @@ import aiohttp
 from agent.alerts.queue import DeliveryQueue
 from agent.alerts.schedule import DEFAULT_SCHEDULE, RetrySchedule
 from agent.alerts.signing import event_body, webhook_headers
-from agent.alerts.verdicts import GONE_REASON, Outcome, Verdict, describe_error, guard_refusal, http_error
+from agent.alerts.verdicts import GONE_REASON, Verdict, describe_error, guard_refusal, http_error
 from agent.model.records import DeliveryJob
+from agent.model.status import AttemptOutcome
 from agent.model.time import utcnow
 from agent.net.guard import BlockedDestination, NetGuard, guarded_request, guarded_session
 from agent.net.retry_after import parse_retry_after
@@ -257,7 +258,7 @@ class WebhookDelivery:
             headers = webhook_headers(job.event.id, body, sub.secrets(self._now()), self._signing_clock())
         except ValueError as exc:
             # A broken secret will not fix itself; stop and tell the operator.
-            return Verdict(Outcome.FAILED, None, str(exc), disable=str(exc))
+            return Verdict(AttemptOutcome.FAILED, None, str(exc), disable=str(exc))
         headers["Content-Type"] = "application/json"
         try:
             async with guarded_request(
@@ -277,9 +278,9 @@ class WebhookDelivery:
         except aiohttp.ClientError as exc:
             return self._retry(attempt, None, describe_error(exc, sub.url))
         if 200 <= status < 300:
-            return Verdict(Outcome.SUCCEEDED, status, None)
+            return Verdict(AttemptOutcome.SUCCEEDED, status, None)
         if status == 410:
-            return Verdict(Outcome.CANCELLED, status, GONE_REASON, disable=GONE_REASON)
+            return Verdict(AttemptOutcome.CANCELLED, status, GONE_REASON, disable=GONE_REASON)
         # Only these two statuses mean "come back then"; the schedule caps the wait, so a
         # hostile or confused endpoint cannot park an alert for a year.
         retry_after_s = parse_retry_after(retry_after) if status in (429, 503) else None
@@ -297,9 +298,12 @@ class WebhookDelivery:
         wait = self._schedule.wait_after(attempt, self._rng, retry_after_s)
         if wait is None:
             return Verdict(
-                Outcome.FAILED, status, f"{error}; gave up after {attempt} attempts", endpoint_failed=endpoint_failed
+                AttemptOutcome.FAILED,
+                status,
+                f"{error}; gave up after {attempt} attempts",
+                endpoint_failed=endpoint_failed,
             )
-        return Verdict(Outcome.RETRY, status, error, next_at=self._now() + wait, endpoint_failed=endpoint_failed)
+        return Verdict(AttemptOutcome.RETRY, status, error, next_at=self._now() + wait, endpoint_failed=endpoint_failed)
 
     async def _record(self, job: DeliveryJob, verdict: Verdict, elapsed: float) -> None:
         sub = job.subscription
@@ -311,7 +315,7 @@ class WebhookDelivery:
             duration_ms=round(elapsed * 1000),
             next_attempt_at=verdict.next_at,
         )
-        if verdict.outcome is Outcome.SUCCEEDED:
+        if verdict.outcome is AttemptOutcome.SUCCEEDED:
             if sub.failing_since is not None:
                 await self._store.set_failing_since(sub.id, None)
             return

@@ -26,7 +26,6 @@ from agent.model.events import (
     WebhookTest,
 )
 from agent.model.records import FindingRow, LocationRow, NewEvent, SubscriptionRow
-from agent.model.time import iso_seconds as iso_seconds  # shim: issue-10 integration removes (cli imports it here)
 
 __all__ = [
     "EVENT_TYPES",

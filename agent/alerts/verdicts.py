@@ -8,30 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Final
 
 import aiohttp
 from yarl import URL
 
+from agent.model.status import AttemptOutcome
 from agent.net.guard import BlockedDestination
 
 GONE_REASON: Final = "endpoint answered 410 Gone"
 GUARD_REFUSAL_PREFIX: Final = "refused by the SSRF guard: "
 
 
-class Outcome(StrEnum):
-    """An attempt's outcome as the store records it (`record_attempt(outcome=...)`)."""
-
-    SUCCEEDED = "succeeded"
-    RETRY = "retry"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    outcome: Outcome
+    outcome: AttemptOutcome
     status: int | None
     error: str | None
     next_at: datetime | None = None

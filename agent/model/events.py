@@ -14,8 +14,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from agent.model.finding import MatchedOn
 from agent.model.records import FindingRow
 from agent.model.signals import ItemSignals
+from agent.model.status import RetractionReason
 from agent.model.time import iso_z
 
 
@@ -31,13 +33,6 @@ class EventType(StrEnum):
 EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
 
 
-class RetractionReason(StrEnum):
-    """Why a finding.created alert is withdrawn (the schema's `reason` enum)."""
-
-    FALSE_POSITIVE = "false_positive"
-    ENTRY_DELETED = "entry_deleted"
-
-
 @dataclass(frozen=True, slots=True)
 class FindingRef:
     """A finding as an alert names it: enough to review it and to know what matched."""
@@ -46,7 +41,7 @@ class FindingRef:
     list_name: str
     entry: str
     entry_id: str
-    signal_type: str
+    signal_type: MatchedOn
     distance: float
     labels: tuple[str, ...]
     query: str | None
@@ -74,7 +69,7 @@ class FindingRef:
             "list": self.list_name,
             "entry": self.entry,
             "entry_id": self.entry_id,
-            "signal_type": self.signal_type,
+            "signal_type": self.signal_type.value,
             "distance": self.distance,
             "labels": list(self.labels),
             "query": self.query,
@@ -207,5 +202,18 @@ class WebhookTest:
     def to_json(self) -> dict[str, Any]:
         return {"subscription_id": self.subscription_id, "message": self.message}
 
+
+__all__ = [
+    "EVENT_TYPES",
+    "ContentChanged",
+    "EventPayload",
+    "EventType",
+    "FindingCreated",
+    "FindingRef",
+    "FindingRetracted",
+    "ItemContext",
+    "RetractionReason",
+    "WebhookTest",
+]
 
 EventPayload = FindingCreated | FindingRetracted | ContentChanged | WebhookTest

@@ -24,6 +24,7 @@ from agent.alerts.events import (
 from agent.lists.formats.tcap import parse_tcap_page
 from agent.model.events import EventType
 from agent.model.records import FindingRow, NewEvent, SubscriptionRow
+from agent.model.signals import SignalType
 from tests.conftest import REPO
 
 SCHEMA = json.loads((REPO / "docs" / "events.schema.json").read_text())
@@ -33,7 +34,7 @@ FINDING = FindingRow(
     list_name="tcap",
     entry_id="tcap:11",
     entry_value="f8f8f0ce",
-    signal_type="pdq",
+    signal_type=SignalType.PDQ,
     distance=6.0,
     labels=("ideology:far-right",),
     query="f8f8f0cf",
@@ -183,7 +184,7 @@ def test_a_label_filter_typed_from_the_readme_fires_for_a_tcap_entry(typed: str)
         list_name="tcap",
         entry_id="tcap:11",
         entry_value="0" * 32,
-        signal_type="md5",
+        signal_type=SignalType.MD5,
         distance=0.0,
         labels=labels,
         created_at=NOW,
