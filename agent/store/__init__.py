@@ -2,8 +2,6 @@
 findings, list sync state and job slots. SQLite file by default, PostgreSQL
 when several agents share work; one schema and one code path for both."""
 
-from agent.store.alert_queries import FollowUp, Outbox
-from agent.store.errors import DuplicateTarget, SchemaTooNew, StoreError
 from agent.model.records import (
     ContentStatusRow,
     DeliveryJob,
@@ -20,6 +18,8 @@ from agent.model.records import (
     SubscriptionRow,
     TargetRow,
 )
+from agent.store.errors import DuplicateTarget, SchemaTooNew, StoreError
+from agent.store.outbox import FollowUp, Outbox
 from agent.store.store import Store
 
 __all__ = [

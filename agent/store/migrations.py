@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent.model.time import utcnow
 from agent.lists.denylist.ids import DENY_SIGNAL_TYPES, migrated_entry_id
+from agent.model.time import utcnow
 from agent.store.errors import SchemaTooNew
 from agent.store.schema import (
     content_status,

@@ -1,0 +1,206 @@
+"""Read models for analysts: findings with their item, provenance, review and
+retraction; and everything known about one finding. Reads across aggregates,
+each in one read transaction with a few batched queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agent.model.records import (
+    DeliveryReport,
+    FindingDetail,
+    FindingView,
+    PlacedLocation,
+    Provenance,
+    RetractionRow,
+    ReviewRow,
+)
+from agent.model.status import ProvenanceSource
+from agent.store.content import content_from_row
+from agent.store.engine import Engine, chunks
+from agent.store.findings import finding_from_row
+from agent.store.items import item_from_row
+from agent.store.locations import IN_SEEN_ORDER, location_from_row
+from agent.store.outbox import delivery_from_row, event_from_row
+from agent.store.reviews import retraction_from_row, review_from_row
+from agent.store.schema import (
+    content_status,
+    deliveries,
+    events,
+    findings,
+    item_locations,
+    items,
+    retractions,
+    reviews,
+    subscriptions,
+    targets,
+)
+
+_CONTENT_EVENTS = ("content.unavailable", "content.available")
+_NOWHERE = Provenance(None, None, None, None, None, ProvenanceSource.NONE)
+
+
+def _alerted_provenance(payload: dict[str, Any]) -> Provenance:
+    """Where the finding.created event said the item was (kept after its location is gone)."""
+    item: dict[str, Any] = payload["item"] if isinstance(payload.get("item"), dict) else {}
+    target: dict[str, Any] = payload["target"] if isinstance(payload.get("target"), dict) else {}
+    path, root, target_id, target_url = item.get("path"), payload.get("root"), target.get("id"), target.get("url")
+    return Provenance(
+        path=path if isinstance(path, str) else None,
+        root_cid=root if isinstance(root, str) else None,
+        target_id=target_id if isinstance(target_id, int) else None,
+        target_url=target_url if isinstance(target_url, str) else None,
+        gateway=None,
+        source=ProvenanceSource.EVENT,
+    )
+
+
+async def _first_places(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, Provenance]:
+    """Each item's first recorded location (the one its first alert was built from)."""
+    out: dict[str, Provenance] = {}
+    for part in chunks(keys):
+        ranked = (
+            sa.select(
+                item_locations,
+                sa.func.row_number()
+                .over(partition_by=item_locations.c.item_key, order_by=IN_SEEN_ORDER)
+                .label("rank"),
+            )
+            .where(item_locations.c.item_key.in_(part))
+            .subquery()
+        )
+        query = (
+            sa.select(ranked, targets.c.url.label("target_url"))
+            .outerjoin(targets, targets.c.id == ranked.c.target_id)
+            .where(ranked.c.rank == 1)
+        )
+        for r in (await conn.execute(query)).mappings():
+            out[r["item_key"]] = Provenance(
+                path=r["path"],
+                root_cid=r["root_cid"],
+                target_id=r["target_id"],
+                target_url=r["target_url"],
+                gateway=r["gateway"],
+                source=ProvenanceSource.LOCATION,
+            )
+    return out
+
+
+async def _alerted_places(conn: AsyncConnection, finding_ids: Sequence[int]) -> dict[int, Provenance]:
+    out: dict[int, Provenance] = {}
+    for part in chunks(finding_ids):
+        query = sa.select(events.c.finding_id, events.c.payload).where(
+            events.c.type == "finding.created", events.c.finding_id.in_(part)
+        )
+        for r in (await conn.execute(query)).mappings():
+            out[int(r["finding_id"])] = _alerted_provenance(dict(r["payload"] or {}))
+    return out
+
+
+async def _finding_views(
+    conn: AsyncConnection, *, limit: int, list_name: str | None = None, finding_id: int | None = None
+) -> list[FindingView]:
+    query = (
+        sa.select(
+            findings,
+            items.c.cid.label("i_cid"),
+            items.c.media_type.label("i_media_type"),
+            items.c.size.label("i_size"),
+        )
+        .outerjoin(items, items.c.key == findings.c.item_key)
+        .order_by(findings.c.created_at.desc(), findings.c.id.desc())
+        .limit(limit)
+    )
+    if list_name is not None:
+        query = query.where(findings.c.list_name == list_name)
+    if finding_id is not None:
+        query = query.where(findings.c.id == finding_id)
+    rows = (await conn.execute(query)).mappings().all()
+    if not rows:
+        return []
+    ids = [int(r["id"]) for r in rows]
+    places = await _first_places(conn, sorted({r["item_key"] for r in rows}))
+    alerted = await _alerted_places(conn, ids)
+    latest: dict[int, ReviewRow] = {}
+    retracted: dict[int, RetractionRow] = {}
+    for part in chunks(ids):
+        query_reviews = sa.select(reviews).where(reviews.c.finding_id.in_(part)).order_by(reviews.c.id)
+        for r in (await conn.execute(query_reviews)).mappings():
+            latest[int(r["finding_id"])] = review_from_row(r)
+        query_retractions = sa.select(retractions).where(retractions.c.finding_id.in_(part))
+        for r in (await conn.execute(query_retractions)).mappings():
+            retracted[int(r["finding_id"])] = retraction_from_row(r)
+    return [
+        FindingView(
+            finding=finding_from_row(r),
+            cid=r["i_cid"],
+            media_type=r["i_media_type"],
+            size=r["i_size"],
+            provenance=places.get(r["item_key"]) or alerted.get(int(r["id"])) or _NOWHERE,
+            review=latest.get(int(r["id"])),
+            retraction=retracted.get(int(r["id"])),
+        )
+        for r in rows
+    ]
+
+
+class FindingViewRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._db = engine
+
+    async def recent(self, *, limit: int = 100, list_name: str | None = None) -> list[FindingView]:
+        """Newest first, each with its item's CID, where it was first seen, its
+        latest review and its retraction."""
+        async with self._db.read() as conn:
+            return await _finding_views(conn, limit=limit, list_name=list_name)
+
+    async def detail(self, finding_id: int) -> FindingDetail | None:
+        """Everything known about one finding, read in one transaction."""
+        async with self._db.read() as conn:
+            views = await _finding_views(conn, limit=1, finding_id=finding_id)
+            if not views:
+                return None
+            view = views[0]
+            key = view.finding.item_key
+            item = (await conn.execute(sa.select(items).where(items.c.key == key))).mappings().one_or_none()
+            placed = (
+                sa.select(item_locations, targets.c.url.label("target_url"))
+                .outerjoin(targets, targets.c.id == item_locations.c.target_id)
+                .where(item_locations.c.item_key == key)
+                .order_by(*IN_SEEN_ORDER)
+            )
+            places = [PlacedLocation(location_from_row(r), r["target_url"]) for r in (await conn.execute(placed)).mappings()]
+            history_query = sa.select(reviews).where(reviews.c.finding_id == finding_id).order_by(reviews.c.id)
+            history = [review_from_row(r) for r in (await conn.execute(history_query)).mappings()]
+            content_query = sa.select(content_status).where(content_status.c.item_key == key)
+            content = (await conn.execute(content_query)).mappings().one_or_none()
+            # Its own events, and the item's availability changes (they concern every finding of the item).
+            about = sa.or_(
+                events.c.finding_id == finding_id, sa.and_(events.c.item_key == key, events.c.type.in_(_CONTENT_EVENTS))
+            )
+            events_query = sa.select(events).where(about).order_by(events.c.created_at, events.c.id)
+            its_events = [event_from_row(r) for r in (await conn.execute(events_query)).mappings()]
+            sent_query = (
+                sa.select(deliveries, events.c.type.label("event_type"), subscriptions.c.url.label("subscription_url"))
+                .join(events, events.c.id == deliveries.c.event_id)
+                .outerjoin(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+                .where(about)
+                .order_by(deliveries.c.created_at, deliveries.c.id)
+            )
+            sent = [
+                DeliveryReport(delivery_from_row(r), r["event_type"], r["subscription_url"])
+                for r in (await conn.execute(sent_query)).mappings()
+            ]
+        return FindingDetail(
+            view=view,
+            item=item_from_row(item) if item is not None else None,
+            locations=tuple(places),
+            reviews=tuple(history),
+            content=content_from_row(content) if content is not None else None,
+            events=tuple(its_events),
+            deliveries=tuple(sent),
+        )
