@@ -9,8 +9,10 @@ from pathlib import Path
 
 import dag_cbor
 import pytest
+from multiformats import CID
 
 from agent.config import LimitSettings, Settings
+from agent.ipfs.gateway import RetrievalMode
 from agent.model.report import EXIT_ERROR, ItemStatus
 from agent.pipeline import Scanner
 from tests.support.dagpb import Blocks, block, file_node, hamt_bomb, pbnode, shared_directory_bomb, unixfs, write_car
@@ -25,7 +27,7 @@ def settings(**limits: int) -> Settings:
     return Settings(limits=LimitSettings(**{"max_items": 1000, **limits}))
 
 
-def bomb() -> tuple[object, Blocks]:
+def bomb() -> tuple[CID, Blocks]:
     blocks: Blocks = []
     leaf = block(blocks, b"the one file\n", "raw")
     root, dirs = shared_directory_bomb(LEVELS, (leaf, 13))
@@ -57,7 +59,7 @@ async def test_a_car_of_directories_sharing_one_child_scans_each_directory_once(
 async def test_through_a_gateway_each_shared_directory_is_one_request(make_gateway: MakeGateway) -> None:
     root, blocks = bomb()
     gw = await make_gateway()
-    gw.add_blocks(blocks)  # type: ignore[arg-type]
+    gw.add_blocks(blocks)
     report = await Scanner(settings(), gateways=[gw.url], hash_media=False).scan(f"ipfs://{root}")
     assert_bomb_report(report)
     assert sum(gw.requests.values()) == LEVELS + 1, gw.requests
@@ -81,7 +83,7 @@ async def test_a_hamt_repeating_one_sub_shard_costs_one_request_per_distinct_sha
     # times and collected 2048 entries (deeper bombs are in the unit tests, under a guard).
     root, shards = hamt_bomb(1, [(f"e{i}.txt", leaf) for i in range(8)])
     gw = await make_gateway()
-    gw.add_blocks(blocks + shards)  # type: ignore[arg-type]
+    gw.add_blocks(blocks + shards)
     report = await Scanner(settings(), gateways=[gw.url], mode="raw", hash_media=False).scan(f"ipfs://{root}")
     assert report.errors == []
     assert sorted(i.path for i in report.items) == [f"e{i}.txt" for i in range(8)]
@@ -117,17 +119,15 @@ async def test_document_keys_leaving_the_root_are_item_errors(tmp_path: Path) ->
 
 @pytest.mark.parametrize(("mode", "requests"), [("car", {"car": 1}), ("raw", {"raw": 2})])
 async def test_an_empty_leaf_repeated_2000_times_makes_no_request(
-    make_gateway: MakeGateway, mode: str, requests: dict[str, int]
+    make_gateway: MakeGateway, mode: RetrievalMode, requests: dict[str, int]
 ) -> None:
     blocks: Blocks = []
     empty = block(blocks, b"", "raw")
     hello = block(blocks, b"hello", "raw")
     root = block(blocks, file_node([(hello, 5)] + [(empty, 0)] * 2000))
     gw = await make_gateway()
-    gw.add_blocks(blocks)  # type: ignore[arg-type]
-    report = await Scanner(settings(), gateways=[gw.url], mode=mode, hash_media=False).scan(  # type: ignore[arg-type]
-        f"ipfs://{root}"
-    )
+    gw.add_blocks(blocks)
+    report = await Scanner(settings(), gateways=[gw.url], mode=mode, hash_media=False).scan(f"ipfs://{root}")
     (item,) = report.items
     assert item.status == ItemStatus.VERIFIED and item.size == 5
     assert {k: v for k, v in gw.requests.items() if v} == requests
@@ -138,7 +138,7 @@ async def test_a_leaf_repeated_1000_times_is_one_raw_request(make_gateway: MakeG
     hello = block(blocks, b"hello", "raw")
     root = block(blocks, file_node([(hello, 5)] * 1000))
     gw = await make_gateway()
-    gw.add_blocks(blocks)  # type: ignore[arg-type]
+    gw.add_blocks(blocks)
     report = await Scanner(settings(), gateways=[gw.url], mode="raw", hash_media=False).scan(f"ipfs://{root}")
     (item,) = report.items
     assert item.status == ItemStatus.VERIFIED and item.size == 5000
