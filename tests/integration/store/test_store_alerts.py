@@ -26,22 +26,22 @@ def created_for_all(new: list[FindingRow], _loc: LocationRow | None, subs: list[
 
 
 async def _alerted_finding(store: Store) -> tuple[FindingRow, SubscriptionRow, SubscriptionRow]:
-    early = await store.add_subscription("https://a.example/hook", "whsec_a")
-    (finding,) = await store.record_item(
+    early = await store.subscriptions.add("https://a.example/hook", "whsec_a")
+    (finding,) = await store.items.record(
         ItemRow(key="k1", status=ItemState.VERIFIED, cid="bafk1"),
         LocationRow(item_key="k1", path="p.jpg"),
         [FindingRow("k1", "tcap", "tcap:1", "abc", SignalType.MD5, 0.0)],
         outbox=created_for_all,
     )
-    late = await store.add_subscription("https://b.example/hook", "whsec_b")
+    late = await store.subscriptions.add("https://b.example/hook", "whsec_b")
     return finding, early, late
 
 
 async def test_the_outbox_writes_event_and_deliveries_with_the_finding(store: Store) -> None:
     finding, early, _late = await _alerted_finding(store)
-    (event,) = await store.list_events()
+    (event,) = await store.outbox.events()
     assert event.type == "finding.created" and event.finding_id == finding.id
-    assert [(d.subscription_id, d.status) for d in await store.deliveries_of(event_id=event.id)] == [
+    assert [(d.subscription_id, d.status) for d in await store.outbox.deliveries_of(event_id=event.id)] == [
         (early.id, "pending")
     ]
 
@@ -55,24 +55,24 @@ async def test_a_false_positive_is_retracted_to_those_alerted_and_suppressed(sto
         sent_to.append(recipients)
         return NewEvent("evt_retracted", "finding.retracted", {}, tuple(recipients), finding_id=finding.id)
 
-    await store.review_finding(finding.id, "false_positive", note="no", reviewer="a", retraction=retraction)
+    await store.reviews.review(finding.id, "false_positive", note="no", reviewer="a", retraction=retraction)
     assert sent_to == [[early.id]], "only the subscription that received the finding"
-    assert finding.id in await store.retracted_ids()
+    assert finding.id in await store.reviews.retracted_ids()
     # A second review keeps the audit trail but retracts nothing twice.
-    await store.review_finding(finding.id, "false_positive", note="again", reviewer="b", retraction=retraction)
-    assert len(sent_to) == 1 and len(await store.reviews_of(finding.id)) == 2
+    await store.reviews.review(finding.id, "false_positive", note="again", reviewer="b", retraction=retraction)
+    assert len(sent_to) == 1 and len(await store.reviews.of(finding.id)) == 2
     # The same item and list entry, matched by another signal: never recorded (nor alerted) again.
-    again = await store.add_findings(
+    again = await store.findings.add(
         "k1", [FindingRow("k1", "tcap", "tcap:1", "abc", SignalType.SHA256, 0.0)], outbox=created_for_all
     )
     assert again == []
-    other_entry = await store.add_findings("k1", [FindingRow("k1", "tcap", "tcap:2", "def", SignalType.SHA256, 0.0)])
+    other_entry = await store.findings.add("k1", [FindingRow("k1", "tcap", "tcap:2", "def", SignalType.SHA256, 0.0)])
     assert len(other_entry) == 1, "suppression is per entry, not per item"
-    assert late.id not in {d.subscription_id for d in await store.deliveries_of()}
+    assert late.id not in {d.subscription_id for d in await store.outbox.deliveries_of()}
 
 
 async def test_content_state_changes_are_announced_once_to_those_alerted(store: Store) -> None:
-    finding, early, _late = await _alerted_finding(store)
+    _finding, early, _late = await _alerted_finding(store)
     first = datetime.now(UTC) - timedelta(hours=1)
     calls: list[list[int]] = []
 
@@ -80,41 +80,39 @@ async def test_content_state_changes_are_announced_once_to_those_alerted(store: 
         calls.append(recipients)
         return NewEvent(f"evt_state_{len(calls)}", "content.unavailable", {}, tuple(recipients), item_key="k1")
 
-    (watched,) = await store.watched_content()
+    (watched,) = await store.content.watched()
     assert watched[:2] == ("k1", "bafk1") and watched[3] is None
-    assert await store.set_content_state("k1", "available", first_alert_at=first, detail={}, follow_up=follow_up) == (
+    assert await store.content.set_state("k1", "available", first_alert_at=first, detail={}, follow_up=follow_up) == (
         None,
         "available",
     )
     assert calls == [], "content presumed available when alerted: no change"
-    await store.set_content_state("k1", "unavailable", first_alert_at=first, detail={"x": 1}, follow_up=follow_up)
-    await store.set_content_state("k1", "unavailable", first_alert_at=first, detail={"x": 2}, follow_up=follow_up)
+    await store.content.set_state("k1", "unavailable", first_alert_at=first, detail={"x": 1}, follow_up=follow_up)
+    await store.content.set_state("k1", "unavailable", first_alert_at=first, detail={"x": 2}, follow_up=follow_up)
     assert calls == [[early.id]]
-    (watched,) = await store.watched_content()
+    (watched,) = await store.content.watched()
     assert watched[3] is not None and watched[3].state == "unavailable" and watched[3].detail == {"x": 2}
 
 
 async def test_replay_and_lease_release_make_deliveries_due_again(store: Store) -> None:
     await _alerted_finding(store)
-    (job,) = await store.lease_deliveries("node-a", limit=10, lease_s=60)
-    assert await store.lease_deliveries("node-b", limit=10, lease_s=60) == [], (
-        "a leased delivery is not handed out twice"
-    )
-    assert await store.release_leases("node-a") == 1
-    (again,) = await store.lease_deliveries("node-b", limit=10, lease_s=60)
+    (job,) = await store.outbox.lease("node-a", limit=10, lease_s=60)
+    assert await store.outbox.lease("node-b", limit=10, lease_s=60) == [], "a leased delivery is not handed out twice"
+    assert await store.outbox.release_leases("node-a") == 1
+    (again,) = await store.outbox.lease("node-b", limit=10, lease_s=60)
     assert again.delivery.id == job.delivery.id
-    await store.record_attempt(job.delivery.id, outcome="succeeded", http_status=204, error=None, duration_ms=3)
-    assert await store.lease_deliveries("node-b", limit=10, lease_s=60) == []
-    assert await store.replay(datetime.now(UTC) - timedelta(minutes=5)) == 1
-    (replayed,) = await store.lease_deliveries("node-b", limit=10, lease_s=60)
+    await store.outbox.record_attempt(job.delivery.id, outcome="succeeded", http_status=204, error=None, duration_ms=3)
+    assert await store.outbox.lease("node-b", limit=10, lease_s=60) == []
+    assert await store.outbox.replay(datetime.now(UTC) - timedelta(minutes=5)) == 1
+    (replayed,) = await store.outbox.lease("node-b", limit=10, lease_s=60)
     assert replayed.event.id == job.event.id, "a replay keeps the webhook-id"
 
 
 async def test_finding_views_carry_item_provenance_review_and_retraction(store: Store) -> None:
-    target = await store.add_target("ipns://k51example", "ipns", 600)
-    await store.add_subscription("https://a.example/hook", "whsec_a")
+    target = await store.targets.add("ipns://k51example", "ipns", 600)
+    await store.subscriptions.add("https://a.example/hook", "whsec_a")
     # Seen first under a target, later in a one-off place: the first place is the provenance.
-    (first,) = await store.record_item(
+    (first,) = await store.items.record(
         ItemRow(key="k1", status=ItemState.VERIFIED, cid="bafk1", size=5, media_type="image/jpeg"),
         LocationRow(
             item_key="k1",
@@ -127,22 +125,22 @@ async def test_finding_views_carry_item_provenance_review_and_retraction(store: 
         [FindingRow("k1", "tcap", "tcap:1", "abc", SignalType.PDQ, 6.0, labels=("ideology:far-right",), query="abd")],
         outbox=created_for_all,
     )
-    await store.record_item(
+    await store.items.record(
         ItemRow(key="k1", status=ItemState.VERIFIED),
         LocationRow(
             item_key="k1", path="copy.jpg", root_cid="bafyother", first_seen_at=datetime(2026, 2, 1, tzinfo=UTC)
         ),
     )
-    (second,) = await store.record_item(
+    (second,) = await store.items.record(
         ItemRow(key="k2", status=ItemState.VERIFIED, cid="bafk2"),
         None,
         [FindingRow("k2", "deny", "deny:1", "/ipfs/bafk2", DenyBasis.CID, 0.0)],
     )
     assert first.id is not None and second.id is not None
-    await store.review_finding(first.id, "confirmed", note=None, reviewer="a1")
-    await store.review_finding(first.id, "false_positive", note="a bridge", reviewer="a2")
+    await store.reviews.review(first.id, "confirmed", note=None, reviewer="a1")
+    await store.reviews.review(first.id, "false_positive", note="a bridge", reviewer="a2")
 
-    views = {v.finding.id: v for v in await store.finding_views()}
+    views = {v.finding.id: v for v in await store.views.recent()}
     assert list(views) == [second.id, first.id], "newest first"
     one = views[first.id]
     assert (one.cid, one.media_type, one.size, one.finding.query) == ("bafk1", "image/jpeg", 5, "abd")
@@ -159,16 +157,16 @@ async def test_finding_views_carry_item_provenance_review_and_retraction(store: 
     assert one.retraction is not None and one.retraction.reason == "false_positive"
     other = views[second.id]
     assert other.review is None and other.retraction is None and other.provenance.source == "none"
-    assert [v.finding.id for v in await store.finding_views(list_name="deny")] == [second.id]
-    assert len(await store.finding_views(limit=1)) == 1
+    assert [v.finding.id for v in await store.views.recent(list_name="deny")] == [second.id]
+    assert len(await store.views.recent(limit=1)) == 1
 
-    trail = await store.list_reviews()
+    trail = await store.reviews.audit_trail()
     assert [(a.review.verdict, a.list_name, a.entry_id, a.item_key) for a in trail] == [
         ("false_positive", "tcap", "tcap:1", "k1"),
         ("confirmed", "tcap", "tcap:1", "k1"),
     ]
 
-    detail = await store.finding_detail(first.id)
+    detail = await store.views.detail(first.id)
     assert detail is not None and detail.item is not None and detail.item.cid == "bafk1"
     assert [(p.location.path, p.target_url) for p in detail.locations] == [
         ("dir/a.jpg", "ipns://k51example"),
@@ -180,11 +178,11 @@ async def test_finding_views_carry_item_provenance_review_and_retraction(store: 
         ("finding.created", "https://a.example/hook", "pending")
     ]
     assert detail.content is None
-    assert await store.finding_detail(999) is None
+    assert await store.views.detail(999) is None
 
 
 async def test_a_removed_target_leaves_the_provenance_the_alert_carried(store: Store) -> None:
-    target = await store.add_target("ipns://k51gone", "ipns", 600)
+    target = await store.targets.add("ipns://k51gone", "ipns", 600)
 
     def alert(new: list[FindingRow], loc: LocationRow | None, subs: list[SubscriptionRow]) -> list[NewEvent]:
         assert loc is not None
@@ -204,14 +202,14 @@ async def test_a_removed_target_leaves_the_provenance_the_alert_carried(store: S
             for f in new
         ]
 
-    (finding,) = await store.record_item(
+    (finding,) = await store.items.record(
         ItemRow(key="k3", status=ItemState.VERIFIED, cid="bafk3"),
         LocationRow(item_key="k3", path="x/y.png", target_id=target.id, root_cid="bafyroot3"),
         [FindingRow("k3", "tcap", "tcap:3", "abc", SignalType.MD5, 0.0)],
         outbox=alert,
     )
-    assert await store.remove_target(target.id)
-    (view,) = await store.finding_views()
+    assert await store.targets.remove(target.id)
+    (view,) = await store.views.recent()
     assert (view.provenance.path, view.provenance.root_cid, view.provenance.target_url, view.provenance.source) == (
         "x/y.png",
         "bafyroot3",
@@ -219,5 +217,5 @@ async def test_a_removed_target_leaves_the_provenance_the_alert_carried(store: S
         "event",
     )
     assert finding.id is not None
-    detail = await store.finding_detail(finding.id)
+    detail = await store.views.detail(finding.id)
     assert detail is not None and detail.locations == ()

@@ -13,11 +13,11 @@ def _sha256(value: str) -> ItemSignals:
 
 
 async def test_a_recorded_directory_is_known_but_not_counted_as_an_item(store: Store) -> None:
-    await store.record_item(ItemRow(key="1220f1", status=ItemState.VERIFIED, signals=_sha256("00" * 32)), None)
-    await store.record_directory("1220d1", "bafydir")
-    await store.record_directory("1220d1", "bafydir")  # again: one row, no error
+    await store.items.record(ItemRow(key="1220f1", status=ItemState.VERIFIED, signals=_sha256("00" * 32)), None)
+    await store.items.record_directory("1220d1", "bafydir")
+    await store.items.record_directory("1220d1", "bafydir")  # again: one row, no error
 
-    rows = await store.get_items(["1220d1", "1220f1"])
+    rows = await store.items.get_many(["1220d1", "1220f1"])
     directory = rows["1220d1"]
     assert (directory.status, directory.cid, directory.media_type, directory.signals) == (
         "directory",
@@ -26,7 +26,7 @@ async def test_a_recorded_directory_is_known_but_not_counted_as_an_item(store: S
         ItemSignals(),
     )
     assert examined(directory.status, directory.signals.to_view())
-    assert await store.count_items() == 1, "directories are not content items"
+    assert await store.items.count() == 1, "directories are not content items"
 
 
 async def test_recording_a_directory_never_overwrites_content_of_the_same_multihash(store: Store) -> None:
@@ -38,7 +38,7 @@ async def test_recording_a_directory_never_overwrites_content_of_the_same_multih
         media_type="text/plain",
         signals=_sha256("11" * 32),
     )
-    await store.record_item(content, None)
-    await store.record_directory("1220aa", "bafydag")
-    row = (await store.get_items(["1220aa"]))["1220aa"]
+    await store.items.record(content, None)
+    await store.items.record_directory("1220aa", "bafydag")
+    row = (await store.items.get_many(["1220aa"]))["1220aa"]
     assert (row.status, row.cid, row.signals) == ("verified", "bafkraw", _sha256("11" * 32))

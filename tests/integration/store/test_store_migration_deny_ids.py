@@ -21,8 +21,8 @@ RULE = "/ipfs/bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy/dir/*"
 async def test_old_denylist_ids_and_their_suppressions_move_to_the_new_ids(open_store: StoreOpener) -> None:
     store = await open_store()
     at = datetime(2026, 11, 20, tzinfo=UTC)
-    await store.record_item(ItemRow(key="k1", status=ItemState.VERIFIED), None, [])
-    await store.record_item(ItemRow(key="k2", status=ItemState.VERIFIED), None, [])
+    await store.items.record(ItemRow(key="k1", status=ItemState.VERIFIED), None, [])
+    await store.items.record(ItemRow(key="k2", status=ItemState.VERIFIED), None, [])
     old = "/home/op/lists/my.deny:7"
     async with store._engine.begin() as conn:
         common = {"list_name": "my", "entry_value": RULE, "signal_type": "path", "distance": 0.0, "created_at": at}

@@ -56,7 +56,7 @@ async def test_the_database_itself_refuses_a_second_row_for_the_same_place(store
     # Not just the store's ON CONFLICT: any writer hits the unique index,
     # including for NULL target_id / root_cid, where a plain UNIQUE would not.
     now = datetime.now(UTC)
-    await store.record_item(ItemRow(key="k", status=ItemState.VERIFIED), None, [])
+    await store.items.record(ItemRow(key="k", status=ItemState.VERIFIED), None, [])
     place = {
         "item_key": "k",
         "target_id": None,
@@ -75,7 +75,7 @@ async def test_the_database_itself_refuses_a_second_row_for_the_same_place(store
 async def test_reopening_applies_nothing_and_keeps_data(
     store: Store, open_store: Callable[[], Awaitable[Store]]
 ) -> None:
-    await store.add_target("ipfs://bafykeep", "ipfs", 300)
+    await store.targets.add("ipfs://bafykeep", "ipfs", 300)
     await store.close()
 
     again = await open_store()
@@ -108,26 +108,26 @@ async def test_an_older_agent_refuses_a_newer_schema(store: Store, open_store: C
 async def test_datetimes_come_back_aware_utc_at_the_same_instant(store: Store) -> None:
     plus_two = timezone(timedelta(hours=2))
     seen = datetime(2024, 5, 1, 14, 30, 15, 123456, tzinfo=plus_two)
-    await store.record_item(
+    await store.items.record(
         ItemRow(key="k", status=ItemState.VERIFIED, first_seen_at=seen, last_seen_at=seen), None, []
     )
 
-    item = (await store.get_items(["k"]))["k"]
+    item = (await store.items.get_many(["k"]))["k"]
     assert item.first_seen_at.tzinfo is not None
     assert item.first_seen_at.utcoffset() == timedelta(0)
     assert item.first_seen_at == seen  # same instant
     assert item.first_seen_at == datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
-    target = await store.add_target("ipfs://bafyaware", "ipfs", 60)
+    target = await store.targets.add("ipfs://bafyaware", "ipfs", 60)
     assert target.created_at.tzinfo is not None and target.created_at.utcoffset() == timedelta(0)
 
 
 async def test_naive_datetimes_are_refused(store: Store) -> None:
-    target = await store.add_target("ipfs://bafynaive", "ipfs", 60)
+    target = await store.targets.add("ipfs://bafynaive", "ipfs", 60)
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
-        await store.record_poll(target.id, ok=True, error=None, next_run_at=datetime(2024, 1, 1))
+        await store.targets.record_poll(target.id, ok=True, error=None, next_run_at=datetime(2024, 1, 1))  # noqa: DTZ001 -- the naive value is what is tested
     # Nothing was written.
-    unchanged = await store.get_target(target.id)
+    unchanged = await store.targets.get(target.id)
     assert unchanged is not None and unchanged.last_poll_at is None
 
 
