@@ -59,9 +59,9 @@ class ListRepository:
             "problems": problems,
             "loaded_at": now,
         }
-        insert = self._db.upsert(
-            list_versions, values, (list_versions.c.name, list_versions.c.content_hash)
-        ).returning(list_versions.c.id)
+        insert = self._db.upsert(list_versions, values, (list_versions.c.name, list_versions.c.content_hash)).returning(
+            list_versions.c.id
+        )
         async with self._db.write() as conn:
             if (await conn.execute(insert)).first() is not None:
                 return True

@@ -39,9 +39,7 @@ async def _release_claims(conn: AsyncConnection, target_ids: Sequence[int]) -> N
     once instead of waiting out the claim (targets.last_poll_at, see claim_poll)."""
     if target_ids:
         await conn.execute(
-            sa.update(targets)
-            .where(targets.c.id.in_(list(target_ids)))
-            .values(last_poll_at=targets.c.last_success_at)
+            sa.update(targets).where(targets.c.id.in_(list(target_ids))).values(last_poll_at=targets.c.last_success_at)
         )
 
 

@@ -35,6 +35,7 @@ from agent.store.views import FindingViewRepository
 P = ParamSpec("P")
 R = TypeVar("R")
 
+
 class _Moved(Generic[P, R]):  # shim: issue-10 integration removes
     """A Store attribute under an old name: the same method of a repository, typed."""
 

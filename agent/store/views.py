@@ -66,9 +66,7 @@ async def _first_places(conn: AsyncConnection, keys: Sequence[str]) -> dict[str,
         ranked = (
             sa.select(
                 item_locations,
-                sa.func.row_number()
-                .over(partition_by=item_locations.c.item_key, order_by=IN_SEEN_ORDER)
-                .label("rank"),
+                sa.func.row_number().over(partition_by=item_locations.c.item_key, order_by=IN_SEEN_ORDER).label("rank"),
             )
             .where(item_locations.c.item_key.in_(part))
             .subquery()
@@ -173,7 +171,9 @@ class FindingViewRepository:
                 .where(item_locations.c.item_key == key)
                 .order_by(*IN_SEEN_ORDER)
             )
-            places = [PlacedLocation(location_from_row(r), r["target_url"]) for r in (await conn.execute(placed)).mappings()]
+            places = [
+                PlacedLocation(location_from_row(r), r["target_url"]) for r in (await conn.execute(placed)).mappings()
+            ]
             history_query = sa.select(reviews).where(reviews.c.finding_id == finding_id).order_by(reviews.c.id)
             history = [review_from_row(r) for r in (await conn.execute(history_query)).mappings()]
             content_query = sa.select(content_status).where(content_status.c.item_key == key)
