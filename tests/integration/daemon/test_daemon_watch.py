@@ -327,7 +327,7 @@ async def test_content_that_cannot_be_decoded_is_not_fetched_again_on_every_poll
         first = await agent.poll_target(target.id, scheduled=False)
         assert first.ok
         item = (await agent.store.get_items([key(files["broken.jpg"])]))[key(files["broken.jpg"])]
-        assert item.status == "error" and item.signals["sha256"]
+        assert item.status == "error" and item.signals.to_view()["sha256"]
         gw.log.clear()
         again = await agent.poll_target(target.id, scheduled=False)
         assert again.ok and "unchanged" in again.note
