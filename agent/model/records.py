@@ -148,10 +148,14 @@ class FindingRow:
     def detail_view(self) -> JSONObject:
         """The `detail` JSON column (and `findings show`'s `detail` object): the keys
         a report finding has beyond the table's own columns, in the report's order."""
-        detail: JSONObject = {"list_source": self.list_source, "list_line": self.list_line}
-        if self.compared_percent is not None:
-            detail["compared_percent"] = self.compared_percent
-        return detail
+        # An absent value is left out rather than written as null: a list without line
+        # numbers (TCAP, an API) says nothing about lines, and `findings show` prints this.
+        values = {
+            "list_source": self.list_source,
+            "list_line": self.list_line,
+            "compared_percent": self.compared_percent,
+        }
+        return {key: value for key, value in values.items() if value is not None}
 
 
 @dataclass(frozen=True, slots=True)
