@@ -42,8 +42,8 @@ class ScopedQueue:
         skip = set(skip_subscriptions)
         if self._subscription_id is not None:
             # Rows of other subscriptions are never leased at all.
-            skip.update(s.id for s in await self._store.list_subscriptions() if s.id != self._subscription_id)
-        jobs = await self._store.lease_deliveries(
+            skip.update(s.id for s in await self._store.subscriptions.all() if s.id != self._subscription_id)
+        jobs = await self._store.outbox.lease(
             node, limit=limit, lease_s=lease_s, now=now, skip_subscriptions=sorted(skip)
         )
         mine = [job for job in jobs if self._in_scope(job)]
@@ -66,7 +66,7 @@ class ScopedQueue:
         duration_ms: int,
         next_attempt_at: datetime | None = None,
     ) -> object:
-        return await self._store.record_attempt(
+        return await self._store.outbox.record_attempt(
             delivery_id,
             outcome=outcome,
             http_status=http_status,
@@ -76,10 +76,10 @@ class ScopedQueue:
         )
 
     async def set_failing_since(self, subscription_id: int, since: datetime | None) -> None:
-        await self._store.set_failing_since(subscription_id, since)
+        await self._store.subscriptions.set_failing_since(subscription_id, since)
 
     async def set_subscription_enabled(self, subscription_id: int, enabled: bool, reason: str | None = None) -> object:
-        return await self._store.set_subscription_enabled(subscription_id, enabled, reason)
+        return await self._store.subscriptions.set_enabled(subscription_id, enabled, reason)
 
 
 async def deliver_now(
@@ -110,6 +110,6 @@ async def deliver_now(
                 await worker.run_once()
             finally:
                 # Out-of-scope rows the lease took; the scoped ones have had their attempt recorded.
-                await store.release_leases(node)
+                await store.outbox.release_leases(node)
             if queue.attempted == before:
                 return queue.attempted

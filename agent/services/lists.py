@@ -28,7 +28,7 @@ class ListsService:
 
     async def versions(self) -> list[ListVersionRow]:
         """The newest stored version of every list an agent has loaded."""
-        return list(await self._store.latest_list_versions())
+        return list(await self._store.lists.latest_versions())
 
     async def known_names(self) -> list[str]:
         """Lists a subscription can name: the configured ones, and every list the store has a

@@ -42,10 +42,10 @@ class StatusService:
     async def snapshot(self) -> StatusSnapshot:
         store = self._store
         return StatusSnapshot(
-            targets=list(await store.list_targets()),
-            lists=list(await store.latest_list_versions()),
-            items=await store.count_items(),
-            findings=await store.count_findings(),
+            targets=list(await store.targets.all()),
+            lists=list(await store.lists.latest_versions()),
+            items=await store.items.count(),
+            findings=await store.findings.count(),
             database=store.dialect,
             # urllib blocks: off the event loop.
             agent=await asyncio.to_thread(self.agent_health),

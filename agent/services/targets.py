@@ -48,29 +48,29 @@ class TargetsService:
         from agent.store import DuplicateTarget
 
         spec = classify(url)
-        existing = await self._store.get_target(spec.url)
+        existing = await self._store.targets.get(spec.url)
         if existing is not None:
             return AddedTarget(existing, created=False)
         try:
-            row = await self._store.add_target(spec.url, spec.kind.value, interval_s or self._default_interval_s)
+            row = await self._store.targets.add(spec.url, spec.kind.value, interval_s or self._default_interval_s)
         except DuplicateTarget:
             # Added by another agent or command between the look-up and the insert.
-            raced = await self._store.get_target(spec.url)
+            raced = await self._store.targets.get(spec.url)
             if raced is None:  # ... and removed again before this look-up
                 raise NotFound(f"{spec.url} was added and removed meanwhile") from None
             return AddedTarget(raced, created=False)
         return AddedTarget(row, created=True)
 
     async def all(self, *, enabled_only: bool = False) -> list[TargetRow]:
-        return list(await self._store.list_targets(enabled_only=enabled_only))
+        return list(await self._store.targets.all(enabled_only=enabled_only))
 
     async def set_enabled(self, target: str, enabled: bool) -> None:
-        if not await self._store.set_target_enabled(self._key(target), enabled):
+        if not await self._store.targets.set_enabled(self._key(target), enabled):
             raise NotFound(f"no target {target}")
 
     async def remove(self, target: str) -> None:
         """Stop watching TARGET (its id or URL, in any spelling the parser accepts). Findings stay."""
-        if not await self._store.remove_target(self._key(target)):
+        if not await self._store.targets.remove(self._key(target)):
             raise NotFound(f"no target {target}")
 
     @staticmethod

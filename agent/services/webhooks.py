@@ -102,7 +102,7 @@ class WebhooksService:
                 )
         labels = [normalise_label(label) for label in request.labels]
         secret = new_secret()
-        row = await self._store.add_subscription(
+        row = await self._store.subscriptions.add(
             request.url,
             secret,
             lists=list(request.lists),
@@ -117,11 +117,11 @@ class WebhooksService:
         return NewSubscription(row, secret, relabelled)
 
     async def all(self) -> list[SubscriptionRow]:
-        return list(await self._store.list_subscriptions())
+        return list(await self._store.subscriptions.all())
 
     async def remove(self, subscription_id: int) -> None:
         """Remove a subscription and its pending deliveries."""
-        if not await self._store.remove_subscription(subscription_id):
+        if not await self._store.subscriptions.remove(subscription_id):
             raise NotFound(f"no subscription {subscription_id}")
 
     async def rotate(self, subscription_id: int, grace_s: int | None = None) -> Rotation:
@@ -131,7 +131,7 @@ class WebhooksService:
         secret = new_secret()
         grace = self._settings.alerts.rotation_grace_s if grace_s is None else grace_s
         until = utcnow() + timedelta(seconds=grace)
-        if await self._store.rotate_secret(subscription_id, secret, until) is None:
+        if await self._store.subscriptions.rotate_secret(subscription_id, secret, until) is None:
             raise NotFound(f"no subscription {subscription_id}")
         return Rotation(secret, until)
 
@@ -139,8 +139,8 @@ class WebhooksService:
         """Re-enable (same secret, failure streak cleared); its kept pending deliveries go out again."""
         store = self._store
         before = await self._subscription(subscription_id)
-        await store.set_subscription_enabled(subscription_id, True)
-        kept = await store.deliveries_of(subscription_id=subscription_id)
+        await store.subscriptions.set_enabled(subscription_id, True)
+        kept = await store.outbox.deliveries_of(subscription_id=subscription_id)
         return Enabled(before, sum(1 for d in kept if d.status == DeliveryStatus.PENDING))
 
     async def test(self, subscription_id: int) -> TestDelivery:
@@ -158,28 +158,28 @@ class WebhooksService:
             )
         wait_s = self._settings.alerts.delivery_timeout_s + 10.0
         event = test_event(sub)
-        await store.emit_events([event])
+        await store.outbox.emit([event])
         await deliver_now(self._settings, store, [event.id], subscription_id)
         deadline = time.monotonic() + wait_s
-        delivery = (await store.deliveries_of(event_id=event.id))[0]
+        delivery = (await store.outbox.deliveries_of(event_id=event.id))[0]
         while delivery.attempts == 0 and delivery.status == DeliveryStatus.PENDING and time.monotonic() < deadline:
             await asyncio.sleep(0.2)  # another agent's answer, recorded in the shared database
-            delivery = (await store.deliveries_of(event_id=event.id))[0]
-        return TestDelivery(delivery, await store.get_subscription(subscription_id), wait_s)
+            delivery = (await store.outbox.deliveries_of(event_id=event.id))[0]
+        return TestDelivery(delivery, await store.subscriptions.get(subscription_id), wait_s)
 
     async def replay(self, since: datetime, subscription_id: int | None = None, *, now: bool = False) -> int:
         """Queue again every delivery of the events created since `since` (same webhook-id, so
         receivers can de-duplicate); with `now`, send those (and only those) at once."""
         store = self._store
         # Chosen before the replay: what is sent now is a subset of what this call re-queued.
-        event_ids = [e.id for e in await store.list_events(limit=2**31 - 1, since=since)] if now else []
-        count = int(await store.replay(since, subscription_id))
+        event_ids = [e.id for e in await store.outbox.events(limit=2**31 - 1, since=since)] if now else []
+        count = int(await store.outbox.replay(since, subscription_id))
         if now:
             await deliver_now(self._settings, store, event_ids, subscription_id)
         return count
 
     async def _subscription(self, subscription_id: int) -> SubscriptionRow:
-        sub = await self._store.get_subscription(subscription_id)
+        sub = await self._store.subscriptions.get(subscription_id)
         if sub is None:
             raise NotFound(f"no subscription {subscription_id}")
         return sub
