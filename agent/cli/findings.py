@@ -14,6 +14,7 @@ from agent.cli.common import call, emit, fail, load
 from agent.cli.main import main
 from agent.model.status import Verdict
 from agent.model.time import iso_seconds
+from agent.services.findings import finding_links
 
 if TYPE_CHECKING:
     from agent.model.records import (
@@ -33,18 +34,9 @@ def findings() -> None:
     """Findings: list and show them, review them (every review is kept: `findings reviews`)."""
 
 
-def _links(view: FindingView, gateways: Sequence[str]) -> list[str]:
-    from agent.alerts.events import gateway_links
-
-    # The gateway that served the bytes first: it is known to have had them.
-    where = view.provenance
-    served = [where.gateway] if where.gateway else []
-    return gateway_links(list(dict.fromkeys([*served, *gateways])), view.cid, where.root_cid, where.path or "")
-
-
 def view_dict(view: FindingView, gateways: Sequence[str]) -> dict[str, Any]:
     f, where = view.finding, view.provenance
-    links = _links(view, gateways)
+    links = finding_links(view, gateways)
     retraction = view.retraction
     return {
         "id": f.id,

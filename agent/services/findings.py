@@ -8,6 +8,7 @@ for a review that was not recorded)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,16 +38,26 @@ def verdict_of(*, false_positive: bool, confirmed: bool) -> Verdict:
     return Verdict.FALSE_POSITIVE if false_positive else Verdict.CONFIRMED
 
 
+def finding_links(view: FindingView, gateways: Sequence[str]) -> list[str]:
+    """Where an analyst can look at a finding's content: the gateway that served the bytes
+    first (it is known to have had them), then the configured ones; the links an alert gives."""
+    from agent.alerts.events import gateway_links
+
+    where = view.provenance
+    served = [where.gateway] if where.gateway else []
+    return gateway_links(list(dict.fromkeys([*served, *gateways])), view.cid, where.root_cid, where.path or "")
+
+
 class FindingsService:
     def __init__(self, store: Store) -> None:
         self._store = store
 
     async def latest(self, *, limit: int = 100, list_name: str | None = None) -> list[FindingView]:
         """Newest first, each with where it was seen, its latest review and its retraction."""
-        return list(await self._store.finding_views(limit=limit, list_name=list_name))
+        return list(await self._store.views.recent(limit=limit, list_name=list_name))
 
     async def show(self, finding_id: int) -> FindingDetail:
-        detail = await self._store.finding_detail(finding_id)
+        detail = await self._store.views.detail(finding_id)
         if detail is None:
             raise NotFound(f"no finding {finding_id}")
         return detail
@@ -56,13 +67,13 @@ class FindingsService:
         from agent.model.records import AuditedReview
 
         if finding_id is None:
-            return list(await self._store.list_reviews(limit=limit))
-        finding = await self._store.get_finding(finding_id)
+            return list(await self._store.reviews.audit_trail(limit=limit))
+        finding = await self._store.findings.get(finding_id)
         if finding is None:
             raise NotFound(f"no finding {finding_id}")
         return [
             AuditedReview(r, finding.list_name, finding.entry_id, finding.item_key)
-            for r in await self._store.reviews_of(finding_id)
+            for r in await self._store.reviews.of(finding_id)
         ]
 
     async def review(self, request: ReviewRequest) -> ReviewRow:
@@ -70,14 +81,14 @@ class FindingsService:
         from agent.alerts.events import finding_retracted
 
         store = self._store
-        finding = await store.get_finding(request.finding_id)
+        finding = await store.findings.get(request.finding_id)
         if finding is None:
             raise NotFound(f"no finding {request.finding_id}")
-        subs = await store.list_subscriptions()
+        subs = await store.subscriptions.all()
         at = utcnow()
         note = request.note
         try:
-            return await store.review_finding(
+            return await store.reviews.review(
                 request.finding_id,
                 request.verdict.value,
                 note=note,
