@@ -18,7 +18,7 @@ Outcomes of one attempt:
     SSRF guard refuses the URL   retry on the schedule: a configuration problem (the error names
                                  `[alerts] allow_hosts` and the address refused); it never
                                  disables the subscription nor counts towards its failure streak
-    schedule exhausted           failed; kept, `Store.replay` sends it again
+    schedule exhausted           failed; kept, `store.outbox.replay` sends it again
     failing > disable_after      subscription disabled ("failing since ...")
 
 Pending deliveries of a disabled subscription stay pending: re-enabling it

@@ -21,10 +21,11 @@ from agent.cli.common import OutputFileError, ReportFile, fail, human, load, wri
 from agent.cli.main import main
 from agent.model.report import EXIT_ERROR, ItemReport, ScanReport
 from agent.model.signals import SignalType
+from agent.model.target import Target, TargetError
 from agent.model.time import utcnow
 from agent.observability import configure_logging
 from agent.services.scans import ScanOptions, ScansService
-from agent.targets import Target, TargetError, parse_gateway_url
+from agent.sources.targets import parse_gateway_url
 
 
 def _table(report: ScanReport, console: Console, *, with_scan_errors: bool) -> None:

@@ -16,10 +16,10 @@ from agent.services.errors import Invalid
 
 if TYPE_CHECKING:
     from agent.config import Settings
-    from agent.hashing import FileSignals
     from agent.lists.catalog import ListCatalog
     from agent.model.report import ItemReport, ScanReport
-    from agent.targets import Target
+    from agent.model.target import Target
+    from agent.pipeline.local import FileSignals
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +49,8 @@ class PreparedScan:
 
 
 def parse_target(text: str) -> Target:
-    from agent.targets import TargetError
-    from agent.targets import parse_target as parse
+    from agent.model.target import TargetError
+    from agent.sources.targets import parse_target as parse
 
     try:
         return parse(text)
@@ -83,7 +83,7 @@ class ScansService:
     async def prepare(self, target: Target, options: ScanOptions) -> PreparedScan:
         """Check every list source and load the lists; Invalid("list ...") when one cannot be."""
         from agent.lists.catalog import ListLoadError
-        from agent.scan import load_scan_catalog
+        from agent.pipeline import load_scan_catalog
 
         for source in [*self._settings.lists.sources, *options.extra_lists]:
             if (problem := missing_list(source)) is not None:
@@ -95,7 +95,7 @@ class ScansService:
         return PreparedScan(target, catalog, options)
 
     async def scan(self, prepared: PreparedScan, on_item: Callable[[ItemReport], None] | None = None) -> ScanReport:
-        from agent.scan import Scanner
+        from agent.pipeline import Scanner
 
         o = prepared.options
         scanner = Scanner(
@@ -111,7 +111,7 @@ class ScansService:
 
     async def hash_files(self, paths: Sequence[Path], options: HashOptions) -> list[FileSignals]:
         """The signals of local files (one result per path, its error inside it)."""
-        from agent.hashing import hash_local_files
+        from agent.pipeline.local import hash_local_files
 
         settings = self._settings
         if options.every_frame:

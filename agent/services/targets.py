@@ -21,7 +21,7 @@ def classify(url: str) -> WatchTarget:
     """The watch target a URL names (its canonical URL and kind), or Invalid with the reason.
 
     The one call into the target parser, so unifying the target models changes this line only."""
-    from agent.targets import TargetError
+    from agent.model.target import TargetError
     from agent.watch import classify_target
 
     try:
