@@ -27,7 +27,8 @@ def run(ctx: click.Context, config: Path | None) -> None:
     """Run the agent as a daemon until SIGTERM or SIGINT (then exit 0; 2 if it cannot start or fails)."""
     try:
         from agent.config import ConfigError, load_settings
-        from agent.daemon import DaemonError, run_daemon
+        from agent.runtime.errors import DaemonError
+        from agent.runtime.process import run_daemon
 
         configure_logging("info" if ctx.obj["log_level"] == "warning" else ctx.obj["log_level"])
         try:

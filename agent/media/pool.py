@@ -255,7 +255,13 @@ class MediaHasher:
             self._running.add(future)
             future.add_done_callback(self._running.discard)
             result = asyncio.wrap_future(future)
-            await self._begun(started, result, generation)
+            try:
+                await self._begun(started, result, generation)
+            except BaseException:
+                # Nobody awaits `result` after this (a cancelled scan, a start timeout): cancelled,
+                # the pool broken later (closed on a hurried stop) leaves no exception unretrieved.
+                result.cancel()
+                raise
             return await asyncio.wait_for(result, self.limits.timeout_s)
         except TimeoutError:
             self._rebuild(generation)

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from agent import __version__
 from agent.config import Settings
 from agent.lists.catalog import ListCatalog
+from agent.runtime.agent import Agent
 from agent.runtime.health import HealthSource, health_app, listen
 from agent.store import Store
 
@@ -24,7 +25,7 @@ log = structlog.get_logger("agent.daemon")  # the name operators' log filters al
 
 
 class DaemonAgent(HealthSource, Protocol):
-    """What the process needs of the agent it runs (agent.daemon.Agent)."""
+    """What the process needs of the agent it runs (agent.runtime.agent.Agent, or a test's)."""
 
     @property
     def node(self) -> str: ...
@@ -51,7 +52,7 @@ async def run_daemon(
     registry: CollectorRegistry,
     stop: asyncio.Event | None = None,
     *,
-    agent_factory: AgentFactory,
+    agent_factory: AgentFactory = Agent,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop`), then stop gracefully. Raises DaemonError
     when the agent cannot start, before it has touched the database."""

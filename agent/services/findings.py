@@ -100,3 +100,20 @@ class FindingsService:
             )
         except LookupError as exc:  # removed between the look-up and the review
             raise NotFound(f"no finding {request.finding_id}") from exc
+
+    async def retract_deleted_entries(self, list_name: str, entry_ids: Sequence[str]) -> list[int]:
+        """Entries deleted upstream (a TCAP deletion, a line removed from a list): their findings
+        are retracted, each with finding.retracted to the subscriptions that were sent it (in the
+        store's transaction). Returns the ids of the findings retracted now."""
+        from agent.alerts.events import finding_retracted
+
+        subs = await self._store.subscriptions.all()
+        at = utcnow()
+        return await self._store.reviews.retract_entries(
+            list_name,
+            list(entry_ids),
+            f"entry deleted from {list_name}",
+            lambda f, recipients: finding_retracted(
+                f, RetractionReason.ENTRY_DELETED, f"deleted from {list_name}", subs, recipients, at
+            ),
+        )

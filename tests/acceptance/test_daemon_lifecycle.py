@@ -133,7 +133,7 @@ async def test_sigterm_lets_the_running_poll_finish_and_a_second_agent_on_the_po
         receiver.script("/hook", status=500)  # a failing delivery: the worker's retry warning is logged
         run = Run(tmp_path, gw.url, [f"ipfs://{root}"], grace_s=120, health_port=_free_port(), receiver_host=True)
         async with await run.store() as store:
-            await store.add_subscription(receiver.url("/hook"), secret)
+            await store.subscriptions.add(receiver.url("/hook"), secret)
         agent = await run.start()
         try:
             await until(lambda: gw.requests["car"] + gw.requests["raw"] > 3)
@@ -148,7 +148,7 @@ async def test_sigterm_lets_the_running_poll_finish_and_a_second_agent_on_the_po
             assert f"127.0.0.1:{run.port}" in failed["error"] and "already in use" in failed["error"]
             assert "health_port" in failed["error"] and "DWEB_AGENT_AGENT_HEALTH_PORT" in failed["error"]
             async with await run.store() as store:  # it did not touch the first agent's work
-                assert [s.status for s in await store.recent_scans(5)] == ["running"]
+                assert [s.status for s in await store.scans.recent(5)] == ["running"]
 
             agent.send_signal(signal.SIGTERM)
             await until(lambda: run.logged("agent.waiting_for_polls"))
@@ -168,9 +168,9 @@ async def test_sigterm_lets_the_running_poll_finish_and_a_second_agent_on_the_po
         "the delivery worker's warning did not come through as JSON"
     )
     async with await run.store() as store:
-        assert await store.count_items() == len(keys)
-        assert [s.status for s in await store.recent_scans(5)] == ["ok"]
-        assert (await store.list_targets())[0].last_success_at is not None
+        assert await store.items.count() == len(keys)
+        assert [s.status for s in await store.scans.recent(5)] == ["ok"]
+        assert (await store.targets.all())[0].last_success_at is not None
 
 
 async def test_a_poll_cancelled_after_the_grace_is_interrupted_and_polled_again_at_once_after_restart(
@@ -184,7 +184,7 @@ async def test_a_poll_cancelled_after_the_grace_is_interrupted_and_polled_again_
     try:
         await until(lambda: gw.requests["car"] + gw.requests["raw"] > 3)
         async with await run.store() as store:
-            recorded_before = await store.seen_keys(keys)
+            recorded_before = await store.items.seen_keys(keys)
         assert await _stop(first) == 0, run.logs[-1].read_text()[-3000:]
     finally:
         await _kill(first)
@@ -192,8 +192,8 @@ async def test_a_poll_cancelled_after_the_grace_is_interrupted_and_polled_again_
     assert "target.poll_interrupted" in events and "agent.polls_cancelled" in events
     assert events[-1] == "agent.stopped"
     async with await run.store() as store:
-        assert [s.status for s in await store.recent_scans(5)] == ["interrupted"]
-        recorded = await store.seen_keys(keys)
+        assert [s.status for s in await store.scans.recent(5)] == ["interrupted"]
+        recorded = await store.items.seen_keys(keys)
     assert recorded_before <= recorded < set(keys)
 
     gw.release()
@@ -203,7 +203,7 @@ async def test_a_poll_cancelled_after_the_grace_is_interrupted_and_polled_again_
 
         async def polled_again() -> bool:
             async with await run.store() as store:
-                return (await store.list_targets())[0].last_success_at is not None
+                return (await store.targets.all())[0].last_success_at is not None
 
         # The interval is an hour and a claim lasts half of it: only a released claim gets here.
         await until(polled_again, 120)
@@ -214,8 +214,8 @@ async def test_a_poll_cancelled_after_the_grace_is_interrupted_and_polled_again_
     assert set(keys) - recorded <= refetched
     run.events()  # still every line JSON
     async with await run.store() as store:
-        assert [s.status for s in await store.recent_scans(5)] == ["ok", "interrupted"]
-        assert await store.count_items() == len(keys)
+        assert [s.status for s in await store.scans.recent(5)] == ["ok", "interrupted"]
+        assert await store.items.count() == len(keys)
 
 
 async def test_a_polls_log_context_stays_on_its_own_lines(make_gateway: MakeGateway, tmp_path: Path) -> None:
@@ -280,4 +280,4 @@ async def test_a_second_sigterm_ends_the_grace_at_once(make_gateway: MakeGateway
         < events.index("agent.stopped")
     )
     async with await run.store() as store:
-        assert [s.status for s in await store.recent_scans(5)] == ["interrupted"]
+        assert [s.status for s in await store.scans.recent(5)] == ["interrupted"]

@@ -56,7 +56,7 @@ async def test_sigkill_mid_scan_then_restart_fetches_nothing_twice_and_keeps_eve
             if not (data_dir / "agent.sqlite3").exists():
                 return False
             async with await Store.open(database) as store:
-                return await store.count_items() >= 3
+                return await store.items.count() >= 3
 
         await until(some_items_recorded, seconds=60)
         await until(lambda: gw.requests["car"] > 6, seconds=60)  # the scan is stalled mid-way
@@ -65,8 +65,8 @@ async def test_sigkill_mid_scan_then_restart_fetches_nothing_twice_and_keeps_eve
             first.send_signal(signal.SIGKILL)
         await first.wait()
     async with await Store.open(database) as store:
-        before = {key for key in file_keys if key in await store.seen_keys(file_keys)}
-        findings_before = await store.count_findings()
+        before = {key for key in file_keys if key in await store.items.seen_keys(file_keys)}
+        findings_before = await store.findings.count()
     assert 3 <= len(before) < len(photos)
 
     gw.release()
@@ -77,7 +77,7 @@ async def test_sigkill_mid_scan_then_restart_fetches_nothing_twice_and_keeps_eve
 
         async def scan_complete() -> bool:
             async with await Store.open(database) as store:
-                target = (await store.list_targets())[0]
+                target = (await store.targets.all())[0]
                 return target.last_success_at is not None
 
         await until(scan_complete, 120)
@@ -94,9 +94,9 @@ async def test_sigkill_mid_scan_then_restart_fetches_nothing_twice_and_keeps_eve
     assert not refetched & before, "items recorded before the kill were fetched again"
     assert set(file_keys) - before <= refetched
     async with await Store.open(database) as store:
-        assert await store.count_items() == len(photos)
-        findings = await store.list_findings(limit=1000)
+        assert await store.items.count() == len(photos)
+        findings = await store.findings.recent(limit=1000)
         assert len(findings) == len(photos) >= findings_before
         assert len({(f.item_key, f.list_name, f.entry_id, f.signal_type) for f in findings}) == len(findings)
-        statuses = [s.status for s in await store.recent_scans(10)]
+        statuses = [s.status for s in await store.scans.recent(10)]
         assert statuses.count(ScanStatus.INTERRUPTED) == 1 and statuses[0] == ScanStatus.OK

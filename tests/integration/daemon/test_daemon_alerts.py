@@ -14,7 +14,7 @@ import jsonschema
 from agent.alerts.events import finding_retracted
 from agent.alerts.signing import new_secret
 from agent.config import AlertSettings
-from agent.daemon import Agent
+from agent.runtime.agent import Agent
 from tests.conftest import MEDIA_FIXTURES, REPO
 from tests.support.agent import settings_for
 from tests.support.gateway import FixtureGateway
@@ -50,8 +50,8 @@ async def test_a_finding_reaches_the_subscriber_signed_and_valid(make_gateway: M
     gw, root, cid, _listing, settings = await agent_with_photo(make_gateway, tmp_path)
     secret = new_secret()
     async with WebhookReceiver([secret]) as receiver, Agent(settings) as agent:
-        sub = await agent.store.add_subscription(receiver.url("/hook"), secret)
-        other = await agent.store.add_subscription(receiver.url("/other-list"), new_secret(), lists=["elsewhere"])
+        sub = await agent.store.subscriptions.add(receiver.url("/hook"), secret)
+        other = await agent.store.subscriptions.add(receiver.url("/other-list"), new_secret(), lists=["elsewhere"])
         await agent.refresh_lists()
         target = await agent.add_target(f"ipfs://{root}", 60)
         assert (await agent.poll_target(target.id, scheduled=False)).ok
@@ -67,8 +67,8 @@ async def test_a_finding_reaches_the_subscriber_signed_and_valid(make_gateway: M
         assert data["target"] == {"id": target.id, "url": f"ipfs://{root}"}  # type: ignore[index]
         assert any(link.endswith(f"/ipfs/{root}/photo.jpg") for link in data["links"])  # type: ignore[index]
         assert receiver.at("/other-list") == [], "a subscription filtered to another list gets nothing"
-        assert [d.status for d in await agent.store.deliveries_of(subscription_id=sub.id)] == ["succeeded"]
-        assert await agent.store.deliveries_of(subscription_id=other.id) == []
+        assert [d.status for d in await agent.store.outbox.deliveries_of(subscription_id=sub.id)] == ["succeeded"]
+        assert await agent.store.outbox.deliveries_of(subscription_id=other.id) == []
 
 
 async def test_a_false_positive_is_retracted_to_those_alerted_and_never_alerted_again(
@@ -77,20 +77,20 @@ async def test_a_false_positive_is_retracted_to_those_alerted_and_never_alerted_
     gw, root, cid, _listing, settings = await agent_with_photo(make_gateway, tmp_path)
     secret = new_secret()
     async with WebhookReceiver([secret]) as receiver, Agent(settings) as agent:
-        await agent.store.add_subscription(receiver.url("/early"), secret)
+        await agent.store.subscriptions.add(receiver.url("/early"), secret)
         await agent.refresh_lists()
         target = await agent.add_target(f"ipfs://{root}", 60)
         await agent.poll_target(target.id, scheduled=False)
         assert agent.delivery is not None
         await agent.delivery.run_once()
         await receiver.wait_for(1, "/early")
-        late = await agent.store.add_subscription(receiver.url("/late"), secret)  # never got the finding
+        late = await agent.store.subscriptions.add(receiver.url("/late"), secret)  # never got the finding
 
-        (finding,) = await agent.store.list_findings()
-        subs = await agent.store.list_subscriptions()
+        (finding,) = await agent.store.findings.recent()
+        subs = await agent.store.subscriptions.all()
         at = datetime.now(UTC)
         assert finding.id is not None
-        review = await agent.store.review_finding(
+        review = await agent.store.reviews.review(
             finding.id,
             "false_positive",
             note="a bridge, not propaganda",
@@ -106,8 +106,8 @@ async def test_a_false_positive_is_retracted_to_those_alerted_and_never_alerted_
         assert retracted["type"] == "finding.retracted" and early[1].verified
         assert retracted["data"]["finding"]["id"] == finding.id  # type: ignore[index]
         assert retracted["data"]["reason"] == "false_positive"  # type: ignore[index]
-        assert await agent.store.deliveries_of(subscription_id=late.id) == []
-        assert [r.reviewer for r in await agent.store.reviews_of(finding.id)] == ["analyst-1"]
+        assert await agent.store.outbox.deliveries_of(subscription_id=late.id) == []
+        assert [r.reviewer for r in await agent.store.reviews.of(finding.id)] == ["analyst-1"]
 
         # The same photo under another root: suppressed, no new finding, no new alert.
         builder = UnixFSBuilder()
@@ -119,7 +119,7 @@ async def test_a_false_positive_is_retracted_to_those_alerted_and_never_alerted_
         await agent.poll_target(second.id, scheduled=False)
         await agent.refresh_lists()
         await agent.delivery.run_once()
-        assert await agent.store.count_findings() == 1
+        assert await agent.store.findings.count() == 1
         assert len(receiver.received) == 2
 
 
@@ -129,7 +129,7 @@ async def test_content_answering_410_produces_content_unavailable_with_the_time_
     gw, root, cid, _listing, settings = await agent_with_photo(make_gateway, tmp_path)
     secret = new_secret()
     async with WebhookReceiver([secret]) as receiver, Agent(settings) as agent:
-        await agent.store.add_subscription(receiver.url("/hook"), secret)
+        await agent.store.subscriptions.add(receiver.url("/hook"), secret)
         await agent.refresh_lists()
         target = await agent.add_target(f"ipfs://{root}", 60)
         await agent.poll_target(target.id, scheduled=False)
@@ -158,7 +158,7 @@ async def test_an_entry_deleted_from_its_list_retracts_its_findings(make_gateway
     gw, root, cid, listing, settings = await agent_with_photo(make_gateway, tmp_path)
     secret = new_secret()
     async with WebhookReceiver([secret]) as receiver, Agent(settings) as agent:
-        await agent.store.add_subscription(receiver.url("/hook"), secret)
+        await agent.store.subscriptions.add(receiver.url("/hook"), secret)
         await agent.refresh_lists()
         target = await agent.add_target(f"ipfs://{root}", 60)
         await agent.poll_target(target.id, scheduled=False)
@@ -169,7 +169,7 @@ async def test_an_entry_deleted_from_its_list_retracts_its_findings(make_gateway
         received = await receiver.wait_for(2, "/hook")
         retracted = check_schema(received[1].body)
         assert retracted["type"] == "finding.retracted" and retracted["data"]["reason"] == "entry_deleted"  # type: ignore[index]
-        assert len(await agent.store.retracted_ids()) == 1
+        assert len(await agent.store.reviews.retracted_ids()) == 1
 
 
 async def test_two_agents_sharing_a_database_announce_a_takedown_once(
@@ -177,7 +177,7 @@ async def test_two_agents_sharing_a_database_announce_a_takedown_once(
 ) -> None:
     gw, root, cid, _listing, settings = await agent_with_photo(make_gateway, tmp_path)
     async with Agent(settings, node="agent-a") as a:
-        await a.store.add_subscription("https://platform.example/hook", new_secret())
+        await a.store.subscriptions.add("https://platform.example/hook", new_secret())
         await a.refresh_lists()
         target = await a.add_target(f"ipfs://{root}", 60)
         await a.poll_target(target.id, scheduled=False)
@@ -189,4 +189,4 @@ async def test_two_agents_sharing_a_database_announce_a_takedown_once(
             assert sum(gw.requests.values()) == probes, "the other agent does not probe in a claimed round"
             assert await b.recheck_content() == 0, "a manual check runs, and finds nothing new"
             assert sum(gw.requests.values()) > probes
-        assert len(await a.store.list_events(event_type="content.unavailable")) == 1
+        assert len(await a.store.outbox.events(event_type="content.unavailable")) == 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from agent.daemon import Agent
+from agent.runtime.agent import Agent
 from agent.ipfs.cid import CID, block_key, parse_cid
 from tests.support.agent import settings_for
 from tests.support.dagpb import block, hamt_shard
@@ -69,7 +69,7 @@ async def test_a_new_root_fetches_only_blocks_never_seen(make_gateway: MakeGatew
         assert (await agent.poll_target(target.id, scheduled=False)).ok
         # (the sub-shard travels inside the HAMT's entity CAR: no request of its own)
         assert {key(old[n]) for n in ("docs", "deep", "pics", "big")} <= requested(gw)
-        assert await agent.store.count_items() == 7  # files only
+        assert await agent.store.items.count() == 7  # files only
 
         ipns.publish(second)
         gw.log.clear()
@@ -77,9 +77,9 @@ async def test_a_new_root_fetches_only_blocks_never_seen(make_gateway: MakeGatew
         assert requested(gw) == {key(new[n]) for n in ("root", "big", "b", "d")}, (
             "unchanged directories and the unchanged HAMT shard are not fetched again"
         )
-        assert await agent.store.count_items() == 9
+        assert await agent.store.items.count() == 9
         names = ("root", "docs", "deep", "pics", "shard", "big")
-        stored = await agent.store.get_items([key(old[n]) for n in names] + [key(new["root"]), key(new["big"])])
+        stored = await agent.store.items.get_many([key(old[n]) for n in names] + [key(new["root"]), key(new["big"])])
         assert {k: r.status for k, r in stored.items()} == {
             **{key(old[n]): "directory" for n in names},
             key(new["root"]): "directory",
@@ -99,7 +99,7 @@ async def test_a_directory_with_an_unexamined_entry_is_walked_again(make_gateway
     async with Agent(settings_for(tmp_path, gw.url)) as agent:
         target = await agent.add_target(f"ipns://{ipns.name}", 60)
         await agent.poll_target(target.id, scheduled=False)
-        stored = await agent.store.get_items([key(old[n]) for n in ("root", "docs", "pics")])
+        stored = await agent.store.items.get_many([key(old[n]) for n in ("root", "docs", "pics")])
         assert key(old["docs"]) not in stored and key(old["root"]) not in stored, "incomplete: not remembered"
         assert stored[key(old["pics"])].status == "directory"
 
@@ -110,7 +110,7 @@ async def test_a_directory_with_an_unexamined_entry_is_walked_again(make_gateway
         fetched = requested(gw)
         assert {key(new["docs"]), key(new["y"])} <= fetched, "the incomplete directory is walked again"
         assert key(new["pics"]) not in fetched and key(new["x"]) not in fetched
-        assert (await agent.store.get_items([key(new["docs"])]))[key(new["docs"])].status == "directory"
+        assert (await agent.store.items.get_many([key(new["docs"])]))[key(new["docs"])].status == "directory"
 
 
 async def test_with_a_path_rule_loaded_remembered_directories_are_walked_again(
@@ -129,7 +129,7 @@ async def test_with_a_path_rule_loaded_remembered_directories_are_walked_again(
         await agent.refresh_lists()
         target = await agent.add_target(f"ipns://{ipns.name}", 60)
         assert (await agent.poll_target(target.id, scheduled=False)).ok
-        assert (await agent.store.get_items([key(old["pics"])]))[key(old["pics"])].status == "directory"
+        assert (await agent.store.items.get_many([key(old["pics"])]))[key(old["pics"])].status == "directory"
 
         deny.write_text("/pics/deep/z.txt\n")  # a path under a remembered directory
         await agent.refresh_lists()
@@ -139,7 +139,7 @@ async def test_with_a_path_rule_loaded_remembered_directories_are_walked_again(
         fetched = requested(gw)
         assert {key(new["pics"]), key(new["deep"])} <= fetched, "the paths below are listed again"
         assert key(new["z"]) not in fetched, "files examined before are still not fetched"
-        findings = await agent.store.list_findings()
+        findings = await agent.store.findings.recent()
         assert [(f.item_key, f.signal_type) for f in findings] == [(key(new["z"]), "path")]
 
 
@@ -167,7 +167,7 @@ async def test_a_document_with_an_unexamined_link_is_followed_again(make_gateway
     async with Agent(settings_for(tmp_path, gw.url)) as agent:
         target = await agent.add_target(f"ipns://{ipns.name}", 60)
         await agent.poll_target(target.id, scheduled=False)
-        assert (await agent.store.get_items([key(hidden)]))[key(hidden)].status == "incomplete"
+        assert (await agent.store.items.get_many([key(hidden)]))[key(hidden)].status == "incomplete"
 
         gw.hide.clear()
         ipns.publish(second)
@@ -175,4 +175,4 @@ async def test_a_document_with_an_unexamined_link_is_followed_again(make_gateway
         await agent.poll_target(target.id, scheduled=False)
         assert key(hidden) in requested(gw), "the link missed the first time is fetched now"
         assert key(seen) not in requested(gw), "what was examined is still not fetched again"
-        assert (await agent.store.get_items([key(hidden)]))[key(hidden)].status == "verified"
+        assert (await agent.store.items.get_many([key(hidden)]))[key(hidden)].status == "verified"

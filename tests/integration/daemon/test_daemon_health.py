@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent.daemon import Agent
+from agent.runtime.agent import Agent
 from agent.runtime.errors import DaemonError
 from agent.runtime.health import health_app, listen
 from tests.support.agent import settings_for

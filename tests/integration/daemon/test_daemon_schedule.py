@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent.config import ScheduleSettings
-from agent.daemon import Agent
+from agent.runtime.agent import Agent
 from agent.runtime.schedule import JitteredInterval, backoff_delay
 from tests.support.agent import settings_for
 from tests.support.unixfs_builder import UnixFSBuilder
@@ -61,12 +61,12 @@ async def test_next_runs_come_from_the_agents_clock_and_random_source(tmp_path: 
         result = await agent.poll_target(failing.id, scheduled=False)
         assert not result.ok
         expected = T0 + timedelta(seconds=backoff_delay(600, 1, 7200, 0.1, random.Random(5)))
-        row = await agent.store.get_target(failing.id)
+        row = await agent.store.targets.get(failing.id)
         assert row is not None and _close(row.next_run_at, expected)
         await agent.poll_target(failing.id, scheduled=False)  # the second failure waits twice as long
         second = random.Random(5)
         backoff_delay(600, 1, 7200, 0.1, second)
-        row = await agent.store.get_target(failing.id)
+        row = await agent.store.targets.get(failing.id)
         assert row is not None and _close(
             row.next_run_at, T0 + timedelta(seconds=backoff_delay(600, 2, 7200, 0.1, second))
         )

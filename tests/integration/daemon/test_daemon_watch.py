@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.daemon import Agent
+from agent.runtime.agent import Agent
 from agent.ipfs.cid import CID, cid_text, parse_cid
 from tests.conftest import IPFS_FIXTURES, MEDIA_FIXTURES
 from tests.support.agent import settings_for
@@ -53,7 +53,7 @@ async def test_an_ipns_name_updated_between_polls_is_rescanned_and_only_new_item
         target = await agent.add_target(f"ipns://{ipns.name}", 60)
         assert (await agent.poll_target(target.id, scheduled=False)).ok
         assert {key(first_files["a.txt"]), key(first_files["b.txt"])} <= fetched_cids(gw)
-        assert await agent.store.count_items() == 2
+        assert await agent.store.items.count() == 2
 
         gw.log.clear()
         again = await agent.poll_target(target.id, scheduled=False)
@@ -66,8 +66,8 @@ async def test_an_ipns_name_updated_between_polls_is_rescanned_and_only_new_item
         fetched = fetched_cids(gw)
         assert key(second_files["c.txt"]) in fetched
         assert not fetched & {key(first_files["a.txt"]), key(first_files["b.txt"])}
-        assert await agent.store.count_items() == 3
-        row = await agent.store.get_target(target.id)
+        assert await agent.store.items.count() == 3
+        row = await agent.store.targets.get(target.id)
         assert row is not None and row.state["root"] == str(second) and row.state["sequence"] == 2
 
 
@@ -84,21 +84,21 @@ async def test_a_list_update_finds_an_image_seen_earlier_without_fetching_anythi
         await agent.refresh_lists()
         target = await agent.add_target(f"ipfs://{root}", 60)
         assert (await agent.poll_target(target.id, scheduled=False)).ok
-        assert await agent.store.count_findings() == 0
+        assert await agent.store.findings.count() == 0
         requests = sum(gw.requests.values())
 
         original = expected_pdq()["pdq/bridge-mods/aaa-orig.jpg"][0]
         listing.write_text(f"pdq {original}\n")
         await agent.refresh_lists()
 
-        findings = await agent.store.list_findings()
+        findings = await agent.store.findings.recent()
         assert [(f.list_name, f.signal_type, f.entry_value, f.retroactive) for f in findings] == [
             ("watchlist", "pdq", original, True)
         ]
         assert 0 < findings[0].distance <= 31
         assert sum(gw.requests.values()) == requests, "retroactive matching must not fetch"
         await agent.refresh_lists()  # the same list again: nothing new, nothing duplicated
-        assert await agent.store.count_findings() == 1
+        assert await agent.store.findings.count() == 1
 
 
 async def test_a_restarted_agent_fetches_nothing_twice_and_loses_no_finding(
@@ -120,7 +120,7 @@ async def test_a_restarted_agent_fetches_nothing_twice_and_loses_no_finding(
         target = await agent.add_target(f"ipfs://{root}", 60)
         gate = __import__("asyncio").Event()
         recorded = 0
-        original_record = agent.store.record_item
+        original_record = agent.store.items.record
 
         async def record_then_maybe_stop(*args, **kwargs):  # type: ignore[no-untyped-def]
             nonlocal recorded
@@ -130,7 +130,7 @@ async def test_a_restarted_agent_fetches_nothing_twice_and_loses_no_finding(
                 gate.set()
             return new
 
-        agent.store.record_item = record_then_maybe_stop  # type: ignore[method-assign]
+        agent.store.items.record = record_then_maybe_stop  # type: ignore[method-assign]
         import asyncio
 
         poll = asyncio.create_task(agent.poll_target(target.id, scheduled=False))
@@ -138,8 +138,8 @@ async def test_a_restarted_agent_fetches_nothing_twice_and_loses_no_finding(
         poll.cancel()
         with pytest.raises(asyncio.CancelledError):
             await poll
-        done_before = await agent.store.count_items()
-        findings_before = await agent.store.count_findings()
+        done_before = await agent.store.items.count()
+        findings_before = await agent.store.findings.count()
     assert 4 <= done_before < len(photos)
 
     gw.log.clear()
@@ -148,11 +148,11 @@ async def test_a_restarted_agent_fetches_nothing_twice_and_loses_no_finding(
         assert (await agent.poll_target(target.id, scheduled=False)).ok
         refetched = fetched_cids(gw) & {key(c) for c in file_cids.values()}
         assert len(refetched) == len(photos) - done_before, "items recorded before the stop are not fetched again"
-        assert await agent.store.count_items() == len(photos)
-        findings = await agent.store.list_findings(limit=1000)
+        assert await agent.store.items.count() == len(photos)
+        findings = await agent.store.findings.recent(limit=1000)
         assert len(findings) == len(photos), "every edited copy matches once"
         assert len({f.item_key for f in findings}) == len(findings) >= findings_before
-        scans = await agent.store.recent_scans(10)
+        scans = await agent.store.scans.recent(10)
         assert [s.status for s in scans][-1:] == ["interrupted"] or "interrupted" in [s.status for s in scans]
 
 
@@ -164,7 +164,7 @@ async def test_new_kubo_pins_are_scanned_once(tmp_path: Path) -> None:
         async with Agent(settings_for(tmp_path, "http://127.0.0.1:9")) as agent:
             target = await agent.add_target(f"kubo://{kubo.url.split('://', 1)[1]}", 60)
             assert (await agent.poll_target(target.id, scheduled=False)).ok
-            assert await agent.store.count_items() == 3  # ascii.txt and ascii-copy.txt are one item
+            assert await agent.store.items.count() == 3  # ascii.txt and ascii-copy.txt are one item
             block_gets = kubo.requests["block/get"]
             assert block_gets > 0
 
@@ -172,9 +172,9 @@ async def test_new_kubo_pins_are_scanned_once(tmp_path: Path) -> None:
                 IPFS_FIXTURES / "gateway-conformance" / "path_gateway_unixfs" / "symlink.car", pin=True
             )
             assert (await agent.poll_target(target.id, scheduled=False)).ok
-            row = await agent.store.get_target(target.id)
+            row = await agent.store.targets.get(target.id)
             assert row is not None and cid_text(extra) in row.state["pins_done"]
-            assert await agent.store.count_items() == 5  # + the symlink and the file it names
+            assert await agent.store.items.count() == 5  # + the symlink and the file it names
             before = kubo.requests["block/get"]
             assert (await agent.poll_target(target.id, scheduled=False)).ok
             assert kubo.requests["block/get"] == before, "pins already scanned are not walked again"
@@ -190,11 +190,11 @@ async def test_a_failing_target_backs_off_and_never_stops_the_others(make_gatewa
         failed = await agent.poll_target(bad.id, scheduled=False)
         assert not failed.ok and failed.error
         assert (await agent.poll_target(good.id, scheduled=False)).ok
-        row = await agent.store.get_target(bad.id)
+        row = await agent.store.targets.get(bad.id)
         assert row is not None and row.consecutive_failures == 1 and row.last_error
         assert row.next_run_at is not None and row.next_run_at > datetime.now(UTC) + timedelta(seconds=50)
         await agent.poll_target(bad.id, scheduled=False)
-        row2 = await agent.store.get_target(bad.id)
+        row2 = await agent.store.targets.get(bad.id)
         assert row2 is not None and row2.consecutive_failures == 2
         assert row2.next_run_at is not None and row2.next_run_at > row.next_run_at
 
@@ -219,8 +219,8 @@ async def test_arweave_transactions_across_two_pages_are_scanned_once_and_new_on
             target = await agent.add_target(f"arweave+{arweave.url}/graphql?Content-Type=image/jpeg&App-Name=test-app")
             assert (await agent.poll_target(target.id, scheduled=False)).ok
             assert arweave.requests["graphql"] >= 2, "three transactions at two per page"
-            assert await agent.store.count_items() == 3
-            assert await agent.store.count_findings() == 3
+            assert await agent.store.items.count() == 3
+            assert await agent.store.findings.count() == 3
             raw = arweave.requests["raw"]
 
             assert (await agent.poll_target(target.id, scheduled=False)).ok
@@ -231,7 +231,7 @@ async def test_arweave_transactions_across_two_pages_are_scanned_once_and_new_on
             )
             assert (await agent.poll_target(target.id, scheduled=False)).ok
             assert arweave.requests["raw"] == raw + 1
-            items = await agent.store.get_items([f"ar:{late.id}"])
+            items = await agent.store.items.get_many([f"ar:{late.id}"])
             assert items[f"ar:{late.id}"].status == "error"  # a truncated JPEG: its digests are kept, the error said
     finally:
         await arweave.stop()
@@ -277,14 +277,14 @@ async def test_the_schedule_polls_targets_added_while_running_and_stops_cleanly(
         target = await agent.add_target("ipfs://bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy", 3600)
 
         async def polled() -> bool:
-            row = await agent.store.get_target(target.id)
+            row = await agent.store.targets.get(target.id)
             return row is not None and row.last_success_at is not None
 
         await until(polled, seconds=30)
-        assert await agent.store.count_items() == 3
+        assert await agent.store.items.count() == 3
         stop.set()
         await asyncio.wait_for(serving, 30)
-        scans = await agent.store.recent_scans(5)
+        scans = await agent.store.scans.recent(5)
         assert [s.status for s in scans] == ["ok"]
 
 
@@ -307,12 +307,12 @@ async def test_a_retroactive_pass_cut_short_is_done_again_after_a_restart(
         async def dies(*_args: object, **_kwargs: object) -> list[object]:
             raise RuntimeError("the agent died here")
 
-        agent.store.add_findings = dies  # type: ignore[method-assign,assignment]
+        agent.store.findings.add = dies  # type: ignore[method-assign,assignment]
         with pytest.raises(RuntimeError):
             await agent.refresh_lists()
     async with Agent(settings) as restarted:
         await restarted.refresh_lists()
-        assert await restarted.store.count_findings() == 1, "the new list version is matched again, nothing lost"
+        assert await restarted.store.findings.count() == 1, "the new list version is matched again, nothing lost"
 
 
 async def test_content_that_cannot_be_decoded_is_not_fetched_again_on_every_poll(
@@ -326,7 +326,7 @@ async def test_content_that_cannot_be_decoded_is_not_fetched_again_on_every_poll
         target = await agent.add_target(f"ipfs://{root}", 60)
         first = await agent.poll_target(target.id, scheduled=False)
         assert first.ok
-        item = (await agent.store.get_items([key(files["broken.jpg"])]))[key(files["broken.jpg"])]
+        item = (await agent.store.items.get_many([key(files["broken.jpg"])]))[key(files["broken.jpg"])]
         assert item.status == "error" and item.signals.to_view()["sha256"]
         gw.log.clear()
         again = await agent.poll_target(target.id, scheduled=False)
