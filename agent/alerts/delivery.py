@@ -45,7 +45,9 @@ from agent.alerts.verdicts import GONE_REASON, Verdict, describe_error, guard_re
 from agent.model.records import DeliveryJob
 from agent.model.status import AttemptOutcome
 from agent.model.time import utcnow
-from agent.net.guard import BlockedDestination, NetGuard, guarded_request, guarded_session
+from agent.net.addresses import BlockedDestination
+from agent.net.connector import guarded_request, guarded_session
+from agent.net.guard import NetGuard
 from agent.net.retry_after import parse_retry_after
 
 __all__ = ["DEFAULT_SCHEDULE", "GONE_REASON", "DeliveryQueue", "OnResult", "WebhookDelivery"]

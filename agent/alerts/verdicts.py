@@ -14,7 +14,7 @@ import aiohttp
 from yarl import URL
 
 from agent.model.status import AttemptOutcome
-from agent.net.guard import BlockedDestination
+from agent.net.addresses import BlockedDestination
 
 GONE_REASON: Final = "endpoint answered 410 Gone"
 GUARD_REFUSAL_PREFIX: Final = "refused by the SSRF guard: "

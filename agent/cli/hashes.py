@@ -13,9 +13,9 @@ from agent.cli.common import load, write_stdout
 from agent.cli.main import main
 from agent.lists.formats.vpdq_text import VIDEO_HEADER
 from agent.lists.model import NOT_MATCHED_BY_DEFAULT
-from agent.media.vpdq import format_vpdq
 from agent.model.report import EXIT_ERROR
 from agent.model.signals import SignalType
+from agent.model.vpdq import format_vpdq
 from agent.observability import configure_logging
 
 # What `--format te` writes unless --signals says otherwise: the ThreatExchange

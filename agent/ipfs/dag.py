@@ -18,25 +18,15 @@ from agent.ipfs.dagpb import DAG_PB, RAW, UnixFSData, UnixFSType, decode_pbnode,
 
 # The walk's public names stay importable from here: entries, paths,
 # documents and file reading each have their module.
-from agent.ipfs.documents import DOCUMENT_CODECS, decode_document, document_link_segments, document_links
-from agent.ipfs.entries import DagEntry, EntryKind, WalkBudgetExceeded, WalkedNode, facts, inline_block
+from agent.ipfs.documents import DOCUMENT_CODECS, decode_document, document_link_segments
+from agent.ipfs.entries import DagEntry, EntryKind, WalkedNode, facts, inline_block
 from agent.ipfs.errors import DagCycle, DagError, IpfsError, PathEscape, TooLarge
 from agent.ipfs.file_reader import read_file
 from agent.ipfs.hamt import HamtWalk
 from agent.ipfs.paths import check_link_name, join, safe_join, safe_join_all
 
 __all__ = [
-    "DagEntry",
     "DagWalker",
-    "EntryKind",
-    "WalkBudgetExceeded",
-    "WalkedNode",
-    "decode_document",
-    "document_link_segments",
-    "document_links",
-    "inline_block",
-    "safe_join",
-    "safe_join_all",
 ]
 
 

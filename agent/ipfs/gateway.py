@@ -37,27 +37,14 @@ from agent.ipfs.errors import (
     UnsupportedHash,
 )
 from agent.ipfs.health import GatewayHealthBook
-from agent.ipfs.meter import ResponseMeter
-from agent.ipfs.trustless import CAR_ACCEPT, RAW_ACCEPT, CarResponse, Scope, TrustlessGateway
+from agent.ipfs.trustless import TrustlessGateway
 from agent.net.backoff import Backoff
 
 __all__ = [
-    "CAR_ACCEPT",
-    "RAW_ACCEPT",
-    "BlockedAtGateway",
-    "CarResponse",
-    "GatewayError",
     "GatewayHealth",
-    "GatewayHealthBook",
     "GatewayPool",
     "Lie",
-    "NotFoundAtGateway",
-    "RateLimited",
-    "ResponseMeter",
     "RetrievalMode",
-    "Scope",
-    "SlowGateway",
-    "TrustlessGateway",
 ]
 
 log = structlog.get_logger(__name__)

@@ -37,17 +37,11 @@ from yarl import URL
 # The guard's public names stay importable from here: the tables live in
 # addresses, the aiohttp side in connector.
 from agent.net.addresses import BlockedDestination, IPAddress, classify_ip, origin
-from agent.net.connector import GuardedResolver, guarded_request, guarded_session
 
 __all__ = [
-    "BlockedDestination",
-    "GuardedResolver",
     "NetGuard",
     "OperatorAllowList",
     "ParsedTarget",
-    "classify_ip",
-    "guarded_request",
-    "guarded_session",
     "redirect_target_refused",
 ]
 

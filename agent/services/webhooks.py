@@ -81,7 +81,8 @@ class WebhooksService:
     async def add(self, request: SubscriptionRequest) -> NewSubscription:
         from agent.alerts.events import EVENT_TYPES, normalise_label
         from agent.alerts.signing import new_secret
-        from agent.net.guard import BlockedDestination, NetGuard
+        from agent.net.addresses import BlockedDestination
+        from agent.net.guard import NetGuard
 
         try:
             NetGuard.from_settings(self._settings.alerts).check_url(request.url)

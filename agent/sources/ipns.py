@@ -29,7 +29,7 @@ import aiohttp
 import structlog
 
 from agent.ipfs.cid import CID, cid_text, parse_cid
-from agent.ipfs.gateway import GatewayError
+from agent.ipfs.errors import GatewayError
 from agent.sources.dnslink import (
     DnslinkError,
     DnslinkMalformed,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from multiformats import CID
 
+from agent.ipfs.multihash import SHA2_256
 from agent.lists.denylist.multihash import (
-    SHA2_256,
     b58_multihash,
     cid_multihash,
     cid_v1_base32,

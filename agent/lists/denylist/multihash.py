@@ -8,12 +8,8 @@ from __future__ import annotations
 from multiformats import CID, multibase
 
 from agent.ipfs.multihash import BLAKE3, HASH_FUNCTIONS, SHA2_256, encode_multihash, split_multihash
-from agent.ipfs.multihash import IDENTITY_CODE as IDENTITY
 
 __all__ = [
-    "BLAKE3",
-    "IDENTITY",
-    "SHA2_256",
     "SUPPORTED_DOUBLE_HASH_CODES",
     "b58_multihash",
     "cid_multihash",
@@ -21,9 +17,7 @@ __all__ = [
     "decode_b58_multihash",
     "decode_cid",
     "double_hash",
-    "encode_multihash",
     "name_multihash",
-    "split_multihash",
 ]
 
 # The double-hash functions IPIP-383 rules use; nopfs uses each one's default

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from multiformats import CID
 
-from agent.lists.denylist.multihash import IDENTITY, cid_multihash, decode_cid
+from agent.ipfs.multihash import IDENTITY_CODE
+from agent.lists.denylist.multihash import cid_multihash, decode_cid
 
 # Well-known "empty" CIDs, from the nopfs tester (tester/test.deny, rule15):
 # blocking them would break every directory listing and empty file on IPFS,
@@ -26,7 +27,7 @@ def is_never_blocked(cid: CID) -> bool:
     """Well-known empty CIDs and identity CIDs. An identity CID carries its
     bytes inside the CID itself: nothing is retrieved, so there is nothing to
     block, and inlined empty blocks/directories use it."""
-    if cid.hashfun.code == IDENTITY:
+    if cid.hashfun.code == IDENTITY_CODE:
         return True
     return cid_multihash(cid) in NEVER_BLOCKED_MULTIHASHES
 

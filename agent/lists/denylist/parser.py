@@ -10,15 +10,13 @@ import contextlib
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from agent.ipfs.multihash import SHA2_256, encode_multihash, split_multihash
 from agent.lists.denylist.multihash import (
-    SHA2_256,
     SUPPORTED_DOUBLE_HASH_CODES,
     cid_multihash,
     decode_b58_multihash,
     decode_cid,
-    encode_multihash,
     name_multihash,
-    split_multihash,
 )
 from agent.lists.denylist.names import normalise_dns_name
 from agent.lists.denylist.paths import BlockedPath
