@@ -35,18 +35,17 @@ from agent.lists.model import HashList, ListEntry
 # The state and result types live in sync_state, one source's versions and
 # file loading in sync_sources; they stay importable from here.
 from agent.lists.sync_sources import (
+    ListSource,
     _load_files,
     _Outcome,
-    _Source,
-    _source_name,
     _state_of,
-    _unique_names,
     _Version,
     _version_of,
+    source_name,
+    unique_names,
 )
 from agent.lists.sync_state import (
     ListVersionInfo,
-    MemorySyncStateStore,
     SyncResult,
     SyncState,
     SyncStateStore,
@@ -56,15 +55,10 @@ from agent.lists.sync_state import (
 from agent.lists.tcap_client import ListSyncError, TcapClient, diff_entries, display_url
 
 __all__ = [
-    "ListSyncError",
     "ListSyncer",
-    "ListVersionInfo",
-    "MemorySyncStateStore",
     "SyncResult",
     "SyncState",
-    "SyncStateStore",
     "TcapSourceConfig",
-    "content_hash",
 ]
 
 log = structlog.get_logger(__name__)
@@ -87,10 +81,10 @@ class ListSyncer:
             if source.startswith("tcap+"):
                 raise ValueError(f"{display_url(source)}: a TCAP source needs a token; use TcapSourceConfig")
             kind = "url" if source.startswith(("http://", "https://")) else "file"
-            specs.append((_source_name(source), source, kind, None))
+            specs.append((source_name(source), source, kind, None))
         for config in tcap:
             specs.append((config.name, config.url, "tcap", config))
-        self._sources = _unique_names(specs)
+        self._sources = unique_names(specs)
         self._http = http
         self._state = state
         self._thresholds = dict(thresholds or {})
@@ -196,7 +190,7 @@ class ListSyncer:
             )
         return ListCatalog(MatchIndex(lists), Denylist.combine(denylists), tuple(summaries), problems.result())
 
-    async def _refresh_one(self, src: _Source) -> _Outcome:
+    async def _refresh_one(self, src: ListSource) -> _Outcome:
         previous = self._versions.get(src.name)
         if previous is None and src.name not in self._previous_hash:
             stored = await self._state.get(src.name)
@@ -225,7 +219,7 @@ class ListSyncer:
                 await self._state.put(new_state)
         return outcome
 
-    async def _refresh_url(self, src: _Source, previous: _Version | None) -> _Outcome:
+    async def _refresh_url(self, src: ListSource, previous: _Version | None) -> _Outcome:
         if self._http is None:
             raise ListSyncError(f"{display_url(src.source)}: a URL list needs an HTTP session")
         headers: dict[str, str] = {}
@@ -262,7 +256,7 @@ class ListSyncer:
         version = _version_of(result, raw_digest, etag=etag, last_modified=last_modified)
         return _Outcome(version, loaded=True)
 
-    async def _refresh_tcap(self, src: _Source, previous: _Version | None) -> _Outcome:
+    async def _refresh_tcap(self, src: ListSource, previous: _Version | None) -> _Outcome:
         config = src.tcap
         if config is None:  # _refresh_one only sends TCAP sources here
             raise ListSyncError(f"{display_url(src.source)}: not a TCAP source")

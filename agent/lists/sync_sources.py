@@ -62,14 +62,16 @@ class _Outcome:
 
 
 @dataclass(frozen=True, slots=True)
-class _Source:
+class ListSource:
+    """A configured list source under the name its state is kept by."""
+
     name: str
     source: str
     kind: str  # "file", "url", "tcap"
     tcap: TcapSourceConfig | None = None
 
 
-def _source_name(source: str) -> str:
+def source_name(source: str) -> str:
     """load_catalog's name for a source, also for a file that does not exist
     yet: the name keys saved state, so it must not change when it appears."""
     path = Path(source).expanduser()
@@ -78,15 +80,15 @@ def _source_name(source: str) -> str:
     return path.stem if path.suffix.lower() in LIST_SUFFIXES else path.name or source
 
 
-def _unique_names(sources: Sequence[tuple[str, str, str, TcapSourceConfig | None]]) -> list[_Source]:
+def unique_names(sources: Sequence[tuple[str, str, str, TcapSourceConfig | None]]) -> list[ListSource]:
     """Names key the state store; two sources that would share one (lists/a.txt
     and other/a.txt) get a numeric suffix instead of clobbering each other."""
     seen: dict[str, int] = {}
-    out: list[_Source] = []
+    out: list[ListSource] = []
     for name, source, kind, tcap in sources:
         count = seen.get(name, 0) + 1
         seen[name] = count
-        out.append(_Source(name if count == 1 else f"{name}-{count}", source, kind, tcap))
+        out.append(ListSource(name if count == 1 else f"{name}-{count}", source, kind, tcap))
     return out
 
 
@@ -165,5 +167,5 @@ def _version_of(
     )
 
 
-def _state_of(src: _Source, v: _Version) -> SyncState:
+def _state_of(src: ListSource, v: _Version) -> SyncState:
     return SyncState(src.name, src.source, v.etag, v.last_modified, v.checkpoint, v.content_hash)

@@ -14,11 +14,11 @@ def configured_list_names(settings: Settings) -> list[str]:
     """The names the list syncer gives the configured [lists] sources and TCAP lists."""
     # The syncer's own naming functions, so a name accepted here is the name
     # findings will carry (a file's stem, a URL's last segment, `-2` suffixes).
-    from agent.lists.sync_sources import _source_name, _unique_names
+    from agent.lists.sync_sources import source_name, unique_names
 
-    specs = [(_source_name(source), source, "", None) for source in settings.lists.sources]
+    specs = [(source_name(source), source, "", None) for source in settings.lists.sources]
     specs += [(tcap.name, tcap.url, "tcap", None) for tcap in settings.lists.tcap]
-    return [src.name for src in _unique_names(specs)]
+    return [src.name for src in unique_names(specs)]
 
 
 class ListsService:
