@@ -23,7 +23,7 @@ from agent.media.pdq import hamming_hex, pdq_of_rgb
 from agent.media.pool import MediaHasher, MediaResult
 from agent.media.sniff import SNIFF_BYTES, MediaKind, media_kind, sniff_media_type
 from agent.media.video import VideoHashes, video_hashes, video_signals
-from agent.media.vpdq import format_vpdq, match_videos, parse_vpdq_text
+from agent.model.vpdq import format_vpdq, match_videos, parse_vpdq_text
 
 __all__ = [
     "SNIFF_BYTES",

@@ -10,6 +10,8 @@ the process pool (exceptions are re-raised in the parent from their args)."""
 
 from __future__ import annotations
 
+from agent.model.vpdq import VpdqTextError
+
 
 class MediaError(Exception):
     """Base class: the content could not be hashed."""
@@ -52,7 +54,8 @@ class HashingFailed(MediaError):
     """An unexpected error inside a hasher; the message names the original exception."""
 
 
-class VpdqFormatError(ValueError):
-    """A vPDQ text (`frame,quality,pdq_hex,timestamp` lines) is malformed.
-
-    A ValueError rather than a MediaError: it is about a hash list, not media."""
+# A malformed vPDQ text (`frame,quality,pdq_hex,timestamp` lines) is the model's error, under
+# media's name: the parser lives in agent.model.vpdq (lists read it without the decoders), and one
+# class means `except VpdqFormatError` catches what it raises. A ValueError rather than a
+# MediaError: it is about a hash list, not media.
+VpdqFormatError = VpdqTextError
