@@ -25,6 +25,7 @@ from agent.model.events import (
     RetractionReason,
     WebhookTest,
 )
+from agent.model.item_key import is_arweave_key
 from agent.model.records import FindingRow, LocationRow, NewEvent, SubscriptionRow
 
 __all__ = [
@@ -68,7 +69,7 @@ def gateway_links(gateways: Sequence[str], cid: str | None, root: str | None, pa
     links: list[str] = []
     for gw in gateways:
         base = gw.rstrip("/")
-        if root and path and not path.startswith("ar:"):
+        if root and path and not is_arweave_key(path):  # an Arweave item is at its key, under no root
             links.append(f"{base}/ipfs/{root}/{quote(path)}")
         if cid:
             links.append(f"{base}/ipfs/{cid}")

@@ -21,3 +21,8 @@ def content_key(multihash: bytes) -> ItemKey:
 def arweave_key(txid: str) -> ItemKey:
     """The key of an Arweave transaction's data."""
     return ItemKey(f"{ARWEAVE_PREFIX}{txid}")
+
+
+def is_arweave_key(key: str) -> bool:
+    """Whether `key` names an Arweave transaction (not IPFS content)."""
+    return key.startswith(ARWEAVE_PREFIX)

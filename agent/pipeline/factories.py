@@ -6,10 +6,12 @@ from __future__ import annotations
 import aiohttp
 
 from agent.config import Settings
-from agent.ipfs.gateway import GatewayPool, RetrievalMode, TrustlessGateway
+from agent.ipfs.gateway import GatewayPool, RetrievalMode
+from agent.ipfs.trustless import TrustlessGateway
 from agent.lists.catalog import ListCatalog, Thresholds, load_catalog
 from agent.media import MediaHasher, MediaLimits
 from agent.model.signals import SignalType
+from agent.net.http import Purpose, client_session
 
 
 def media_hasher(settings: Settings) -> MediaHasher:
@@ -48,7 +50,7 @@ async def load_scan_catalog(settings: Settings, extra_sources: list[str] | None 
         return ListCatalog.empty()
     # List URLs are the operator's own choice (CLI or config), so they are not
     # subject to the SSRF guard that protects webhook and API-supplied URLs.
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+    async with client_session(Purpose.LISTS) as http:  # its default timeout: five minutes in all
         return await load_catalog(
             sources, http=http, max_bytes=settings.lists.max_list_bytes, thresholds=list_thresholds(settings)
         )

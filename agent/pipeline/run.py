@@ -9,21 +9,22 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 from agent.ipfs.blocks import BlockSource, Provenance
 from agent.ipfs.carfile import CarFileBlockSource
 from agent.ipfs.cid import CID, block_key, cid_text, parse_cid
-from agent.ipfs.dag import DagEntry, DagWalker, EntryKind
+from agent.ipfs.dag import DagWalker
 from agent.ipfs.dagpb import DAG_PB, RAW
+from agent.ipfs.entries import DagEntry, EntryKind
 from agent.ipfs.errors import IpfsError, TooLarge
 from agent.lists.denylist import RuleKind
 from agent.media import MediaError, MediaHasher, MediaResult
 from agent.model.finding import DenyBasis, Finding
+from agent.model.item_key import content_key
 from agent.model.report import ItemReport, ItemStatus, ScanReport
 from agent.model.signals import ItemSignals
 from agent.model.status import ItemState
 from agent.model.target import Target, TargetError, TargetKind
+from agent.net.http import Purpose, client_session
 from agent.pipeline.content import Content
 from agent.pipeline.factories import gateway_pool
 from agent.pipeline.findings import finding_from_match, finding_from_rule
@@ -95,9 +96,7 @@ class ScanRun:
                 raise TargetError("no gateway configured: pass --gateway URL or set [gateways] urls")
             http = self.scanner.http
             if http is None:
-                http = await stack.enter_async_context(
-                    aiohttp.ClientSession(headers={"User-Agent": "dweb-agent (+verified retrieval)"})
-                )
+                http = await stack.enter_async_context(client_session(Purpose.SCAN))
             pool = gateway_pool(self.settings, urls, http, self.scanner.mode)
             try:
                 await self.scan_dag(pool, target.cid, target.path)
@@ -147,7 +146,8 @@ class ScanRun:
                     # A directory is remembered only once all under it is examined
                     # (_record_directories); a repeat is recorded by its first path.
                     content = item.kind != EntryKind.DIRECTORY and entry.duplicate_of is None
-                    await self.scanner.hooks.record(item, block_key(entry.cid).hex() if content else None, self.report)
+                    key = content_key(block_key(entry.cid)) if content else None
+                    await self.scanner.hooks.record(item, key, self.report)
 
         producer = asyncio.create_task(produce())
         consumers = [asyncio.create_task(consume()) for _ in range(self.scanner.concurrency)]
@@ -186,7 +186,7 @@ class ScanRun:
                 continue
             complete.add(block_key(node.cid))
             if node.cid.codec.code == DAG_PB:  # documents are items themselves
-                await hooks.record_directory(block_key(node.cid).hex(), cid_text(node.cid))
+                await hooks.record_directory(content_key(block_key(node.cid)), cid_text(node.cid))
 
     async def _examine(self, walker: DagWalker, entry: DagEntry) -> ItemReport:
         item = ItemReport(
@@ -279,7 +279,7 @@ class ScanRun:
             mine.set_result(item)
 
     def _reuse_known(self, item: ItemReport, entry: DagEntry) -> None:
-        known = self._known[block_key(entry.cid).hex()]  # cached by _before_fetch, which made it KNOWN
+        known = self._known[content_key(block_key(entry.cid))]  # cached by _before_fetch, which made it KNOWN
         if known.status is ItemState.DIRECTORY:  # examined completely under an earlier root: skipped whole
             item.kind, item.media_type, item.seen_before = EntryKind.DIRECTORY.value, "inode/directory", True
             item.findings = self._denied(item)
@@ -299,7 +299,7 @@ class ScanRun:
                 return EntryKind.WITHHELD
         hooks = self.scanner.hooks
         if hooks is not None:
-            key = block_key(cid).hex()
+            key = content_key(block_key(cid))
             known = self._known.get(key) or await hooks.known(key)
             if (
                 known is not None
