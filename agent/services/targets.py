@@ -13,19 +13,17 @@ from agent.services.errors import Invalid, NotFound
 
 if TYPE_CHECKING:
     from agent.model.records import TargetRow
+    from agent.model.target import Target
     from agent.store import Store
-    from agent.watch import WatchTarget
 
 
-def classify(url: str) -> WatchTarget:
-    """The watch target a URL names (its canonical URL and kind), or Invalid with the reason.
-
-    The one call into the target parser, so unifying the target models changes this line only."""
+def classify(url: str) -> Target:
+    """The watch target a URL names (its canonical URL and kind), or Invalid with the reason."""
     from agent.model.target import TargetError
-    from agent.watch import classify_target
+    from agent.sources.targets import parse_watch_target
 
     try:
-        return classify_target(url)
+        return parse_watch_target(url)
     except TargetError as exc:
         raise Invalid(str(exc)) from exc
 
