@@ -1,6 +1,6 @@
 """What the agent can be pointed at: one target model for one-off scans and watched targets.
 
-A `Target` is the parsed, normalised form of a string a user typed (agent.targets
+A `Target` is the parsed, normalised form of a string a user typed (agent.sources.targets
 parses it). Its `kind` value is what the store keeps in `targets.kind`, and its
 `url` what it keeps in `targets.url`: both are compared byte for byte with rows
 written by earlier versions, so their spelling never changes."""
