@@ -21,7 +21,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -36,7 +35,8 @@ from multiformats import CID
 from agent.config import Settings
 from agent.ipfs.cid import parse_cid
 from agent.ipfs.dag import DagWalker
-from agent.ipfs.gateway import GatewayPool, TrustlessGateway
+from agent.ipfs.gateway import GatewayPool
+from agent.ipfs.trustless import TrustlessGateway
 from agent.pipeline import Scanner
 from tests.support.unixfs_builder import UnixFSBuilder
 
@@ -118,16 +118,18 @@ async def main() -> None:
         await serve([int(x) for x in args.serve.split(",")])
         return
 
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", f"{args.small_mib},{args.mib}"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--serve",
+        f"{args.small_mib},{args.mib}",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
         cwd=ROOT,
     )
     try:
         assert server.stdout is not None
-        info = json.loads(server.stdout.readline())
+        info = json.loads(await server.stdout.readline())
         small, large = info["dags"]
         url = info["url"]
         print(f"DAG: {large['mib']} MiB file, {large['blocks']} blocks (256 KiB raw leaves), served from {url}")
@@ -158,7 +160,7 @@ async def main() -> None:
     finally:
         if server.stdin:
             server.stdin.close()
-        server.wait(timeout=30)
+        await asyncio.wait_for(server.wait(), 30)
 
 
 if __name__ == "__main__":

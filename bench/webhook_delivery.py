@@ -47,7 +47,7 @@ async def scenario(tmp: Path, events: int, subs: int, max_in_flight: int, paced:
     receiver = await WebhookReceiver([secret]).start()
     try:
         sub_rows = [
-            await store.add_subscription(receiver.url(f"/hook{i}"), secret, max_in_flight=max_in_flight)
+            await store.subscriptions.add(receiver.url(f"/hook{i}"), secret, max_in_flight=max_in_flight)
             for i in range(subs)
         ]
         # Each event goes to one subscription (round robin), so N deliveries in all.
@@ -65,20 +65,20 @@ async def scenario(tmp: Path, events: int, subs: int, max_in_flight: int, paced:
             start = time.perf_counter()
             if not paced:
                 for i in range(0, events, 500):
-                    await store.emit_events(new[i : i + 500])
+                    await store.outbox.emit(new[i : i + 500])
                 start = time.perf_counter()
                 loop = asyncio.create_task(worker.run(stop, idle_s=0.05))
             else:
                 loop = asyncio.create_task(worker.run(stop, idle_s=0.05))
                 for i in range(0, events, 10):
-                    await store.emit_events(new[i : i + 10])
+                    await store.outbox.emit(new[i : i + 10])
                     worker.wake()
                     await asyncio.sleep(0.01)  # a bench, not a test: pacing the producer
             await receiver.wait_for(events, timeout=600)
             elapsed = time.perf_counter() - start
             stop.set()
             await loop
-        created = {e.id: e.created_at for e in await store.list_events(limit=events)}
+        created = {e.id: e.created_at for e in await store.outbox.events(limit=events)}
         latencies = [
             (r.at - created[r.webhook_id]).total_seconds() * 1000 for r in receiver.received if r.webhook_id in created
         ]

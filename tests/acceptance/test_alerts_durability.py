@@ -54,7 +54,7 @@ interval_s = 3600
     data_dir.mkdir()
     async with WebhookReceiver([secret]) as receiver:
         async with await Store.open(database) as store:
-            await store.add_subscription(receiver.url("/hook"), secret, max_in_flight=4)
+            await store.subscriptions.add(receiver.url("/hook"), secret, max_in_flight=4)
         held = asyncio.Event()
         receiver.script("/hook", hold=held)
 
@@ -77,8 +77,8 @@ interval_s = 3600
             async def all_delivered() -> bool:
                 nonlocal events
                 async with await Store.open(database) as store:
-                    target = (await store.list_targets())[0]
-                    events = {e.id for e in await store.list_events(limit=1000)}
+                    target = (await store.targets.all())[0]
+                    events = {e.id for e in await store.outbox.events(limit=1000)}
                 delivered = {r.webhook_id for r in receiver.at("/hook") if r.status == 204}
                 return target.last_success_at is not None and len(events) == len(photos) and delivered >= events
 
@@ -100,5 +100,5 @@ interval_s = 3600
     )
     assert len(received) > len(events), "those duplicates carry the same id as the first attempt"
     async with await Store.open(database) as store:
-        statuses = {d.status for e in events for d in await store.deliveries_of(event_id=e)}
+        statuses = {d.status for e in events for d in await store.outbox.deliveries_of(event_id=e)}
     assert statuses == {"succeeded"}

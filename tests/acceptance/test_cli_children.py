@@ -154,7 +154,7 @@ interval_s = 3600
             assert time.monotonic() < deadline, "the agent hashed nothing"
             if (data_dir / "agent.sqlite3").exists():
                 async with await Store.open(database) as store:
-                    if await store.count_items() >= 2 and _workers(proc.pid):
+                    if await store.items.count() >= 2 and _workers(proc.pid):
                         break
             await asyncio.sleep(0.1)
         while gateway.requests["car"] + gateway.requests["raw"] <= 4:  # the poll now waits on the gateway

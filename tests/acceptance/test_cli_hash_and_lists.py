@@ -20,7 +20,7 @@ async def test_hash_prints_threatexchange_lines_with_the_reference_pdq() -> None
     result = await run_cli("hash", str(ORIGINAL), str(MEDIA_FIXTURES / "docs" / "test_pdf_half.pdf"))
     assert result.code == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if not line.startswith("#")]
-    by_type = {}
+    by_type: dict[str, list[str]] = {}
     for line in lines:
         kind, value = line.split(" ")
         by_type.setdefault(kind, []).append(value)

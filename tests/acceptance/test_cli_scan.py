@@ -245,10 +245,10 @@ async def test_every_command_has_the_top_level_handler(tmp_path: Path) -> None:
     env = _crash_on_import(
         tmp_path,
         (
-            "import agent.hashing\n"
+            "import agent.pipeline.local\n"
             "async def boom(*args, **kwargs):\n"
             "    raise ValueError('hashing broke')\n"
-            "agent.hashing.hash_local_files = boom\n"
+            "agent.pipeline.local.hash_local_files = boom\n"
         ),
     )
     photo = tmp_path / "a.txt"
@@ -262,7 +262,7 @@ async def test_every_command_has_the_top_level_handler(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "out, reason",
+    ("out", "reason"),
     [
         ("/nonexistent/dir/r.json", "the directory /nonexistent/dir does not exist"),
         ("/proc/r.json", "cannot create a file in /proc"),  # unwritable even for root
@@ -323,7 +323,7 @@ async def test_a_missing_list_names_its_path_and_why(make_gateway: MakeGateway) 
 
 
 @pytest.mark.parametrize(
-    "target, reason",
+    ("target", "reason"),
     [
         ("http://[::1/ipfs/bafkqaaa", "is not matched"),
         ("https://bafkqaaa.ipfs.example:99999/", "port 99999 is out of range"),

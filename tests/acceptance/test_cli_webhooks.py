@@ -10,7 +10,8 @@ from pathlib import Path
 
 from standardwebhooks import Webhook
 
-from agent.alerts.events import FindingOutbox, ItemContext
+from agent.alerts.events import FindingOutbox
+from agent.model.events import ItemContext
 from agent.model.signals import ItemSignals, Signal, SignalType
 from agent.model.status import ItemState
 from agent.store import FindingRow, ItemRow, LocationRow, Store
@@ -88,8 +89,8 @@ SIGNALS = ItemSignals((Signal(SignalType.MD5, "0" * 32),))
 async def record_a_finding(tmp_path: Path) -> None:
     """What the daemon records for a match: the item, where it was seen, the finding and its alert."""
     async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'agent.sqlite3'}") as store:
-        target = await store.add_target("ipns://k51example", "ipns", 600)
-        await store.add_subscription("https://platform.example/hook", "whsec_" + "A" * 43)
+        target = await store.targets.add("ipns://k51example", "ipns", 600)
+        await store.subscriptions.add("https://platform.example/hook", "whsec_" + "A" * 43)
         context = ItemContext(
             key="1220aa",
             cid="bafkreiexample",
@@ -101,7 +102,7 @@ async def record_a_finding(tmp_path: Path) -> None:
             media_type="image/jpeg",
             signals=SIGNALS,
         )
-        await store.record_item(
+        await store.items.record(
             ItemRow(
                 key="1220aa",
                 status=ItemState.VERIFIED,
@@ -333,7 +334,7 @@ async def test_add_checks_list_names_and_stores_labels_as_the_lists_spell_them(t
 
     # A list an agent synced (with another configuration) is known from the store.
     async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'agent.sqlite3'}") as store:
-        await store.record_list_version("tcap", "https://tcap.example/api", "h1", 10, 0, 0)
+        await store.lists.record_version("tcap", "https://tcap.example/api", "h1", 10, 0, 0)
     added = await run_cli(
         "webhooks",
         "add",

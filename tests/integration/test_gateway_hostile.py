@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import os
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import dag_cbor
@@ -76,7 +76,7 @@ def gateway_entry(report: ScanReport, gw: FixtureGateway) -> dict[str, object]:
 
 
 @pytest.fixture
-async def file_gateways(make_gateway: MakeGateway) -> AsyncIterator[Callable[..., Awaitable[FixtureGateway]]]:
+async def file_gateways(make_gateway: MakeGateway) -> Callable[..., Awaitable[FixtureGateway]]:
     _, blocks = three_leaf_file()
 
     async def factory(**knobs: object) -> FixtureGateway:

@@ -13,7 +13,8 @@ from agent.ipfs.blocks import Provenance
 from agent.ipfs.cid import parse_cid
 from agent.ipfs.dag import DagWalker
 from agent.ipfs.errors import BlockedContent, MissingBlock
-from agent.ipfs.gateway import GatewayPool, TrustlessGateway
+from agent.ipfs.gateway import GatewayPool
+from agent.ipfs.trustless import TrustlessGateway
 from tests.conftest import IPFS_FIXTURES
 from tests.support.dagpb import cid_of, pbnode, unixfs
 from tests.support.gateway import FixtureGateway

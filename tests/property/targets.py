@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,12 @@ from hypothesis import strategies as st
 from agent.ipfs.car import BytesStream, CarReader
 from agent.ipfs.carfile import CarFileBlockSource
 from agent.ipfs.cid import cid_from_prefix, cid_text, parse_cid
-from agent.ipfs.dag import DagWalker, EntryKind, decode_document, document_link_segments, safe_join_all
+from agent.ipfs.dag import DagWalker
 from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, decode_pbnode, decode_unixfs
+from agent.ipfs.documents import decode_document, document_link_segments
+from agent.ipfs.entries import EntryKind
 from agent.ipfs.errors import DagError, InvalidCid, IpfsError, PathEscape
+from agent.ipfs.paths import safe_join_all
 from agent.lists.denylist import Denylist, parse_denylist
 from agent.lists.detect import detect_format
 from agent.lists.formats.plain import parse_plain
@@ -38,14 +42,10 @@ from agent.lists.load import parse_list_bytes
 from agent.lists.model import HashList
 from agent.media.sniff import media_kind, sniff_media_type
 from agent.model.signals import SignalType
-from agent.sources.ipns_record import (
-    IpnsError,
-    build_ipns_record,
-    ipns_name_for_key,
-    parse_ipns_name,
-    verify_ipns_record,
-)
-from agent.sources.targets import TargetError, parse_target
+from agent.model.target import TargetError
+from agent.sources.ipns_keys import IpnsError, ipns_name_for_key, parse_ipns_name
+from agent.sources.ipns_record import build_ipns_record, verify_ipns_record
+from agent.sources.targets import parse_target
 from tests.property import strategies as s
 from tests.property.harness import MiB, bounded_call
 
@@ -249,12 +249,13 @@ list_bytes = st.one_of(
 
 
 def list_formats(data: bytes) -> None:
-    for parse in (
+    parsers: tuple[Callable[[], object], ...] = (
         lambda: parse_plain(data, list_name="x", source="x.txt", default_type=SignalType.MD5, limits=LIST_LIMITS),
         lambda: parse_plain(data, list_name="x", source="x.txt", limits=LIST_LIMITS),
         lambda: parse_te_csv(data, list_name="x", source="x.csv", limits=LIST_LIMITS),
         lambda: parse_vpdq_file(data, list_name="x", source="x.txt", limits=LIST_LIMITS),
-    ):
+    )
+    for parse in parsers:
         with contextlib.suppress(TooLarge):
             parse()
 
@@ -319,12 +320,13 @@ def denylist_check(value: tuple[str, list[str]]) -> None:
     dl = Denylist(parse_denylist(rules_text, source="x.deny", limits=LIST_LIMITS).rules)
     for query in queries:
         head, _, tail = query.partition("/")
-        for check in (
-            lambda q=query: dl.check(q),
-            lambda q=query: dl.check_cid(q.strip("/")),
-            lambda h=head, t=tail: dl.check_path(h, t),
-            lambda h=head, t=tail: dl.check_ipns(h, t),
-        ):
+        checks: tuple[Callable[[], object], ...] = (
+            partial(dl.check, query),
+            partial(dl.check_cid, query.strip("/")),
+            partial(dl.check_path, head, tail),
+            partial(dl.check_ipns, head, tail),
+        )
+        for check in checks:
             with contextlib.suppress(ValueError):  # documented: not a CID / not a content path
                 check()
 

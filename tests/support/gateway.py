@@ -29,8 +29,8 @@ from multiformats import multihash
 from agent.ipfs.car import encode_car_header, encode_car_section, read_car_file
 from agent.ipfs.cid import CID, block_key, parse_cid
 from agent.ipfs.cid import cid_text as canonical_text
-from agent.ipfs.dag import decode_document, document_links
 from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, DAG_PB, UnixFSType, decode_pbnode, decode_unixfs
+from agent.ipfs.documents import decode_document, document_links
 from agent.ipfs.errors import DagError, InvalidCid
 from tests.support.http import serve_app
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.ipfs.cid import CID
-from agent.sources.ipns_record import build_ipns_record, ipns_name_for_key
+from agent.sources.ipns_keys import ipns_name_for_key
+from agent.sources.ipns_record import build_ipns_record
 from tests.support.gateway import FixtureGateway
 
 

@@ -22,8 +22,8 @@ from aiohttp import web
 
 from agent.ipfs.car import encode_car_header, encode_car_section, read_car_file
 from agent.ipfs.cid import CID, block_key, cid_text, parse_cid
-from agent.ipfs.dag import decode_document, document_links
 from agent.ipfs.dagpb import DAG_CBOR, DAG_JSON, DAG_PB, RAW, UnixFSType, decode_pbnode, decode_unixfs
+from agent.ipfs.documents import decode_document, document_links
 from agent.ipfs.errors import DagError, InvalidCid
 from tests.support.http import serve_app
 

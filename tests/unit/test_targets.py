@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.sources.targets import TargetError, TargetKind, parse_gateway_url, parse_target, parse_watch_target
+from agent.model.target import TargetError, TargetKind
+from agent.sources.targets import parse_gateway_url, parse_target, parse_watch_target
 
 CID = "bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy"
 

@@ -98,7 +98,7 @@ async def worker(store: Store, clock: Clock) -> AsyncIterator[WebhookDelivery]:
 
 async def emit(store: Store, *subs: SubscriptionRow, n: int = 1, payload: dict[str, Any] | None = None) -> list[str]:
     ids = [f"evt_{uuid.uuid4().hex}" for _ in range(n)]
-    await store.emit_events(
+    await store.outbox.emit(
         [
             NewEvent(
                 id=i,
@@ -113,7 +113,7 @@ async def emit(store: Store, *subs: SubscriptionRow, n: int = 1, payload: dict[s
 
 
 async def only_delivery(store: Store, event_id: str) -> DeliveryRow:
-    (row,) = await store.deliveries_of(event_id=event_id)
+    (row,) = await store.outbox.deliveries_of(event_id=event_id)
     return row
 
 
@@ -127,7 +127,7 @@ def close_to(a: datetime, b: datetime, seconds: float = 0.01) -> bool:
 async def test_delivery_is_signed_and_verified(
     store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str
 ) -> None:
-    sub = await store.add_subscription(receiver.url("/hook"), secret)
+    sub = await store.subscriptions.add(receiver.url("/hook"), secret)
     (event_id,) = await emit(store, sub, payload={"cid": "bafyé", "labels": ["a", "b"]})
 
     assert await worker.run_once() == 1
@@ -136,7 +136,7 @@ async def test_delivery_is_signed_and_verified(
     assert got.verified, got.error
     assert got.webhook_id == event_id
     assert got.headers["content-type"] == "application/json"
-    (event,) = await store.list_events()
+    (event,) = await store.outbox.events()
     assert got.body == event_body(event)
     assert Webhook(secret).verify(got.body, got.headers)["data"] == {"cid": "bafyé", "labels": ["a", "b"]}
     assert got.body.startswith('{"type":"finding.created","timestamp":"') and '"data":' in got.body
@@ -147,7 +147,7 @@ async def test_delivery_is_signed_and_verified(
 async def test_tampered_body_and_old_timestamp_fail_verification(
     store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str
 ) -> None:
-    sub = await store.add_subscription(receiver.url("/hook"), secret)
+    sub = await store.subscriptions.add(receiver.url("/hook"), secret)
     await emit(store, sub)
     await worker.run_once()
     (got,) = receiver.received
@@ -195,7 +195,7 @@ async def test_retries_keep_the_id_and_refresh_the_timestamp(
         return base + timedelta(seconds=2 * next(ticks))
 
     receiver.script("/hook", statuses=[500, 500, 200])
-    sub = await store.add_subscription(receiver.url("/hook"), secret)
+    sub = await store.subscriptions.add(receiver.url("/hook"), secret)
     (event_id,) = await emit(store, sub)
     async with WebhookDelivery(store, GUARD, "node-a", now=clock, jitter=0.0, signing_clock=signing_clock) as w:
         assert await w.run_once() == 1
@@ -238,29 +238,29 @@ async def test_retries_keep_the_id_and_refresh_the_timestamp(
     finally:
         await engine.dispose()
     assert [tuple(a) for a in audit] == [(1, 500), (2, 500), (3, 200)]
-    assert (await store.get_subscription(sub.id)).failing_since is None  # type: ignore[union-attr]
+    assert (await store.subscriptions.get(sub.id)).failing_since is None  # type: ignore[union-attr]
 
 
 async def test_gone_disables_the_subscription(
     store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str
 ) -> None:
     receiver.script("/gone", status=410)
-    gone = await store.add_subscription(receiver.url("/gone"), secret)
-    other = await store.add_subscription(receiver.url("/other"), secret)
+    gone = await store.subscriptions.add(receiver.url("/gone"), secret)
+    other = await store.subscriptions.add(receiver.url("/other"), secret)
     (first,) = await emit(store, gone, other)
     assert await worker.run_once() == 2
 
-    rows = {r.subscription_id: r for r in await store.deliveries_of(event_id=first)}
+    rows = {r.subscription_id: r for r in await store.outbox.deliveries_of(event_id=first)}
     assert (rows[gone.id].status, rows[gone.id].last_status) == ("cancelled", 410)
     assert rows[other.id].status == "succeeded"
-    after = await store.get_subscription(gone.id)
+    after = await store.subscriptions.get(gone.id)
     assert after is not None and not after.enabled and after.disabled_reason == GONE_REASON
 
     (later,) = await emit(store, gone, other)
     assert await worker.run_once() == 1
     assert len(receiver.at("/gone")) == 1
     assert len(receiver.at("/other")) == 2
-    rows = {r.subscription_id: r for r in await store.deliveries_of(event_id=later)}
+    rows = {r.subscription_id: r for r in await store.outbox.deliveries_of(event_id=later)}
     assert rows[gone.id].status == "pending"  # kept: re-enabling the subscription sends it
 
 
@@ -269,7 +269,7 @@ async def test_retry_after_delta_is_honoured(
     store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str, clock: Clock, status: int
 ) -> None:
     receiver.script("/hook", statuses=[status], retry_after="120")
-    sub = await store.add_subscription(receiver.url("/hook"), secret)
+    sub = await store.subscriptions.add(receiver.url("/hook"), secret)
     (event_id,) = await emit(store, sub)
     assert await worker.run_once() == 1
     row = await only_delivery(store, event_id)
@@ -285,8 +285,8 @@ async def test_retry_after_http_date_and_cap(
 ) -> None:
     receiver.script("/date", status=429, retry_after=email.utils.formatdate(time.time() + 600, usegmt=True))
     receiver.script("/huge", status=503, retry_after=str(10**9))
-    dated = await store.add_subscription(receiver.url("/date"), secret)
-    huge = await store.add_subscription(receiver.url("/huge"), secret)
+    dated = await store.subscriptions.add(receiver.url("/date"), secret)
+    huge = await store.subscriptions.add(receiver.url("/huge"), secret)
     (a,) = await emit(store, dated)
     (b,) = await emit(store, huge)
     assert await worker.run_once() == 2
@@ -304,9 +304,9 @@ async def test_schedule_exhaustion_then_replay(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="agent")
     receiver.script("/hook", status=500)
-    sub = await store.add_subscription(receiver.url("/hook"), secret)
+    sub = await store.subscriptions.add(receiver.url("/hook"), secret)
     (event_id,) = await emit(store, sub)
-    (event,) = await store.list_events()
+    (event,) = await store.outbox.events()
 
     for step in DEFAULT_SCHEDULE[1:]:
         assert await worker.run_once() == 1
@@ -320,7 +320,7 @@ async def test_schedule_exhaustion_then_replay(
     assert len(receiver.received) == 8
 
     receiver.script("/hook", status=200)
-    assert await store.replay(event.created_at - timedelta(seconds=1)) == 1
+    assert await store.outbox.replay(event.created_at - timedelta(seconds=1)) == 1
     assert await worker.run_once() == 1
     got = receiver.at("/hook")
     assert len(got) == 9 and {r.webhook_id for r in got} == {event_id}
@@ -335,7 +335,7 @@ async def test_schedule_jitter_stays_within_bounds(
     import random
 
     receiver.script("/hook", status=500)
-    sub = await store.add_subscription(receiver.url("/hook"), secret)
+    sub = await store.subscriptions.add(receiver.url("/hook"), secret)
     ids = await emit(store, sub, n=20)
     # One instant for the whole test: the worker's "now" does not move while it and
     # the test run, so each delay is exactly the schedule's step with its jitter,
@@ -352,7 +352,7 @@ async def test_redirect_is_a_failure_and_not_followed(
     store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str
 ) -> None:
     receiver.script("/moved", redirect_to=receiver.url("/target"))
-    sub = await store.add_subscription(receiver.url("/moved"), secret)
+    sub = await store.subscriptions.add(receiver.url("/moved"), secret)
     (event_id,) = await emit(store, sub)
     assert await worker.run_once() == 1
     row = await only_delivery(store, event_id)
@@ -366,24 +366,24 @@ async def test_timeout_and_connection_error_are_retried(
 ) -> None:
     hang = asyncio.Event()  # never set during the attempt: the endpoint hangs
     receiver.script("/hang", hold=hang)
-    hung = await store.add_subscription(receiver.url("/hang"), secret)
+    hung = await store.subscriptions.add(receiver.url("/hang"), secret)
     # A port nothing listens on: bind and close to get one.
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]
-    dead = await store.add_subscription(f"http://127.0.0.1:{dead_port}/hook?token=SECRET_TOKEN", secret)
+    dead = await store.subscriptions.add(f"http://127.0.0.1:{dead_port}/hook?token=SECRET_TOKEN", secret)
     (event_id,) = await emit(store, hung, dead)
     async with WebhookDelivery(store, GUARD, "node-a", now=clock, jitter=0.0, timeout_s=0.3) as w:
         assert await w.run_once() == 2
     hang.set()
-    rows = {r.subscription_id: r for r in await store.deliveries_of(event_id=event_id)}
+    rows = {r.subscription_id: r for r in await store.outbox.deliveries_of(event_id=event_id)}
     assert rows[hung.id].status == "pending" and "timed out" in (rows[hung.id].last_error or "")
     assert rows[dead.id].status == "pending" and rows[dead.id].last_status is None
     assert "SECRET_TOKEN" not in (rows[dead.id].last_error or "")
     for sid in (hung.id, dead.id):
-        s = await store.get_subscription(sid)
+        s = await store.subscriptions.get(sid)
         assert s is not None and s.failing_since is not None and s.enabled
 
 
@@ -393,9 +393,9 @@ async def test_timeout_and_connection_error_are_retried(
 async def test_secret_rotation_signs_with_both_during_grace(
     store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str, clock: Clock
 ) -> None:
-    sub = await store.add_subscription(receiver.url("/hook"), secret)
+    sub = await store.subscriptions.add(receiver.url("/hook"), secret)
     rotated = new_secret()
-    await store.rotate_secret(sub.id, rotated, grace_until=clock() + timedelta(hours=1))
+    await store.subscriptions.rotate_secret(sub.id, rotated, grace_until=clock() + timedelta(hours=1))
 
     await emit(store, sub)
     assert await worker.run_once() == 1
@@ -421,8 +421,8 @@ async def test_slow_endpoint_does_not_delay_others(
 ) -> None:
     hold = asyncio.Event()
     receiver.script("/slow", hold=hold)
-    slow = await store.add_subscription(receiver.url("/slow"), secret)
-    fast = await store.add_subscription(receiver.url("/fast"), secret)
+    slow = await store.subscriptions.add(receiver.url("/slow"), secret)
+    fast = await store.subscriptions.add(receiver.url("/fast"), secret)
     await emit(store, slow)
     (fast_event,) = await emit(store, fast)
 
@@ -443,7 +443,7 @@ async def test_max_in_flight_per_subscription(
     # requests sent together are necessarily in flight together.
     gate = asyncio.Semaphore(0)
     receiver.script("/slow", gate=gate)
-    sub = await store.add_subscription(receiver.url("/slow"), secret, max_in_flight=limit)
+    sub = await store.subscriptions.add(receiver.url("/slow"), secret, max_in_flight=limit)
     await emit(store, sub, n=3)
     task = asyncio.create_task(worker.run_once())
     if limit == 1:
@@ -464,7 +464,7 @@ async def test_max_in_flight_per_subscription(
 async def test_run_loop_delivers_on_wake_and_stops(
     store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str
 ) -> None:
-    sub = await store.add_subscription(receiver.url("/hook"), secret)
+    sub = await store.subscriptions.add(receiver.url("/hook"), secret)
     stop = asyncio.Event()
     loop_task = asyncio.create_task(worker.run(stop, idle_s=60.0))
     await emit(store, sub)
@@ -484,23 +484,23 @@ async def test_run_loop_delivers_on_wake_and_stops(
 async def test_ssrf_refusal_is_retried_and_never_disables(
     store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str, clock: Clock
 ) -> None:
-    private = await store.add_subscription("http://10.0.0.1/hook", secret)
+    private = await store.subscriptions.add("http://10.0.0.1/hook", secret)
     # Loopback by name: not on the allow list, so the guard must refuse it
     # after resolving; the receiver proves no connection was made.
-    by_name = await store.add_subscription(receiver.url("/hook").replace("127.0.0.1", "localhost"), secret)
+    by_name = await store.subscriptions.add(receiver.url("/hook").replace("127.0.0.1", "localhost"), secret)
     (event_id,) = await emit(store, private, by_name)
     start = clock()
     assert await worker.run_once() == 2
     assert receiver.received == []
     for sub, host, address in ((private, "10.0.0.1", "10.0.0.1"), (by_name, "localhost", "localhost")):
-        (row,) = [r for r in await store.deliveries_of(event_id=event_id) if r.subscription_id == sub.id]
+        (row,) = [r for r in await store.outbox.deliveries_of(event_id=event_id) if r.subscription_id == sub.id]
         # A configuration problem: due again on the normal schedule, not failed.
         assert row.status == "pending" and row.attempts == 1
         assert close_to(row.next_attempt_at, start + DEFAULT_SCHEDULE[1])
         error = row.last_error or ""
         assert error.startswith("refused by the SSRF guard: ")
         assert "[alerts] allow_hosts" in error and f"'{host}'" in error and address in error
-        after = await store.get_subscription(sub.id)
+        after = await store.subscriptions.get(sub.id)
         assert after is not None and after.enabled and after.disabled_reason is None
         assert after.failing_since is None, "the endpoint did nothing wrong: no failure streak"
 
@@ -508,7 +508,7 @@ async def test_ssrf_refusal_is_retried_and_never_disables(
     clock.advance(timedelta(days=6))
     await emit(store, private)
     assert await worker.run_once() >= 2
-    after = await store.get_subscription(private.id)
+    after = await store.subscriptions.get(private.id)
     assert after is not None and after.enabled and after.failing_since is None
 
     # Once the operator allows the host, the same pending delivery goes out.
@@ -517,42 +517,42 @@ async def test_ssrf_refusal_is_retried_and_never_disables(
         clock.advance(DEFAULT_SCHEDULE[-1])
         await fixed.run_once()
     assert [r.webhook_id for r in receiver.received] == [event_id]
-    (row,) = [r for r in await store.deliveries_of(event_id=event_id) if r.subscription_id == by_name.id]
+    (row,) = [r for r in await store.outbox.deliveries_of(event_id=event_id) if r.subscription_id == by_name.id]
     assert row.status == "succeeded"
 
 
 async def test_a_refusal_allow_hosts_cannot_lift_says_the_url_must_change(
     store: Store, worker: WebhookDelivery, secret: str
 ) -> None:
-    sub = await store.add_subscription("ftp://hooks.example/x", secret)
+    sub = await store.subscriptions.add("ftp://hooks.example/x", secret)
     (event_id,) = await emit(store, sub)
     assert await worker.run_once() == 1
     row = await only_delivery(store, event_id)
     assert row.status == "pending" and "scheme 'ftp' is not allowed" in (row.last_error or "")
     assert "cannot allow this" in (row.last_error or "")
-    assert (await store.get_subscription(sub.id)).enabled  # type: ignore[union-attr]
+    assert (await store.subscriptions.get(sub.id)).enabled  # type: ignore[union-attr]
 
 
 async def test_failing_for_more_than_five_days_disables(
     store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str, clock: Clock
 ) -> None:
     receiver.script("/hook", status=500)
-    sub = await store.add_subscription(receiver.url("/hook"), secret)
+    sub = await store.subscriptions.add(receiver.url("/hook"), secret)
     await emit(store, sub)
     start = clock()
     assert await worker.run_once() == 1
-    failing = await store.get_subscription(sub.id)
+    failing = await store.subscriptions.get(sub.id)
     assert failing is not None and failing.enabled and failing.failing_since is not None
     assert close_to(failing.failing_since, start)
 
     clock.advance(timedelta(days=4))
     await emit(store, sub)
     assert await worker.run_once() == 2
-    assert (await store.get_subscription(sub.id)).enabled  # type: ignore[union-attr]
+    assert (await store.subscriptions.get(sub.id)).enabled  # type: ignore[union-attr]
 
     clock.advance(timedelta(days=1, hours=1))
     assert await worker.run_once() >= 1
-    after = await store.get_subscription(sub.id)
+    after = await store.subscriptions.get(sub.id)
     assert after is not None and not after.enabled
     assert (after.disabled_reason or "").startswith("failing since ")
 
@@ -561,19 +561,19 @@ async def test_success_ends_the_failure_streak(
     store: Store, receiver: WebhookReceiver, worker: WebhookDelivery, secret: str, clock: Clock
 ) -> None:
     receiver.script("/hook", statuses=[500], status=200)
-    sub = await store.add_subscription(receiver.url("/hook"), secret)
+    sub = await store.subscriptions.add(receiver.url("/hook"), secret)
     await emit(store, sub)
     await worker.run_once()
-    assert (await store.get_subscription(sub.id)).failing_since is not None  # type: ignore[union-attr]
+    assert (await store.subscriptions.get(sub.id)).failing_since is not None  # type: ignore[union-attr]
     clock.advance(timedelta(seconds=10))
     await worker.run_once()
-    assert (await store.get_subscription(sub.id)).failing_since is None  # type: ignore[union-attr]
+    assert (await store.subscriptions.get(sub.id)).failing_since is None  # type: ignore[union-attr]
 
 
 async def test_on_result_callback(store: Store, receiver: WebhookReceiver, secret: str, clock: Clock) -> None:
     seen: list[tuple[str, float]] = []
     receiver.script("/hook", statuses=[500])
-    sub = await store.add_subscription(receiver.url("/hook"), secret)
+    sub = await store.subscriptions.add(receiver.url("/hook"), secret)
     await emit(store, sub)
     async with WebhookDelivery(store, GUARD, "n", now=clock, on_result=lambda o, s: seen.append((o, s))) as w:
         await w.run_once()
@@ -614,7 +614,7 @@ async def test_two_workers_on_postgres_deliver_each_event_once(
 ) -> None:
     store_a: Store = await postgres_opener()
     store_b: Store = await postgres_opener()
-    sub = await store_a.add_subscription(receiver.url("/hook"), secret, max_in_flight=8)
+    sub = await store_a.subscriptions.add(receiver.url("/hook"), secret, max_in_flight=8)
     ids = await emit(store_a, sub, n=50)
     counts = {"a": 0, "b": 0}
     async with (
@@ -631,7 +631,7 @@ async def test_two_workers_on_postgres_deliver_each_event_once(
     assert sorted(r.webhook_id or "" for r in got) == sorted(ids)  # each exactly once
     assert all(r.verified for r in got)
     assert counts["a"] + counts["b"] == 50 and counts["a"] > 0 and counts["b"] > 0
-    assert {r.status for r in await store_b.deliveries_of(subscription_id=sub.id)} == {"succeeded"}
+    assert {r.status for r in await store_b.outbox.deliveries_of(subscription_id=sub.id)} == {"succeeded"}
 
 
 def self_signed(tmp: Path) -> ssl.SSLContext:
@@ -680,7 +680,7 @@ async def test_a_tls_failure_is_named_as_such(
     try:
         await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self_signed(tmp_path)).start()
         port = runner.addresses[0][1]
-        sub = await store.add_subscription(f"https://127.0.0.1:{port}/hook", secret)
+        sub = await store.subscriptions.add(f"https://127.0.0.1:{port}/hook", secret)
         (event_id,) = await emit(store, sub)
         assert await worker.run_once() == 1
     finally:

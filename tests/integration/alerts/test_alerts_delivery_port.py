@@ -16,6 +16,7 @@ from agent.alerts.queue import DeliveryQueue
 from agent.alerts.signing import new_secret
 from agent.alerts.verdicts import GONE_REASON
 from agent.model.records import DeliveryJob, DeliveryRow, EventRow, SubscriptionRow
+from agent.model.status import DeliveryStatus
 from agent.net.guard import NetGuard
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -77,7 +78,7 @@ def job(delivery_id: int, sub: SubscriptionRow, attempts: int = 0) -> DeliveryJo
     event = EventRow(
         f"evt_{delivery_id:04d}", "webhook.test", NOW, {"subscription_id": sub.id, "message": "hi"}, None, None
     )
-    row = DeliveryRow(delivery_id, event.id, sub.id, "pending", attempts, NOW, None, None, None, NOW, None)
+    row = DeliveryRow(delivery_id, event.id, sub.id, DeliveryStatus.PENDING, attempts, NOW, None, None, None, NOW, None)
     return DeliveryJob(row, event, sub)
 
 

@@ -16,13 +16,8 @@ import structlog
 from aiohttp import web
 
 from agent.lists.catalog import Thresholds, load_catalog
-from agent.lists.sync import (
-    ListSyncer,
-    MemorySyncStateStore,
-    SyncState,
-    TcapSourceConfig,
-    content_hash,
-)
+from agent.lists.sync import ListSyncer
+from agent.lists.sync_state import MemorySyncStateStore, SyncState, TcapSourceConfig, content_hash
 from agent.model.signals import Signal, SignalType
 from tests.support.media_dag import expected_pdq
 from tests.support.tcap_server import TcapServer

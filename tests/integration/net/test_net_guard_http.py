@@ -16,14 +16,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent.net.guard import (
-    BlockedDestination,
-    GuardedResolver,
-    NetGuard,
-    guarded_request,
-    guarded_session,
-    redirect_target_refused,
-)
+from agent.net.addresses import BlockedDestination
+from agent.net.connector import GuardedResolver, guarded_request, guarded_session
+from agent.net.guard import NetGuard, redirect_target_refused
 from tests.support.resolver import FakeResolver
 
 LOOPBACK_ALLOWED = NetGuard(allow_hosts=frozenset({"127.0.0.1"}))

@@ -9,7 +9,8 @@ import pytest
 from aiohttp import web
 
 from agent import __version__
-from agent.net.guard import NetGuard, guarded_request, guarded_session
+from agent.net.connector import guarded_request, guarded_session
+from agent.net.guard import NetGuard
 from agent.net.http import Purpose, client_session, user_agent
 
 

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 
 from agent.ipfs.errors import TooLarge
-from agent.sources.arweave import (
-    ArweaveClient,
-    ArweaveCursor,
+from agent.sources.arweave import ArweaveCursor, new_transactions
+from agent.sources.arweave_client import ArweaveClient
+from agent.sources.arweave_types import (
     ArweaveGatewayError,
     ArweaveIntegrityError,
     ArweaveNotFound,
@@ -20,7 +20,6 @@ from agent.sources.arweave import (
     ArweaveTooLarge,
     InvalidTxid,
     check_txid,
-    new_transactions,
 )
 from tests.conftest import MEDIA_FIXTURES
 from tests.support.arweave_server import FakeArweave, make_txid

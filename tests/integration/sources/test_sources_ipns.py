@@ -19,6 +19,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from agent.ipfs.cid import parse_cid
+from agent.sources import ipns_keys
 from agent.sources import ipns_record as ir
 from agent.sources.dnslink import DnslinkResolution, resolve_dnslink
 from agent.sources.ipns import (
@@ -28,8 +29,7 @@ from agent.sources.ipns import (
     resolve_ipns,
     resolve_via_kubo,
 )
-from agent.sources.ipns_record import (
-    IPNS_RECORD_TYPE,
+from agent.sources.ipns_keys import (
     InvalidName,
     InvalidPublicKey,
     IpnsError,
@@ -40,11 +40,10 @@ from agent.sources.ipns_record import (
     SignatureInvalid,
     UnsupportedValidity,
     V1Mismatch,
-    build_ipns_record,
     ipns_name_for_key,
     parse_ipns_name,
-    verify_ipns_record,
 )
+from agent.sources.ipns_record import IPNS_RECORD_TYPE, build_ipns_record, verify_ipns_record
 from tests.conftest import IPFS_FIXTURES
 from tests.support.dns_server import TestDnsServer
 
@@ -124,7 +123,7 @@ def test_other_fixture_records_are_valid(path: Path) -> None:
 def test_protobuf_roundtrip_is_byte_identical(path: Path) -> None:
     """Our protobuf reader and writer agree with Go's serializer on every fixture."""
     data = path.read_bytes()
-    fields = ir._read_protobuf(data, ir._ENTRY_FIELDS, "IpnsEntry")
+    fields = ipns_keys._read_protobuf(data, ir._ENTRY_FIELDS, "IpnsEntry")
     assert ir._encode_entry(fields) == data
 
 
@@ -132,7 +131,7 @@ def test_builder_reproduces_the_fixture_layout() -> None:
     """Our builder lays out data and V1 fields exactly as boxo did for the spec vector
     (signatures differ: we do not hold that key, so they are dropped from the comparison)."""
     path = next((CONFORMANCE / "ipns_records").glob("*_v1-v2.ipns-record"))
-    theirs = ir._read_protobuf(path.read_bytes(), ir._ENTRY_FIELDS, "IpnsEntry")
+    theirs = ipns_keys._read_protobuf(path.read_bytes(), ir._ENTRY_FIELDS, "IpnsEntry")
     ours_bytes = build_ipns_record(
         ed25519.Ed25519PrivateKey.generate(),
         "/ipfs/bafkqaddwgevxmmraojswg33smq",
@@ -140,7 +139,7 @@ def test_builder_reproduces_the_fixture_layout() -> None:
         datetime(2123, 8, 14, 12, 17, 3, 694052, tzinfo=UTC),
         timedelta(minutes=30),
     )
-    ours = ir._read_protobuf(ours_bytes, ir._ENTRY_FIELDS, "IpnsEntry")
+    ours = ipns_keys._read_protobuf(ours_bytes, ir._ENTRY_FIELDS, "IpnsEntry")
     assert ours[9] == theirs[9]  # the signed DAG-CBOR, byte for byte
     strip = {2, 8}
     assert {k: v for k, v in ours.items() if k not in strip} == {k: v for k, v in theirs.items() if k not in strip}
@@ -169,13 +168,13 @@ def test_record_checked_against_the_right_name() -> None:
     with pytest.raises(KeyMismatch, match="belongs to k2k4r8"):
         verify_ipns_record(other, rsa_path.read_bytes())
     # A hashed (RSA) name whose record lacks the embedded key cannot be verified.
-    fields = ir._read_protobuf(rsa_path.read_bytes(), ir._ENTRY_FIELDS, "IpnsEntry")
+    fields = ipns_keys._read_protobuf(rsa_path.read_bytes(), ir._ENTRY_FIELDS, "IpnsEntry")
     del fields[7]
     with pytest.raises(InvalidPublicKey, match="carries no pubKey"):
         verify_ipns_record("QmVujd5Vb7moysJj8itnGufN7MEtPRCNHkKpNuA4onsRa3", ir._encode_entry(fields))
 
 
-def _keys() -> list[ir.PrivateKey]:
+def _keys() -> list[ipns_keys.PrivateKey]:
     return [
         ed25519.Ed25519PrivateKey.generate(),
         rsa.generate_private_key(public_exponent=65537, key_size=2048),
@@ -209,7 +208,7 @@ def test_tampering_is_caught() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     name = ipns_name_for_key(key)
     good = build_ipns_record(key, f"/ipfs/{CID_A}", 1, TODAY + timedelta(days=1), timedelta(minutes=5))
-    fields = ir._read_protobuf(good, ir._ENTRY_FIELDS, "IpnsEntry")
+    fields = ipns_keys._read_protobuf(good, ir._ENTRY_FIELDS, "IpnsEntry")
 
     def with_(**changes: int | bytes) -> bytes:
         numbers = {"value": 1, "sig1": 2, "vtype": 3, "validity": 4, "seq": 5, "ttl": 6, "pub": 7, "sig2": 8, "data": 9}
@@ -236,7 +235,7 @@ def test_tampering_is_caught() -> None:
     bad_data = b"\xa1\x61"
     with pytest.raises(MalformedRecord, match="DAG-CBOR"):
         verify_ipns_record(
-            name, ir._encode_entry({9: bad_data, 8: ir._sign(key, ir.SIGNATURE_V2_PREFIX + bad_data)}), now=TODAY
+            name, ir._encode_entry({9: bad_data, 8: ipns_keys._sign(key, ir.SIGNATURE_V2_PREFIX + bad_data)}), now=TODAY
         )
     # Unknown fields are ignored (forward compatibility), as protobuf requires.
     assert verify_ipns_record(name, good + ir._encode_entry({15: b"future"}), now=TODAY).sequence == 1
@@ -251,7 +250,9 @@ def test_tampering_is_caught() -> None:
         }
     )
     with pytest.raises(UnsupportedValidity):
-        verify_ipns_record(name, ir._encode_entry({9: odd, 8: ir._sign(key, ir.SIGNATURE_V2_PREFIX + odd)}), now=TODAY)
+        verify_ipns_record(
+            name, ir._encode_entry({9: odd, 8: ipns_keys._sign(key, ir.SIGNATURE_V2_PREFIX + odd)}), now=TODAY
+        )
 
 
 def test_own_expired_record_is_refused_with_real_now() -> None:

@@ -9,9 +9,11 @@ import aiohttp
 import pytest
 
 from agent.ipfs.cid import block_key, cid_text, parse_cid
-from agent.ipfs.dag import DagWalker, EntryKind
+from agent.ipfs.dag import DagWalker
+from agent.ipfs.entries import EntryKind
 from agent.ipfs.errors import BlockMismatch, BlockTooLarge, MissingBlock
-from agent.sources.kubo import KuboClient, KuboError, KuboLink, LinkType, kubo_base_url
+from agent.sources.kubo import KuboClient
+from agent.sources.kubo_wire import KuboError, KuboLink, LinkType, kubo_base_url
 from tests.conftest import IPFS_FIXTURES
 from tests.support.kubo_server import KUBO_VERSION, FakeKubo
 

@@ -13,11 +13,11 @@ import pytest
 from agent.ipfs.cid import cid_text
 from agent.model.item_key import ItemKey
 from agent.model.target import TargetKind
-from agent.scan import Scanner
+from agent.pipeline import Scanner
+from agent.services.polling import PollContext, poll
 from agent.sources.base import SourceEnv
 from agent.sources.registry import SOURCES
 from agent.sources.targets import parse_watch_target
-from agent.watch import PollContext, poll
 from tests.conftest import IPFS_FIXTURES
 from tests.support.agent import settings_for
 from tests.support.kubo_server import FakeKubo
@@ -33,8 +33,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def _nothing_known(key: ItemKey) -> None:
-    return None
+async def _nothing_known(key: ItemKey) -> bool:
+    return False
 
 
 def _no_scan() -> Scanner:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from agent.model.signals import ItemSignals, Signal, SignalType
 from agent.model.status import ItemState
+from agent.pipeline import item_examined
 from agent.store import ItemRow, Store
-from agent.watch import examined
 
 
 def _sha256(value: str) -> ItemSignals:
@@ -25,7 +25,7 @@ async def test_a_recorded_directory_is_known_but_not_counted_as_an_item(store: S
         "inode/directory",
         ItemSignals(),
     )
-    assert examined(directory.status, directory.signals.to_view())
+    assert item_examined(directory.status, directory.signals)
     assert await store.items.count() == 1, "directories are not content items"
 
 

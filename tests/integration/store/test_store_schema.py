@@ -83,7 +83,7 @@ async def test_reopening_applies_nothing_and_keeps_data(
     async with again._engine.connect() as conn:
         rows = (await conn.execute(sa.select(schema_migrations.c.version))).scalars().all()
     assert rows == list(range(1, LATEST_VERSION + 1))
-    assert [t.url for t in await again.list_targets()] == ["ipfs://bafykeep"]
+    assert [t.url for t in await again.targets.all()] == ["ipfs://bafykeep"]
 
 
 async def test_agents_starting_at_once_migrate_once(databases: Any) -> None:

@@ -10,7 +10,6 @@ import jsonschema
 import pytest
 
 from agent.alerts.events import (
-    ItemContext,
     content_changed,
     finding_created,
     finding_retracted,
@@ -22,7 +21,7 @@ from agent.alerts.events import (
     test_event as make_test_event,
 )
 from agent.lists.formats.tcap import parse_tcap_page
-from agent.model.events import EventType
+from agent.model.events import EventType, ItemContext
 from agent.model.records import FindingRow, NewEvent, SubscriptionRow
 from agent.model.signals import SignalType
 from tests.conftest import REPO

@@ -20,11 +20,11 @@ from agent.model.events import (
     FindingRef,
     FindingRetracted,
     ItemContext,
-    RetractionReason,
     WebhookTest,
 )
 from agent.model.records import FindingRow
 from agent.model.signals import ItemSignals, Signal, SignalType, VideoSummary
+from agent.model.status import RetractionReason
 from agent.model.time import iso_seconds, iso_z
 from tests.conftest import REPO
 

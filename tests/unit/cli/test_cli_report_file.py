@@ -38,7 +38,7 @@ def test_a_new_report_gets_the_usual_permissions(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "where, reason",
+    ("where", "reason"),
     [
         ("missing/r.json", "does not exist"),
         ("a-file/r.json", "is not a directory"),

@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 
 import dag_cbor
 import pytest
+from multiformats import CID
 
 from agent.ipfs.cid import block_key
-from agent.ipfs.dag import DagEntry, DagWalker, EntryKind, WalkBudgetExceeded
+from agent.ipfs.dag import DagWalker
+from agent.ipfs.entries import DagEntry, EntryKind, WalkBudgetExceeded
 from agent.ipfs.errors import DagError, PathEscape, TooLarge
 from tests.support.dagpb import (
     Blocks,
@@ -42,9 +44,9 @@ def source_of(blocks: Blocks, guard: int = 10_000) -> CountingSource:
     return source
 
 
-async def entries_of(walker: DagWalker, root: object) -> list[DagEntry]:
+async def entries_of(walker: DagWalker, root: CID) -> list[DagEntry]:
     """Every entry, sessions kept open for `read` (the test sessions hold nothing)."""
-    return [e async for e in walker.walk(root)]  # type: ignore[arg-type]
+    return [e async for e in walker.walk(root)]
 
 
 async def read(walker: DagWalker, entry: DagEntry, max_bytes: int = 1 << 20) -> bytes:
@@ -165,7 +167,7 @@ async def test_nested_hamt_directories_keep_a_bounded_number_of_sessions_open() 
 # --- item 5: files that lie about their size ------------------------------------------
 
 
-def _liar(root_filesize: int, via_parent: bool) -> tuple[object, Blocks]:
+def _liar(root_filesize: int, via_parent: bool) -> tuple[CID, Blocks]:
     """A file whose links repeat one 1-byte leaf 9x10^8 times while it declares `root_filesize`."""
     blocks: Blocks = []
     leaf = block(blocks, b"x", "raw")
@@ -308,10 +310,10 @@ async def test_a_hamt_sub_shard_the_caller_knows_is_not_read() -> None:
     root = block(blocks, hamt_shard([(known, "00", 1), (fresh, "01", 1)]))
     source = source_of(blocks)
 
-    async def before_fetch(cid: object, path: str) -> EntryKind | None:
-        return EntryKind.KNOWN if block_key(cid) == block_key(known) else None  # type: ignore[arg-type]
+    async def before_fetch(cid: CID, path: str) -> EntryKind | None:
+        return EntryKind.KNOWN if block_key(cid) == block_key(known) else None
 
-    walker = DagWalker(source, before_fetch=before_fetch)  # type: ignore[arg-type]
+    walker = DagWalker(source, before_fetch=before_fetch)
     entries = await entries_of(walker, root)
     assert [e.path for e in entries] == ["new.txt"]
     assert source.served == 3, "root shard, the new sub-shard, the leaf"

@@ -10,8 +10,9 @@ import pytest
 
 from agent.ipfs.carfile import CarFileBlockSource
 from agent.ipfs.cid import parse_cid
-from agent.ipfs.dag import DagEntry, DagWalker, EntryKind
+from agent.ipfs.dag import DagWalker
 from agent.ipfs.dagpb import decode_pbnode, decode_unixfs
+from agent.ipfs.entries import DagEntry, EntryKind
 from agent.ipfs.errors import DagCycle, DagError, PathEscape, TooLarge
 from tests.conftest import IPFS_FIXTURES
 from tests.support.dagpb import DictSource, cid_of, pbnode, unixfs
@@ -129,7 +130,7 @@ async def test_dot_dot_names_that_stay_inside_the_root_are_normalised_and_walked
     ],
 )
 def test_escaping_names_are_refused(parent: str, name: str) -> None:
-    from agent.ipfs.dag import safe_join
+    from agent.ipfs.paths import safe_join
 
     with pytest.raises(PathEscape):
         safe_join(parent, name)

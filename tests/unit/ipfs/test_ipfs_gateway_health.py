@@ -8,7 +8,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from agent.ipfs.gateway import GatewayHealthBook, GatewayPool, RateLimited, TrustlessGateway
+from agent.ipfs.errors import RateLimited
+from agent.ipfs.gateway import GatewayPool
+from agent.ipfs.health import GatewayHealthBook
+from agent.ipfs.trustless import TrustlessGateway
 
 A, B = "http://gw-a.test", "http://gw-b.test"
 

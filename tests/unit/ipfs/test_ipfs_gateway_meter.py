@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from agent.ipfs.gateway import ResponseMeter, SlowGateway
+from agent.ipfs.errors import SlowGateway
+from agent.ipfs.meter import ResponseMeter
 
 
 class Clock:

@@ -19,7 +19,7 @@ from agent.ipfs.multihash import (
     split_multihash,
 )
 from agent.lists.denylist import multihash as deny_mh
-from agent.sources.ipns_record import InvalidName, parse_ipns_name
+from agent.sources.ipns_keys import InvalidName, parse_ipns_name
 
 DIGEST = hashlib.sha256(b"hello").digest()
 SHA_MH = b"\x12\x20" + DIGEST

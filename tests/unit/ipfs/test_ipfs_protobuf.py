@@ -6,7 +6,7 @@ import pytest
 
 from agent.ipfs.errors import DagError
 from agent.ipfs.protobuf import ProtobufError, ProtobufReader, field_bytes, field_varint, read_fields
-from agent.sources.ipns_record import MalformedRecord, _read_protobuf
+from agent.sources.ipns_keys import MalformedRecord, _read_protobuf
 
 KNOWN = {1: 2, 3: 0}
 

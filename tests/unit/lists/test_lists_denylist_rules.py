@@ -8,8 +8,9 @@ import blake3
 import pytest
 from multiformats import CID
 
+from agent.ipfs.multihash import encode_multihash
 from agent.lists.denylist import Denylist, parse_denylist
-from agent.lists.denylist.multihash import b58_multihash, encode_multihash
+from agent.lists.denylist.multihash import b58_multihash
 from agent.lists.limits import ParseLimits, TooLarge
 
 CID_A = "bafybeihvvulpp4evxj7x7armbqcyg6uezzuig6jp3lktpbovlqfkuqeuoq"

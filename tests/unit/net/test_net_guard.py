@@ -13,14 +13,9 @@ import pytest
 from yarl import URL
 
 from agent.config import AlertSettings
-from agent.net.guard import (
-    BlockedDestination,
-    GuardedResolver,
-    NetGuard,
-    classify_ip,
-    guarded_request,
-    guarded_session,
-)
+from agent.net.addresses import BlockedDestination, classify_ip
+from agent.net.connector import GuardedResolver, guarded_request, guarded_session
+from agent.net.guard import NetGuard
 from tests.support.resolver import FakeResolver
 
 GUARD = NetGuard()
