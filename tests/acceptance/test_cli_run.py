@@ -83,7 +83,7 @@ async def test_ctrl_c_after_a_poll_stops_run_with_exit_0_and_no_traceback(
         stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stderr is not None
-    seen = []
+    seen: list[str] = []
     try:
         while "target.polled" not in seen:
             line = await asyncio.wait_for(proc.stderr.readline(), 90)

@@ -47,7 +47,7 @@ async def agent_with_photo(make_gateway: MakeGateway, tmp_path: Path, photo: str
 
 
 async def test_a_finding_reaches_the_subscriber_signed_and_valid(make_gateway: MakeGateway, tmp_path: Path) -> None:
-    gw, root, cid, _listing, settings = await agent_with_photo(make_gateway, tmp_path)
+    _gw, root, _cid, _listing, settings = await agent_with_photo(make_gateway, tmp_path)
     secret = new_secret()
     async with WebhookReceiver([secret]) as receiver, Agent(settings) as agent:
         sub = await agent.store.subscriptions.add(receiver.url("/hook"), secret)
@@ -144,8 +144,8 @@ async def test_content_answering_410_produces_content_unavailable_with_the_time_
         assert gone["type"] == "content.unavailable"
         data = gone["data"]
         assert data["item"]["cid"] == str(cid)  # type: ignore[index]
-        assert data["time_to_removal_s"] >= 0  # type: ignore[index,operator]
-        assert "410" in data["reason"]  # type: ignore[index,operator]
+        assert data["time_to_removal_s"] >= 0  # type: ignore[index]
+        assert "410" in data["reason"]  # type: ignore[index]
 
         del gw.blocked[bytes(cid.digest)]
         assert await agent.recheck_content() == 1
@@ -155,7 +155,7 @@ async def test_content_answering_410_produces_content_unavailable_with_the_time_
 
 
 async def test_an_entry_deleted_from_its_list_retracts_its_findings(make_gateway: MakeGateway, tmp_path: Path) -> None:
-    gw, root, cid, listing, settings = await agent_with_photo(make_gateway, tmp_path)
+    _gw, root, _cid, listing, settings = await agent_with_photo(make_gateway, tmp_path)
     secret = new_secret()
     async with WebhookReceiver([secret]) as receiver, Agent(settings) as agent:
         await agent.store.subscriptions.add(receiver.url("/hook"), secret)

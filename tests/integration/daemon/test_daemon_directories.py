@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from agent.runtime.agent import Agent
 from agent.ipfs.cid import CID, block_key, parse_cid
+from agent.runtime.agent import Agent
 from tests.support.agent import settings_for
 from tests.support.dagpb import block, hamt_shard
 from tests.support.gateway import FixtureGateway

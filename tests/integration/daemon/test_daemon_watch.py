@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.runtime.agent import Agent
 from agent.ipfs.cid import CID, cid_text, parse_cid
+from agent.runtime.agent import Agent
 from tests.conftest import IPFS_FIXTURES, MEDIA_FIXTURES
 from tests.support.agent import settings_for
 from tests.support.gateway import FixtureGateway
@@ -244,7 +244,7 @@ async def test_a_dnslink_domain_is_resolved_through_the_configured_resolver(
     from tests.support.dns_server import TestDnsServer
 
     gw = await make_gateway()
-    first, first_files, blocks = tree({"a.txt": b"one\n"})
+    first, _first_files, blocks = tree({"a.txt": b"one\n"})
     second, second_files, more = tree({"a.txt": b"one\n", "b.txt": b"two\n"})
     gw.add_blocks(blocks + more)
     async with TestDnsServer() as dns:
