@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import quote
 
 from agent.model.events import (
-    EVENT_TYPES,
     ContentChanged,
     EventPayload,
     EventType,
@@ -22,14 +21,13 @@ from agent.model.events import (
     FindingRef,
     FindingRetracted,
     ItemContext,
-    RetractionReason,
     WebhookTest,
 )
 from agent.model.item_key import is_arweave_key
 from agent.model.records import FindingRow, LocationRow, NewEvent, SubscriptionRow
+from agent.model.status import RetractionReason
 
 __all__ = [
-    "EVENT_TYPES",
     "FindingOutbox",
     "ItemContext",
     "content_changed",

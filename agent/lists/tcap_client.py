@@ -39,7 +39,8 @@ from agent.lists.fetch import ListTooLarge, read_bounded
 from agent.lists.formats.tcap import apply_tcap_page, parse_tcap_page
 from agent.lists.limits import MiB, ParseLimits, ProblemLog, TooLarge
 from agent.lists.model import HashList, ListEntry, ParseProblem
-from agent.net.backoff import Backoff, parse_retry_after
+from agent.net.backoff import Backoff
+from agent.net.retry_after import parse_retry_after
 
 log = structlog.get_logger(__name__)
 

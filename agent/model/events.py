@@ -212,7 +212,6 @@ __all__ = [
     "FindingRef",
     "FindingRetracted",
     "ItemContext",
-    "RetractionReason",
     "WebhookTest",
 ]
 

@@ -20,9 +20,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from agent.net.retry_after import parse_retry_after
-
-__all__ = ["Backoff", "parse_retry_after"]
+__all__ = ["Backoff"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,8 +79,9 @@ class WebhooksService:
         self._lists = lists
 
     async def add(self, request: SubscriptionRequest) -> NewSubscription:
-        from agent.alerts.events import EVENT_TYPES, normalise_label
+        from agent.alerts.events import normalise_label
         from agent.alerts.signing import new_secret
+        from agent.model.events import EVENT_TYPES
         from agent.net.addresses import BlockedDestination
         from agent.net.guard import NetGuard
 

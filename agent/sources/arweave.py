@@ -1,7 +1,7 @@
 """Arweave watch targets: resumable tag-query polling and the Source that feeds the scan.
 
 The client (GraphQL queries, digest-checked fetches) is agent.sources.arweave_client;
-its types and errors agent.sources.arweave_types. Both are re-exported here."""
+its types and errors agent.sources.arweave_types."""
 
 from __future__ import annotations
 
@@ -12,38 +12,13 @@ from typing import Any
 from agent.sources.arweave_client import ArweaveClient
 from agent.sources.arweave_types import (
     MAX_PAGE_SIZE,
-    ArweaveBlocked,
-    ArweaveContent,
-    ArweaveError,
-    ArweaveGatewayError,
-    ArweaveIntegrityError,
-    ArweaveNotFound,
-    ArweavePage,
     ArweaveQueryError,
-    ArweaveRateLimited,
-    ArweaveTooLarge,
     ArweaveTx,
-    InvalidTxid,
     _int_or_none,
-    check_txid,
 )
 
 __all__ = [
-    "ArweaveBlocked",
-    "ArweaveClient",
-    "ArweaveContent",
     "ArweaveCursor",
-    "ArweaveError",
-    "ArweaveGatewayError",
-    "ArweaveIntegrityError",
-    "ArweaveNotFound",
-    "ArweavePage",
-    "ArweaveQueryError",
-    "ArweaveRateLimited",
-    "ArweaveTooLarge",
-    "ArweaveTx",
-    "InvalidTxid",
-    "check_txid",
     "new_transactions",
 ]
 

@@ -25,7 +25,7 @@ import dns.resolver
 
 from agent.ipfs.cid import CID, cid_text, parse_cid
 from agent.ipfs.errors import InvalidCid, IpfsError
-from agent.sources.ipns_record import InvalidName, parse_ipns_name
+from agent.sources.ipns_keys import InvalidName, parse_ipns_name
 
 __all__ = [
     "DNSLINK_PREFIX",

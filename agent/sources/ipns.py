@@ -38,17 +38,8 @@ from agent.sources.dnslink import (
     parse_content_path,
     resolve_dnslink,
 )
-from agent.sources.ipns_record import (
-    IPNS_RECORD_TYPE,
-    MAX_RECORD_BYTES,
-    InvalidName,
-    InvalidValue,
-    IpnsError,
-    IpnsName,
-    IpnsRecord,
-    parse_ipns_name,
-    verify_ipns_record,
-)
+from agent.sources.ipns_keys import InvalidName, InvalidValue, IpnsError, IpnsName, parse_ipns_name
+from agent.sources.ipns_record import IPNS_RECORD_TYPE, MAX_RECORD_BYTES, IpnsRecord, verify_ipns_record
 
 __all__ = [
     "IpnsChainError",

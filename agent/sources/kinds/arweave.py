@@ -12,7 +12,8 @@ import structlog
 from agent.model.item_key import arweave_key
 from agent.model.report import ItemSource
 from agent.model.target import Target
-from agent.sources.arweave import ArweaveClient, ArweaveCursor, new_transactions
+from agent.sources.arweave import ArweaveCursor, new_transactions
+from agent.sources.arweave_client import ArweaveClient
 from agent.sources.base import Blob, Discovery, Scanned, Settled, SourceEnv, State
 
 log = structlog.get_logger(__name__)
