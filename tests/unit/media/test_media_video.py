@@ -15,9 +15,8 @@ from agent.media.limits import MediaLimits
 from agent.media.pdq import hamming_hex
 from agent.media.pool import MediaHasher
 from agent.media.video import VideoHashes, frame_mod, video_hashes, video_signals
-from agent.media.vpdq import parse_vpdq_text
 from agent.model.signals import VideoFrameHash
-from agent.model.vpdq import match_videos
+from agent.model.vpdq import match_videos, parse_vpdq_text
 from tests.conftest import MEDIA_FIXTURES
 
 MEDIA = MEDIA_FIXTURES

@@ -7,9 +7,8 @@ import ast
 import pytest
 
 from agent.media.errors import VpdqFormatError
-from agent.media.vpdq import parse_vpdq_text
 from agent.model.signals import VideoFrameHash
-from agent.model.vpdq import comparable_frames, format_vpdq, match_videos
+from agent.model.vpdq import comparable_frames, format_vpdq, match_videos, parse_vpdq_text
 from tests.conftest import MEDIA_FIXTURES
 
 MEDIA = MEDIA_FIXTURES
