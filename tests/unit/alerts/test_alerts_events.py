@@ -23,7 +23,7 @@ from agent.alerts.events import (
 from agent.lists.formats.tcap import parse_tcap_page
 from agent.model.events import EventType, ItemContext
 from agent.model.records import FindingRow, NewEvent, SubscriptionRow
-from agent.model.signals import SignalType
+from agent.model.signals import ItemSignals, Signal, SignalType
 from tests.conftest import REPO
 
 SCHEMA = json.loads((REPO / "docs" / "events.schema.json").read_text())
@@ -49,7 +49,7 @@ ITEM = ItemContext(
     target_url="ipns://k51example",
     size=1234,
     media_type="image/jpeg",
-    signals={"md5": "0" * 32, "pdq": "f8f8f0cf", "pdq_quality": 100},
+    signals=ItemSignals((Signal(SignalType.MD5, "0" * 32), Signal(SignalType.PDQ, "f8f8f0cf", quality=100))),
 )
 
 

@@ -122,10 +122,10 @@ def test_finding_created_renders_the_documented_object_with_typed_signals_as_the
     )
 
 
-def test_a_finding_without_a_target_url_says_target_null_and_a_signals_mapping_is_sent_verbatim() -> None:
-    # The Mapping form is what the daemon passes until the pipeline hands signals over typed.
+def test_a_finding_without_a_target_url_says_target_null_and_its_signals_keep_the_hashers_order() -> None:
     view = {"sha256": "ab", "md5": "cd"}
-    item = ItemContext("k", None, "ar:tx", None, 3, None, None, None, view)
+    signals = ItemSignals((Signal(SignalType.SHA256, "ab"), Signal(SignalType.MD5, "cd")))
+    item = ItemContext("k", None, "ar:tx", None, 3, None, None, None, signals)
     data = FindingCreated(FindingRef.of(ROW), item).to_json()
     assert (
         data["target"] is None
