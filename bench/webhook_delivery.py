@@ -8,7 +8,7 @@ WebhookDelivery worker running its daemon loop. Receiver and worker share
 this process and its event loop, so verification cost is included too.
 Scenarios, each for 1 and for 4 subscriptions:
   * backlog: N events already in the outbox; deliveries/s until all arrived,
-    and latency from the event's creation (emit_events) to its receipt;
+    and latency from the event's creation (store.outbox.emit) to its receipt;
   * paced: events emitted in small batches (the worker woken after each, as
     the daemon does after findings); latency when the worker keeps up.
 Numbers are printed; nothing is asserted."""
