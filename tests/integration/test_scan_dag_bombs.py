@@ -13,7 +13,7 @@ from multiformats import CID
 
 from agent.config import LimitSettings, Settings
 from agent.ipfs.gateway import RetrievalMode
-from agent.model.report import EXIT_ERROR, ItemStatus
+from agent.model.report import EXIT_ERROR, ItemStatus, ScanReport
 from agent.pipeline import Scanner
 from tests.support.dagpb import Blocks, block, file_node, hamt_bomb, pbnode, shared_directory_bomb, unixfs, write_car
 from tests.support.gateway import FixtureGateway
@@ -34,9 +34,9 @@ def bomb() -> tuple[CID, Blocks]:
     return root, blocks + dirs
 
 
-def assert_bomb_report(report: object) -> None:
-    items = report.items  # type: ignore[attr-defined]
-    assert report.errors == []  # type: ignore[attr-defined]
+def assert_bomb_report(report: ScanReport) -> None:
+    items = report.items
+    assert report.errors == []
     repeats = [i for i in items if i.kind == "directory"]
     files = [i for i in items if i.kind == "file"]
     assert len(repeats) == LEVELS - 1 and len(files) == 2
