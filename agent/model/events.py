@@ -90,15 +90,12 @@ class ItemContext:
     target_url: str | None
     size: int | None
     media_type: str | None
-    # shim: issue-10 integration removes the Mapping (the report's `signals` object, as the
-    # daemon and tests/acceptance/test_cli_webhooks.py still pass it); it is sent verbatim.
-    signals: ItemSignals | Mapping[str, Any]
+    signals: ItemSignals
     first_seen_at: datetime | None = None
 
     def signals_view(self) -> dict[str, Any]:
-        if isinstance(self.signals, ItemSignals):
-            return self.signals.to_view()
-        return dict(self.signals)
+        """The report's `signals` object, as the alert sends it."""
+        return self.signals.to_view()
 
 
 @dataclass(frozen=True, slots=True)
