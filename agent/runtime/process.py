@@ -84,7 +84,7 @@ async def run_daemon(
             await asyncio.wait([serving, ready], return_when=asyncio.FIRST_COMPLETED)
             ready.cancel()
             if not serving.done():
-                targets = await agent.store.list_targets(enabled_only=True)
+                targets = await agent.store.targets.all(enabled_only=True)
                 log.info(
                     "agent.started",
                     version=__version__,
