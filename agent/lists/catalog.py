@@ -57,7 +57,7 @@ def _load_local(source: str, name: str, limits: ParseLimits) -> LoadResult:
     return load_list(Path(source).expanduser(), name=name, limits=limits)
 
 
-def _name_for(source: str) -> str:
+def name_for(source: str) -> str:
     if source.startswith(("http://", "https://")):
         tail = Path(urlsplit(source).path).name
         return Path(tail).stem or urlsplit(source).netloc
@@ -103,7 +103,7 @@ async def load_catalog(
     summaries: list[ListSummary] = []
     problems = ProblemLog()
     for source in sources:
-        name = _name_for(source)
+        name = name_for(source)
         result: LoadResult
         if source.startswith(("http://", "https://")):
             if http is None:

@@ -28,7 +28,7 @@ class LoadResult:
     problems: tuple[ParseProblem, ...]
 
 
-class _Accumulator:
+class ListAccumulator:
     def __init__(self, hash_list: HashList) -> None:
         self.list = hash_list
         self.denylists: list[Denylist] = []
@@ -38,8 +38,8 @@ class _Accumulator:
         return LoadResult(self.list, Denylist.combine(self.denylists), self.problems.result())
 
 
-def _parse_into(
-    acc: _Accumulator,
+def parse_into(
+    acc: ListAccumulator,
     data: bytes,
     *,
     source: str,
@@ -84,8 +84,8 @@ def parse_list_bytes(
 ) -> LoadResult:
     """Parse one downloaded list (see fetch_list). `fmt` None = detect from
     the source's extension and the content."""
-    acc = _Accumulator(HashList(name))
-    _parse_into(
+    acc = ListAccumulator(HashList(name))
+    parse_into(
         acc,
         data,
         source=source,
@@ -140,7 +140,7 @@ def load_list(
     else:
         files = [root]
         list_name = name or root.stem
-    acc = _Accumulator(HashList(list_name))
+    acc = ListAccumulator(HashList(list_name))
     for path in files:
         source = str(path)
         try:
@@ -148,7 +148,7 @@ def load_list(
         except (OSError, TooLarge) as exc:
             acc.problems.append(ParseProblem(source, None, f"not loaded: {exc}"))
             continue
-        _parse_into(
+        parse_into(
             acc,
             data,
             source=source,

@@ -36,13 +36,13 @@ from agent.lists.model import HashList, ListEntry
 # file loading in sync_sources; they stay importable from here.
 from agent.lists.sync_sources import (
     ListSource,
-    _load_files,
-    _Outcome,
-    _state_of,
-    _Version,
-    _version_of,
+    LoadedVersion,
+    RefreshOutcome,
+    load_files,
     source_name,
+    state_of,
     unique_names,
+    version_of,
 )
 from agent.lists.sync_state import (
     ListVersionInfo,
@@ -92,7 +92,7 @@ class ListSyncer:
             max_bytes=max_bytes, max_line_length=DEFAULT_LIMITS.max_line_length, max_entries=DEFAULT_LIMITS.max_entries
         )
         self._tcap_page_limit = tcap_page_limit
-        self._versions: dict[str, _Version] = {}
+        self._versions: dict[str, LoadedVersion] = {}
         self._previous_hash: dict[str, str | None] = {}
         self._catalog = ListCatalog.empty()
         self._refreshed = False
@@ -190,36 +190,38 @@ class ListSyncer:
             )
         return ListCatalog(MatchIndex(lists), Denylist.combine(denylists), tuple(summaries), problems.result())
 
-    async def _refresh_one(self, src: ListSource) -> _Outcome:
+    async def _refresh_one(self, src: ListSource) -> RefreshOutcome:
         previous = self._versions.get(src.name)
         if previous is None and src.name not in self._previous_hash:
             stored = await self._state.get(src.name)
             self._previous_hash[src.name] = stored.content_hash if stored else None
         try:
             if src.kind == "file":
-                outcome = await asyncio.to_thread(_load_files, Path(src.source), src.name, self._limits, previous)
+                outcome = await asyncio.to_thread(load_files, Path(src.source), src.name, self._limits, previous)
             elif src.kind == "url":
                 outcome = await self._refresh_url(src, previous)
             else:
                 outcome = await self._refresh_tcap(src, previous)
         except ListSyncError as exc:
-            return _Outcome(previous, loaded=False, error=str(exc))
+            return RefreshOutcome(previous, loaded=False, error=str(exc))
         except OSError as exc:
-            return _Outcome(previous, loaded=False, error=f"{src.source}: {exc.strerror or exc}")
+            return RefreshOutcome(previous, loaded=False, error=f"{src.source}: {exc.strerror or exc}")
         except Exception as exc:
             log.exception("lists.sync_crashed", list=src.name)
-            return _Outcome(previous, loaded=False, error=f"{display_url(src.source)}: {type(exc).__name__}: {exc}")
+            return RefreshOutcome(
+                previous, loaded=False, error=f"{display_url(src.source)}: {type(exc).__name__}: {exc}"
+            )
         if outcome.loaded and outcome.version is not None and src.kind != "tcap":
             old = previous.hash_list.live_entries() if previous else ()
             added, removed = diff_entries(old, outcome.version.hash_list.live_entries())
             outcome = replace(outcome, added=added, removed=removed)
         if outcome.version is not None and outcome.version is not previous:
-            new_state = _state_of(src, outcome.version)
-            if previous is None or new_state != _state_of(src, previous):
+            new_state = state_of(src, outcome.version)
+            if previous is None or new_state != state_of(src, previous):
                 await self._state.put(new_state)
         return outcome
 
-    async def _refresh_url(self, src: ListSource, previous: _Version | None) -> _Outcome:
+    async def _refresh_url(self, src: ListSource, previous: LoadedVersion | None) -> RefreshOutcome:
         if self._http is None:
             raise ListSyncError(f"{display_url(src.source)}: a URL list needs an HTTP session")
         headers: dict[str, str] = {}
@@ -235,7 +237,7 @@ class ListSyncer:
         try:
             async with self._http.get(src.source, headers=headers) as response:
                 if response.status == 304 and previous is not None:
-                    return _Outcome(previous, loaded=False)
+                    return RefreshOutcome(previous, loaded=False)
                 if response.status != 200:
                     raise ListSyncError(f"{shown}: HTTP {response.status}")
                 try:
@@ -251,12 +253,12 @@ class ListSyncer:
         raw_digest = hashlib.sha256(data).hexdigest()
         if previous is not None and previous.raw_digest == raw_digest:
             # Same bytes under a new validator: keep the list, remember the validator.
-            return _Outcome(replace(previous, etag=etag, last_modified=last_modified), loaded=False)
+            return RefreshOutcome(replace(previous, etag=etag, last_modified=last_modified), loaded=False)
         result = await asyncio.to_thread(parse_list_bytes, data, source=src.source, name=src.name, limits=self._limits)
-        version = _version_of(result, raw_digest, etag=etag, last_modified=last_modified)
-        return _Outcome(version, loaded=True)
+        version = version_of(result, raw_digest, etag=etag, last_modified=last_modified)
+        return RefreshOutcome(version, loaded=True)
 
-    async def _refresh_tcap(self, src: ListSource, previous: _Version | None) -> _Outcome:
+    async def _refresh_tcap(self, src: ListSource, previous: LoadedVersion | None) -> RefreshOutcome:
         config = src.tcap
         if config is None:  # _refresh_one only sends TCAP sources here
             raise ListSyncError(f"{display_url(src.source)}: not a TCAP source")
@@ -279,7 +281,9 @@ class ListSyncer:
         pull = await client.pull(base, checkpoint)
         if previous is not None and not pull.added and not pull.removed:
             if pull.checkpoint == previous.checkpoint:
-                return _Outcome(previous, loaded=False)
-            return _Outcome(replace(previous, checkpoint=pull.checkpoint), loaded=False)
-        version = _Version(pull.list, Denylist(), pull.problems, content_hash(pull.list), checkpoint=pull.checkpoint)
-        return _Outcome(version, loaded=True, added=pull.added, removed=pull.removed)
+                return RefreshOutcome(previous, loaded=False)
+            return RefreshOutcome(replace(previous, checkpoint=pull.checkpoint), loaded=False)
+        version = LoadedVersion(
+            pull.list, Denylist(), pull.problems, content_hash(pull.list), checkpoint=pull.checkpoint
+        )
+        return RefreshOutcome(version, loaded=True, added=pull.added, removed=pull.removed)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from agent.lists.catalog import _name_for
+from agent.lists.catalog import name_for
 from agent.lists.denylist import Denylist
 
 # load.py's accumulator is reused so a directory parses exactly as load_list
@@ -20,7 +20,7 @@ from agent.lists.denylist import Denylist
 # the bytes we hashed rather than from a second read that could differ.
 from agent.lists.detect import LIST_SUFFIXES, detect_format
 from agent.lists.limits import ParseLimits, TooLarge
-from agent.lists.load import LoadResult, _Accumulator, _parse_into, read_list_file
+from agent.lists.load import ListAccumulator, LoadResult, parse_into, read_list_file
 from agent.lists.model import HashList, ListEntry, ParseProblem
 from agent.lists.sync_state import SyncState, TcapSourceConfig, content_hash
 from agent.lists.tcap_client import ListSyncError
@@ -35,7 +35,7 @@ _RACY_NS = 2_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
-class _Version:
+class LoadedVersion:
     """One loaded version of a source."""
 
     hash_list: HashList
@@ -50,11 +50,11 @@ class _Version:
 
 
 @dataclass(frozen=True, slots=True)
-class _Outcome:
+class RefreshOutcome:
     """What one source's refresh produced: a new version, the old one kept
     (`version` is the old one, `loaded` False), or an error."""
 
-    version: _Version | None
+    version: LoadedVersion | None
     loaded: bool
     error: str | None = None
     added: tuple[ListEntry, ...] = ()
@@ -76,7 +76,7 @@ def source_name(source: str) -> str:
     yet: the name keys saved state, so it must not change when it appears."""
     path = Path(source).expanduser()
     if source.startswith(("http://", "https://")) or path.exists():
-        return _name_for(source)
+        return name_for(source)
     return path.stem if path.suffix.lower() in LIST_SUFFIXES else path.name or source
 
 
@@ -114,7 +114,7 @@ def _stamp(files: list[Path]) -> tuple[tuple[str, int, int], ...]:
     return tuple(out)
 
 
-def _load_files(root: Path, name: str, limits: ParseLimits, previous: _Version | None) -> _Outcome:
+def load_files(root: Path, name: str, limits: ParseLimits, previous: LoadedVersion | None) -> RefreshOutcome:
     """Raises OSError or ListSyncError; the caller keeps the previous version."""
     root = root.expanduser()  # here, in the worker thread: it may read the password database
     if not root.exists():
@@ -122,7 +122,7 @@ def _load_files(root: Path, name: str, limits: ParseLimits, previous: _Version |
     files = _list_files(root)
     stamp = _stamp(files)
     if previous is not None and previous.stamp == stamp:
-        return _Outcome(previous, loaded=False)
+        return RefreshOutcome(previous, loaded=False)
     started = time.time_ns()
     blobs: list[tuple[Path, bytes]] = []
     digest = hashlib.sha256()
@@ -139,23 +139,23 @@ def _load_files(root: Path, name: str, limits: ParseLimits, previous: _Version |
     trusted = stamp if all(mtime < started - _RACY_NS for _, mtime, _ in stamp) else None
     if previous is not None and previous.raw_digest == raw_digest:
         # Touched, not changed.
-        return _Outcome(replace(previous, stamp=trusted), loaded=False)
-    acc = _Accumulator(HashList(name))
+        return RefreshOutcome(replace(previous, stamp=trusted), loaded=False)
+    acc = ListAccumulator(HashList(name))
     for path, data in blobs:
-        _parse_into(acc, data, source=str(path), fmt=detect_format(path.name, data), default_type=None, limits=limits)
+        parse_into(acc, data, source=str(path), fmt=detect_format(path.name, data), default_type=None, limits=limits)
     result = acc.result()
-    return _Outcome(_version_of(result, raw_digest, stamp=trusted), loaded=True)
+    return RefreshOutcome(version_of(result, raw_digest, stamp=trusted), loaded=True)
 
 
-def _version_of(
+def version_of(
     result: LoadResult,
     raw_digest: str,
     *,
     stamp: tuple[tuple[str, int, int], ...] | None = None,
     etag: str | None = None,
     last_modified: str | None = None,
-) -> _Version:
-    return _Version(
+) -> LoadedVersion:
+    return LoadedVersion(
         result.list,
         result.denylist,
         result.problems,
@@ -167,5 +167,5 @@ def _version_of(
     )
 
 
-def _state_of(src: ListSource, v: _Version) -> SyncState:
+def state_of(src: ListSource, v: LoadedVersion) -> SyncState:
     return SyncState(src.name, src.source, v.etag, v.last_modified, v.checkpoint, v.content_hash)

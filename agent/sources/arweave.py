@@ -14,7 +14,7 @@ from agent.sources.arweave_types import (
     MAX_PAGE_SIZE,
     ArweaveQueryError,
     ArweaveTx,
-    _int_or_none,
+    int_or_none,
 )
 
 __all__ = [
@@ -46,9 +46,9 @@ class ArweaveCursor:
         if not value:
             return cls()
         return cls(
-            height=_int_or_none(value.get("height")),
+            height=int_or_none(value.get("height")),
             cursor=value.get("cursor") or None,
-            last_height=_int_or_none(value.get("last_height")),
+            last_height=int_or_none(value.get("last_height")),
             seen=tuple(str(s) for s in value.get("seen") or ()),
         )
 

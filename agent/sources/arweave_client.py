@@ -41,8 +41,8 @@ from agent.sources.arweave_types import (
     ArweaveTooLarge,
     ArweaveTx,
     InvalidTxid,
-    _int_or_none,
     check_txid,
+    int_or_none,
 )
 
 _MAX_ERROR_BODY = 4096
@@ -252,10 +252,10 @@ class ArweaveClient:
             id=check_txid(node["id"]),
             owner=str(owner.get("address") or ""),
             tags=tags,
-            data_size=_int_or_none(data.get("size")) or 0,
+            data_size=int_or_none(data.get("size")) or 0,
             data_type=data.get("type") or None,
-            block_height=_int_or_none(block.get("height")) if isinstance(block, dict) else None,
-            block_timestamp=_int_or_none(block.get("timestamp")) if isinstance(block, dict) else None,
+            block_height=int_or_none(block.get("height")) if isinstance(block, dict) else None,
+            block_timestamp=int_or_none(block.get("timestamp")) if isinstance(block, dict) else None,
             cursor=cursor,
         )
 

@@ -11,7 +11,6 @@ from agent.ipfs.errors import TooLarge
 # A transaction id is the base64url (unpadded) SHA-256 of its signature: 43 characters.
 _TXID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MAX_PAGE_SIZE = 100  # arweave.net and Goldsky refuse more per page; ar.io allows 1000
-_MAX_ERROR_BODY = 4096
 
 
 class ArweaveError(Exception):
@@ -114,7 +113,7 @@ class ArweaveContent:
     content_type: str | None = None
 
 
-def _int_or_none(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

@@ -26,15 +26,15 @@ from agent.ipfs.cid import CID, block_key, cid_text
 from agent.ipfs.errors import BlockMismatch, BlockTooLarge, CarError, MissingBlock, TooLarge
 from agent.ipfs.multihash import verify_block
 from agent.sources.kubo_wire import (
-    _MAX_ERROR_BODY,
+    MAX_ERROR_BODY,
     PIN_TYPES,
     KuboError,
     KuboLink,
     KuboVersion,
     LinkType,
-    _error_from_body,
-    _stream_error,
+    error_from_body,
     kubo_base_url,
+    stream_error,
 )
 
 __all__ = [
@@ -136,10 +136,10 @@ class KuboClient:
         try:
             if resp.status != 200:
                 try:
-                    body = await resp.content.read(_MAX_ERROR_BODY)
+                    body = await resp.content.read(MAX_ERROR_BODY)
                 except (TimeoutError, aiohttp.ClientError):
                     body = b""
-                message, code = _error_from_body(resp.status, body)
+                message, code = error_from_body(resp.status, body)
                 raise KuboError(message, code, status=resp.status, url=self.url, command=command)
             yield resp
         finally:
@@ -168,7 +168,7 @@ class KuboClient:
             value = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise KuboError(f"answer is not JSON: {exc}", url=self.url, command=command) from exc
-        error = _stream_error(value)
+        error = stream_error(value)
         if error is not None:
             raise KuboError(error[0], error[1], status=200, url=self.url, command=command)
         return value
@@ -182,7 +182,7 @@ class KuboClient:
                 value = json.loads(line.decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as exc:
                 raise KuboError(f"malformed stream line: {exc}", url=self.url, command=command) from exc
-            error = _stream_error(value)
+            error = stream_error(value)
             if error is not None:  # the node failed after it had started answering
                 raise KuboError(error[0], error[1], status=200, url=self.url, command=command)
             return value

@@ -18,7 +18,7 @@ from agent.ipfs.errors import IpfsError
 DEFAULT_PORT = 5001
 PIN_TYPES = ("direct", "indirect", "recursive", "all")
 # An error body is a short JSON object; anything longer is not worth reading.
-_MAX_ERROR_BODY = 64 * 1024
+MAX_ERROR_BODY = 64 * 1024
 _MULTIADDR = re.compile(r"^/(ip4|ip6|dns|dns4|dns6)/([^/]+)/tcp/(\d+)(/(http|https))?/?$")
 
 
@@ -109,7 +109,7 @@ def kubo_base_url(target: str) -> str:
     return f"{scheme}://{host}{f':{port}' if port is not None else ''}{path}"
 
 
-def _error_from_body(status: int, body: bytes) -> tuple[str, int | None]:
+def error_from_body(status: int, body: bytes) -> tuple[str, int | None]:
     """(message, code) from a go-ipfs-cmds error body, or from whatever text came instead."""
     try:
         value = json.loads(body.decode("utf-8"))
@@ -122,7 +122,7 @@ def _error_from_body(status: int, body: bytes) -> tuple[str, int | None]:
     return (f"HTTP {status}: {text[:300]}" if text else f"HTTP {status}"), None
 
 
-def _stream_error(value: Any) -> tuple[str, int | None] | None:
+def stream_error(value: Any) -> tuple[str, int | None] | None:
     """An error object emitted inside a stream after the 200 went out."""
     if isinstance(value, dict) and value.get("Type") == "error" and isinstance(value.get("Message"), str):
         code = value.get("Code")
