@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from agent.lists.sync import ListSyncer, SyncState, TcapSourceConfig
+from agent.lists.sync import ListSyncer
+from agent.lists.sync_state import SyncState, TcapSourceConfig
 from agent.model.time import utcnow
 from agent.pipeline import list_thresholds
 from agent.store import ListStateRow
@@ -18,10 +19,10 @@ from agent.store import ListStateRow
 if TYPE_CHECKING:
     import aiohttp
 
-    from agent.alerts.events import ItemContext
     from agent.config import Settings
     from agent.lists.model import ListEntry
-    from agent.lists.sync import SyncResult
+    from agent.lists.sync_state import SyncResult
+    from agent.model.events import ItemContext
     from agent.services.findings import FindingsService
     from agent.services.rematch import Rematcher
     from agent.store import FindingRow, Store

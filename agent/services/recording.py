@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent.alerts.events import FindingOutbox, ItemContext
+from agent.alerts.events import FindingOutbox
+from agent.model.events import ItemContext
 from agent.model.status import ItemState
 from agent.model.time import utcnow
 from agent.pipeline import KnownItem, item_examined

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from agent.alerts.events import FindingOutbox, ItemContext
+from agent.alerts.events import FindingOutbox
 from agent.lists.matcher import MatchIndex
+from agent.model.events import ItemContext
 from agent.pipeline import finding_from_match
 from agent.store import FindingRow
 

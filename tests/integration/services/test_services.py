@@ -41,7 +41,7 @@ async def svc(tmp_path: Path) -> AsyncIterator[Services]:
 async def other_due_delivery(store: Store, subscription_id: int) -> str:
     """A finding.created delivery due now for `subscription_id`, as the daemon would queue it."""
     event = NewEvent(new_event_id(), "finding.created", {"finding": {"id": 0}}, (subscription_id,))
-    await store.emit_events([event])
+    await store.outbox.emit([event])
     return event.id
 
 
@@ -79,7 +79,7 @@ async def test_a_target_can_be_disabled_and_enabled(svc: Services) -> None:
 
 async def record_finding(store: Store) -> int:
     """A finding recorded as the daemon records one, with its finding.created alert queued."""
-    target = await store.add_target("ipns://k51example", "ipns", 600)
+    target = await store.targets.add("ipns://k51example", "ipns", 600)
     signals = ItemSignals((Signal(SignalType.MD5, "0" * 32),))
     context = ItemContext(
         key="1220aa",
@@ -92,7 +92,7 @@ async def record_finding(store: Store) -> int:
         media_type="image/jpeg",
         signals=signals,
     )
-    new = await store.record_item(
+    new = await store.items.record(
         ItemRow(key="1220aa", status=ItemState.VERIFIED, cid="bafkreiexample", signals=signals),
         LocationRow(item_key="1220aa", path="a.jpg", target_id=target.id, root_cid="bafybeiroot"),
         [FindingRow("1220aa", "tcap", "tcap:1", "0" * 32, SignalType.MD5, 0.0, list_source="tcap.json")],
@@ -103,19 +103,19 @@ async def record_finding(store: Store) -> int:
 
 
 async def test_a_false_positive_review_queues_a_retraction_to_who_got_the_finding(svc: Services) -> None:
-    alerted = await svc.store.add_subscription("https://platform.example/hook", "whsec_" + "A" * 43)
+    alerted = await svc.store.subscriptions.add("https://platform.example/hook", "whsec_" + "A" * 43)
     finding_id = await record_finding(svc.store)
     # Subscribed after the alert went out: it never heard of the finding, so it gets no retraction.
-    await svc.store.add_subscription("https://late.example/hook", "whsec_" + "B" * 43)
+    await svc.store.subscriptions.add("https://late.example/hook", "whsec_" + "B" * 43)
 
     confirmed = await svc.findings.review(ReviewRequest(finding_id, Verdict.CONFIRMED, reviewer="ana"))
     assert confirmed.verdict == Verdict.CONFIRMED
-    assert await svc.store.list_events(event_type="finding.retracted") == []
+    assert await svc.store.outbox.events(event_type="finding.retracted") == []
 
     await svc.findings.review(ReviewRequest(finding_id, Verdict.FALSE_POSITIVE, note="a logo", reviewer="ana"))
-    [retraction] = await svc.store.list_events(event_type="finding.retracted")
+    [retraction] = await svc.store.outbox.events(event_type="finding.retracted")
     assert retraction.finding_id == finding_id and retraction.payload["note"] == "a logo"
-    assert [d.subscription_id for d in await svc.store.deliveries_of(event_id=retraction.id)] == [alerted.id]
+    assert [d.subscription_id for d in await svc.store.outbox.deliveries_of(event_id=retraction.id)] == [alerted.id]
 
     trail = await svc.findings.reviews(finding_id)
     assert [(a.review.verdict, a.review.reviewer) for a in trail] == [
@@ -170,7 +170,7 @@ async def test_test_sends_its_own_delivery_and_leaves_every_other_due_one_as_it_
             await other_due_delivery(svc.store, tested.subscription.id),
             await other_due_delivery(svc.store, other.subscription.id),
         ]
-        before = {e: await svc.store.deliveries_of(event_id=e) for e in waiting}
+        before = {e: await svc.store.outbox.deliveries_of(event_id=e) for e in waiting}
 
         result = await svc.webhooks.test(tested.subscription.id)
 
@@ -178,20 +178,20 @@ async def test_test_sends_its_own_delivery_and_leaves_every_other_due_one_as_it_
         assert [(r.path, r.verified) for r in receiver.received] == [("/tested", True)]
         assert '"webhook.test"' in receiver.received[0].body
     for event_id, rows in before.items():
-        assert await svc.store.deliveries_of(event_id=event_id) == rows
+        assert await svc.store.outbox.deliveries_of(event_id=event_id) == rows
     # Their leases were handed back: the daemon can lease both at once.
-    leased = await svc.store.lease_deliveries("daemon", limit=10, lease_s=60)
+    leased = await svc.store.outbox.lease("daemon", limit=10, lease_s=60)
     assert sorted(job.event.id for job in leased) == sorted(waiting)
 
 
 async def test_test_of_a_disabled_or_unknown_subscription_is_refused(svc: Services) -> None:
-    sub = await svc.store.add_subscription("https://platform.example/hook", "whsec_" + "A" * 43)
-    await svc.store.set_subscription_enabled(sub.id, False, "gone")
+    sub = await svc.store.subscriptions.add("https://platform.example/hook", "whsec_" + "A" * 43)
+    await svc.store.subscriptions.set_enabled(sub.id, False, "gone")
     with pytest.raises(Invalid, match=r"disabled \(gone\)"):
         await svc.webhooks.test(sub.id)
     with pytest.raises(NotFound):
         await svc.webhooks.test(sub.id + 1)
-    assert await svc.store.list_events() == []
+    assert await svc.store.outbox.events() == []
 
 
 async def test_replay_now_sends_only_what_it_queued_again(svc: Services) -> None:
@@ -200,24 +200,24 @@ async def test_replay_now_sends_only_what_it_queued_again(svc: Services) -> None
         other = await svc.webhooks.add(SubscriptionRequest(receiver.url("/other")))
         receiver.secrets = [replayed.secret, other.secret]
         older = await other_due_delivery(svc.store, other.subscription.id)
-        [old_row] = await svc.store.deliveries_of(event_id=older)
+        [old_row] = await svc.store.outbox.deliveries_of(event_id=older)
         since = old_row.created_at + timedelta(microseconds=1)
         newer = await other_due_delivery(svc.store, replayed.subscription.id)
-        [new_row] = await svc.store.deliveries_of(event_id=newer)
+        [new_row] = await svc.store.outbox.deliveries_of(event_id=newer)
         assert new_row.created_at >= since
 
         count = await svc.webhooks.replay(since, now=True)
 
         assert count == 1
         assert [r.path for r in receiver.received] == ["/replayed"]
-    [sent] = await svc.store.deliveries_of(event_id=newer)
+    [sent] = await svc.store.outbox.deliveries_of(event_id=newer)
     assert sent.status == DeliveryStatus.SUCCEEDED
-    assert await svc.store.deliveries_of(event_id=older) == [old_row]
+    assert await svc.store.outbox.deliveries_of(event_id=older) == [old_row]
 
 
 async def test_rotate_and_enable_say_what_changed(svc: Services) -> None:
-    sub = await svc.store.add_subscription("https://platform.example/hook", "whsec_" + "A" * 43)
-    await svc.store.set_subscription_enabled(sub.id, False, "failing for 5 days")
+    sub = await svc.store.subscriptions.add("https://platform.example/hook", "whsec_" + "A" * 43)
+    await svc.store.subscriptions.set_enabled(sub.id, False, "failing for 5 days")
     await other_due_delivery(svc.store, sub.id)
     enabled = await svc.webhooks.enable(sub.id)
     assert not enabled.before.enabled and enabled.before.disabled_reason == "failing for 5 days"
