@@ -47,7 +47,6 @@ from agent.lists.sync_sources import (
 from agent.lists.sync_state import (
     ListVersionInfo,
     SyncResult,
-    SyncState,
     SyncStateStore,
     TcapSourceConfig,
     content_hash,
@@ -56,9 +55,6 @@ from agent.lists.tcap_client import ListSyncError, TcapClient, diff_entries, dis
 
 __all__ = [
     "ListSyncer",
-    "SyncResult",
-    "SyncState",
-    "TcapSourceConfig",
 ]
 
 log = structlog.get_logger(__name__)
