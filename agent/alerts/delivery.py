@@ -198,7 +198,7 @@ class WebhookDelivery:
             raise RuntimeError("use `async with WebhookDelivery(...)` before delivering")
         # Subscriptions whose slots are all taken are skipped: their rows stay
         # unleased (free for another node) instead of queueing here.
-        jobs = await self._store.lease_deliveries(
+        jobs = await self._store.outbox.lease(
             self._node, limit=self._batch, lease_s=self._lease_s, now=self._now(), skip_subscriptions=self._full()
         )
         leased_at = time.monotonic()
@@ -309,7 +309,7 @@ class WebhookDelivery:
 
     async def _record(self, job: DeliveryJob, verdict: Verdict, elapsed: float) -> None:
         sub = job.subscription
-        await self._store.record_attempt(
+        await self._store.outbox.record_attempt(
             job.delivery.id,
             outcome=verdict.outcome.value,
             http_status=verdict.status,
@@ -319,7 +319,7 @@ class WebhookDelivery:
         )
         if verdict.outcome is AttemptOutcome.SUCCEEDED:
             if sub.failing_since is not None:
-                await self._store.set_failing_since(sub.id, None)
+                await self._store.subscriptions.set_failing_since(sub.id, None)
             return
         log.warning(
             "webhook subscription %s, delivery %s: %s (%s)",
@@ -335,10 +335,10 @@ class WebhookDelivery:
             return
         now = self._now()
         if sub.failing_since is None:
-            await self._store.set_failing_since(sub.id, now)
+            await self._store.subscriptions.set_failing_since(sub.id, now)
         elif now - sub.failing_since > self._disable_after:
             await self._disable(sub.id, f"failing since {sub.failing_since.isoformat()}")
 
     async def _disable(self, subscription_id: int, reason: str) -> None:
         log.warning("webhook subscription %s disabled: %s", subscription_id, reason)
-        await self._store.set_subscription_enabled(subscription_id, False, reason)
+        await self._store.subscriptions.set_enabled(subscription_id, False, reason)

@@ -29,7 +29,6 @@ from agent.model.status import RetractionReason
 
 __all__ = [
     "FindingOutbox",
-    "ItemContext",
     "content_changed",
     "finding_created",
     "finding_retracted",

@@ -1,7 +1,9 @@
 """The part of the store the delivery worker uses, as a port.
 
-`agent.store.Store` satisfies it structurally (nothing here imports the store), so
-alerts stay importable without SQLAlchemy and a test may hand the worker any queue."""
+`agent.store.Store` satisfies it structurally (its `outbox` and `subscriptions`
+repositories; nothing here imports the store), so alerts stay importable without
+SQLAlchemy and a caller may hand the worker a narrower queue (`dweb-agent webhooks
+test` delivers only its own event)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from typing import Protocol
 from agent.model.records import DeliveryJob
 
 
-class DeliveryQueue(Protocol):
-    async def lease_deliveries(
+class DeliveryLeases(Protocol):
+    """The outbox: deliveries leased to a worker, and the end of each lease."""
+
+    async def lease(
         self,
         node: str,
         *,
@@ -38,10 +42,20 @@ class DeliveryQueue(Protocol):
         """End the lease with the attempt's outcome (and audit it)."""
         ...
 
+
+class SubscriptionHealth(Protocol):
+    """What the worker records of a subscription: its failure streak, and disabling it."""
+
     async def set_failing_since(self, subscription_id: int, since: datetime | None) -> None:
         """Start (only if not started) or clear a subscription's failure streak."""
         ...
 
-    async def set_subscription_enabled(
-        self, subscription_id: int, enabled: bool, reason: str | None = None
-    ) -> object: ...
+    async def set_enabled(self, subscription_id: int, enabled: bool, reason: str | None = None) -> object: ...
+
+
+class DeliveryQueue(Protocol):
+    @property
+    def outbox(self) -> DeliveryLeases: ...
+
+    @property
+    def subscriptions(self) -> SubscriptionHealth: ...

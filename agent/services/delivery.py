@@ -21,16 +21,20 @@ if TYPE_CHECKING:
 
 
 class ScopedQueue:
-    """The store as the delivery worker sees it, limited to the deliveries of `event_ids`
-    (and of `subscription_id` when given)."""
+    """The store as the delivery worker sees it, its outbox limited to the deliveries of
+    `event_ids` (and of `subscription_id` when given)."""
 
     def __init__(self, store: Store, event_ids: Collection[str], subscription_id: int | None = None) -> None:
         self._store = store
         self._events = frozenset(event_ids)
         self._subscription_id = subscription_id
         self.attempted = 0
+        # The worker's port (agent.alerts.queue.DeliveryQueue): the scoped outbox is this
+        # object; a subscription's failure streak and disabling go to the store as they are.
+        self.outbox = self
+        self.subscriptions = store.subscriptions
 
-    async def lease_deliveries(
+    async def lease(
         self,
         node: str,
         *,
@@ -55,7 +59,6 @@ class ScopedQueue:
             return False
         return job.event.id in self._events
 
-    # The rest of the worker's port (agent.alerts.queue.DeliveryQueue) goes to the store as is.
     async def record_attempt(
         self,
         delivery_id: int,
@@ -74,12 +77,6 @@ class ScopedQueue:
             duration_ms=duration_ms,
             next_attempt_at=next_attempt_at,
         )
-
-    async def set_failing_since(self, subscription_id: int, since: datetime | None) -> None:
-        await self._store.subscriptions.set_failing_since(subscription_id, since)
-
-    async def set_subscription_enabled(self, subscription_id: int, enabled: bool, reason: str | None = None) -> object:
-        return await self._store.subscriptions.set_enabled(subscription_id, enabled, reason)
 
 
 async def deliver_now(

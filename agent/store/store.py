@@ -12,9 +12,7 @@ PostgreSQL (SQLite has one writer, so BEGIN IMMEDIATE is already exclusive)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,21 +29,6 @@ from agent.store.slots import SlotRepository
 from agent.store.subscriptions import SubscriptionRepository
 from agent.store.targets import TargetRepository
 from agent.store.views import FindingViewRepository
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class _Moved(Generic[P, R]):  # shim: issue-10 integration removes
-    """A Store attribute under an old name: the same method of a repository, typed."""
-
-    def __init__(self, repository: str, method: Callable[Concatenate[Any, P], R]) -> None:
-        self._repository = repository
-        self._method = method.__name__
-
-    def __get__(self, store: Store, owner: type[Store] | None = None) -> Callable[P, R]:
-        bound: Callable[P, R] = getattr(getattr(store, self._repository), self._method)
-        return bound
 
 
 class Store:
@@ -64,15 +47,6 @@ class Store:
         self.outbox = OutboxRepository(engine)
         self.reviews = ReviewRepository(engine)
         self.content = ContentRepository(engine)
-
-    # shim: issue-10 integration removes -- the four names of the delivery worker's port
-    # (agent.alerts.queue.DeliveryQueue), which the Store meets structurally: the runtime, the
-    # alerts tests and bench/webhook_delivery.py hand the worker the Store itself. Every other
-    # old flat name is gone; these go when the port takes the outbox and subscriptions.
-    set_subscription_enabled = _Moved("subscriptions", SubscriptionRepository.set_enabled)
-    set_failing_since = _Moved("subscriptions", SubscriptionRepository.set_failing_since)
-    lease_deliveries = _Moved("outbox", OutboxRepository.lease)
-    record_attempt = _Moved("outbox", OutboxRepository.record_attempt)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None) -> Store:

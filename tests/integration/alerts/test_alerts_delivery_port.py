@@ -42,7 +42,15 @@ class MemoryQueue:
     failing_since: dict[int, datetime | None] = field(default_factory=dict)
     disabled: dict[int, str | None] = field(default_factory=dict)
 
-    async def lease_deliveries(
+    @property
+    def outbox(self) -> MemoryQueue:
+        return self
+
+    @property
+    def subscriptions(self) -> MemoryQueue:
+        return self
+
+    async def lease(
         self,
         node: str,
         *,
@@ -69,7 +77,7 @@ class MemoryQueue:
     async def set_failing_since(self, subscription_id: int, since: datetime | None) -> None:
         self.failing_since[subscription_id] = since
 
-    async def set_subscription_enabled(self, subscription_id: int, enabled: bool, reason: str | None = None) -> bool:
+    async def set_enabled(self, subscription_id: int, enabled: bool, reason: str | None = None) -> bool:
         self.disabled[subscription_id] = None if enabled else reason
         return True
 

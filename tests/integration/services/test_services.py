@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.alerts.events import FindingOutbox, ItemContext, new_event_id
+from agent.alerts.events import FindingOutbox, new_event_id
 from agent.config import AgentSettings, AlertSettings, ListSettings, Settings
+from agent.model.events import ItemContext
 from agent.model.records import NewEvent
 from agent.model.signals import ItemSignals, Signal, SignalType
 from agent.model.status import DeliveryStatus, ItemState, Verdict
