@@ -1,1 +1,1 @@
-"""Alerts: events, subscriptions, signing, delivery, SSRF guard"""
+"""Alerts: events and who receives them, signing, the outbox delivery worker."""

@@ -1,4 +1,4 @@
-"""The scan pipeline (was agent/scan.py): target -> enumerate -> fetch (verified) ->
+"""The scan pipeline: target -> enumerate -> fetch (verified) ->
 sniff + hash -> match -> report.
 
 content   the streaming buffer of one item's bytes

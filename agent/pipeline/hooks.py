@@ -1,5 +1,5 @@
 """The pipeline's persistence port: what a long-running agent plugs in to make
-scans incremental and durable (agent.daemon's StoreHooks implements it)."""
+scans incremental and durable (agent.services.recording.ItemRecorder implements it over the store)."""
 
 from __future__ import annotations
 

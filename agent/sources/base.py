@@ -2,7 +2,7 @@
 
 A Source turns a Target and its cursor into a Discovery: a root to scan (IPFS,
 IPNS, DNSLink), pins each with its own block source (Kubo), or blobs already
-fetched and verified with their item keys (Arweave). The poll (agent.watch)
+fetched and verified with their item keys (Arweave). The poll (agent.services.polling)
 scans what the Discovery names and hands back what completed (`Scanned`); the
 Discovery's `settle` then gives the next cursor and the poll's note.
 

@@ -66,5 +66,5 @@ def _is_url(source: str) -> bool:
 
 
 def _legacy_list_name(source: str) -> str:
-    # How the list name was derived when these ids were made (agent/scan.py).
+    # How the list name was derived when these ids were made (by the scan, before list names followed the loaded list).
     return PurePath(source).stem or source

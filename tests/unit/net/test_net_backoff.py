@@ -51,7 +51,7 @@ def test_the_same_seed_gives_the_same_schedule() -> None:
 
 
 def test_matches_the_daemons_target_backoff_formula() -> None:
-    # interval x 2^(failures-1), at most max, plus up to jitter_fraction of it (agent/daemon.py backoff_delay).
+    # interval x 2^(failures-1), at most max, plus up to jitter_fraction of it (agent.runtime.schedule.backoff_delay).
     interval, cap, fraction = 300, 6 * 3600, 0.25
     policy = Backoff(base_s=interval, cap_s=cap, jitter=fraction)
     for failures in range(1, 12):
