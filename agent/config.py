@@ -181,12 +181,7 @@ class TargetSettings(_Section):
     interval_s: int | None = Field(default=None, ge=1)
 
 
-class Settings(BaseModel):
-    # The sections are frozen; the root is not yet: five test setups replace a whole section
-    # (`settings.schedule = ScheduleSettings(...)` in tests/integration/daemon/) and move to
-    # model_copy when their owners next touch them (issue 10), then this becomes _Section.
-    model_config = ConfigDict(extra="forbid")
-
+class Settings(_Section):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     gateways: GatewaySettings = Field(default_factory=GatewaySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

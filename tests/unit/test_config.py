@@ -70,5 +70,7 @@ def test_loaded_settings_cannot_be_changed_in_place() -> None:
     settings = load_settings(REPO / "config" / "agent.toml", environ={})
     with pytest.raises(ValidationError, match="frozen"):
         settings.media.video_fps_sample = 0
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.media = settings.media.model_copy(update={"video_fps_sample": 0.0})
     every_frame = settings.model_copy(update={"media": settings.media.model_copy(update={"video_fps_sample": 0.0})})
     assert every_frame.media.video_fps_sample == 0.0 and settings.media.video_fps_sample == 1.0

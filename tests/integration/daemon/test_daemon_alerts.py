@@ -42,7 +42,7 @@ async def agent_with_photo(make_gateway: MakeGateway, tmp_path: Path, photo: str
     listing = tmp_path / "watch.txt"
     listing.write_text(f"pdq {ORIGINAL_PDQ}\n")
     settings = settings_for(tmp_path, gw.url, lists=[str(listing)])
-    settings.alerts = AlertSettings(allow_hosts=["127.0.0.1"])
+    settings = settings.model_copy(update={"alerts": AlertSettings(allow_hosts=["127.0.0.1"])})
     return gw, root, cid, listing, settings
 
 

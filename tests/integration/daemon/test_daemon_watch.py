@@ -213,7 +213,7 @@ async def test_arweave_transactions_across_two_pages_are_scanned_once_and_new_on
         listing = tmp_path / "list.txt"
         listing.write_text(f"pdq {expected_pdq()['pdq/bridge-mods/aaa-orig.jpg'][0]}\n")
         settings = settings_for(tmp_path, "http://127.0.0.1:9", lists=[str(listing)])
-        settings.arweave = ArweaveSettings(page_size=2, max_pages_per_poll=10)
+        settings = settings.model_copy(update={"arweave": ArweaveSettings(page_size=2, max_pages_per_poll=10)})
         async with Agent(settings) as agent:
             await agent.refresh_lists()
             target = await agent.add_target(f"arweave+{arweave.url}/graphql?Content-Type=image/jpeg&App-Name=test-app")
@@ -250,7 +250,9 @@ async def test_a_dnslink_domain_is_resolved_through_the_configured_resolver(
     async with TestDnsServer() as dns:
         dns.set("_dnslink.example.test", f"dnslink=/ipfs/{first}")
         settings = settings_for(tmp_path, gw.url)
-        settings.dnslink = DnslinkSettings(nameservers=["127.0.0.1"], port=dns.port, timeout_s=2)
+        settings = settings.model_copy(
+            update={"dnslink": DnslinkSettings(nameservers=["127.0.0.1"], port=dns.port, timeout_s=2)}
+        )
         async with Agent(settings) as agent:
             target = await agent.add_target("dnslink://example.test", 60)
             assert (await agent.poll_target(target.id, scheduled=False)).ok
@@ -270,7 +272,9 @@ async def test_the_schedule_polls_targets_added_while_running_and_stops_cleanly(
 
     gw = await make_gateway(DIR_WITH_FILES)
     settings = settings_for(tmp_path, gw.url)
-    settings.schedule = ScheduleSettings(reconcile_interval_s=1, lists_interval_s=60, jitter_fraction=0)
+    settings = settings.model_copy(
+        update={"schedule": ScheduleSettings(reconcile_interval_s=1, lists_interval_s=60, jitter_fraction=0)}
+    )
     async with Agent(settings) as agent:
         stop = asyncio.Event()
         serving = asyncio.create_task(agent.serve(stop))
