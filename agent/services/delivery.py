@@ -2,10 +2,8 @@
 
 `webhooks test` and `webhooks replay --now` send what they themselves queued. The worker
 (agent.alerts.delivery.WebhookDelivery) leases whatever is due; given a `ScopedQueue` in
-place of the store, it sees only the deliveries of the chosen events. A lease can take rows
-outside the scope (the store has no per-event lease): those are handed back untouched
-(same status, attempts and due time) after each round, and their lease, taken under a node
-name of this call only, would expire by itself if the command died in between."""
+place of the store, its leases are narrowed in the store's query to the chosen events (and
+subscription), so no other delivery is touched."""
 
 from __future__ import annotations
 
@@ -43,21 +41,17 @@ class ScopedQueue:
         now: datetime | None = None,
         skip_subscriptions: Sequence[int] = (),
     ) -> list[DeliveryJob]:
-        skip = set(skip_subscriptions)
-        if self._subscription_id is not None:
-            # Rows of other subscriptions are never leased at all.
-            skip.update(s.id for s in await self._store.subscriptions.all() if s.id != self._subscription_id)
         jobs = await self._store.outbox.lease(
-            node, limit=limit, lease_s=lease_s, now=now, skip_subscriptions=sorted(skip)
+            node,
+            limit=limit,
+            lease_s=lease_s,
+            now=now,
+            skip_subscriptions=skip_subscriptions,
+            events_only=self._events,
+            subscription_only=self._subscription_id,
         )
-        mine = [job for job in jobs if self._in_scope(job)]
-        self.attempted += len(mine)
-        return mine
-
-    def _in_scope(self, job: DeliveryJob) -> bool:
-        if self._subscription_id is not None and job.subscription.id != self._subscription_id:
-            return False
-        return job.event.id in self._events
+        self.attempted += len(jobs)
+        return jobs
 
     async def record_attempt(
         self,
@@ -90,23 +84,14 @@ async def deliver_now(
     if not event_ids:
         return 0
     queue = ScopedQueue(store, event_ids, subscription_id)
-    # A node name of this call only, so handing back what it leased touches nothing else.
+    # A node name of this call only: a lease left by a command that died expires by itself
+    # and never looks like an agent's own at its restart.
     node = f"cli-{settings.agent.node_name or 'local'}-{secrets.token_hex(4)}"
     async with WebhookDelivery(
-        queue,
-        NetGuard.from_settings(settings.alerts),
-        node,
-        timeout_s=settings.alerts.delivery_timeout_s,
-        # One lease round takes every due row ahead of ours at once (handed back after),
-        # so the chosen deliveries are reached in the first round.
-        batch=10_000,
+        queue, NetGuard.from_settings(settings.alerts), node, timeout_s=settings.alerts.delivery_timeout_s
     ) as worker:
         while True:
             before = queue.attempted
-            try:
-                await worker.run_once()
-            finally:
-                # Out-of-scope rows the lease took; the scoped ones have had their attempt recorded.
-                await store.outbox.release_leases(node)
+            await worker.run_once()
             if queue.attempted == before:
                 return queue.attempted

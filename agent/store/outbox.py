@@ -7,7 +7,7 @@ deliveries are picked up again once its lease expires."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agent.model.records import DeliveryJob, DeliveryRow, EventRow, FindingRow, LocationRow, NewEvent, SubscriptionRow
 from agent.model.status import AttemptOutcome, DeliveryStatus
 from agent.model.time import utcnow
-from agent.store.engine import Engine
+from agent.store.engine import Engine, chunks
 from agent.store.schema import deliveries, delivery_attempts, events, subscriptions
 from agent.store.subscriptions import subscription_from_row
 
@@ -128,8 +128,12 @@ class OutboxRepository:
         lease_s: float,
         now: datetime | None = None,
         skip_subscriptions: Sequence[int] = (),
+        events_only: Collection[str] | None = None,
+        subscription_only: int | None = None,
     ) -> list[DeliveryJob]:
-        """Due deliveries of enabled subscriptions, leased to `node` for `lease_s`.
+        """Due deliveries of enabled subscriptions, leased to `node` for `lease_s`;
+        `events_only` / `subscription_only` narrow them (a command sending what it
+        queued itself leases nothing else).
 
         On PostgreSQL concurrent workers skip each other's rows (FOR UPDATE SKIP
         LOCKED); SQLite has one writer, so the select-then-update is atomic."""
@@ -148,8 +152,12 @@ class OutboxRepository:
         )
         if skip_subscriptions:
             due = due.where(deliveries.c.subscription_id.not_in(list(skip_subscriptions)))
+        if subscription_only is not None:
+            due = due.where(deliveries.c.subscription_id == subscription_only)
         if self._db.dialect == "postgresql":
             due = due.with_for_update(of=deliveries, skip_locked=True)
+        # A long replay names many events: one IN list per chunk, within the limit.
+        scopes = [None] if events_only is None else chunks(sorted(events_only), self._db.in_chunk)
         leased = (
             sa.select(
                 deliveries,
@@ -161,7 +169,12 @@ class OutboxRepository:
             .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
         )
         async with self._db.write() as conn:
-            ids = [int(r[0]) for r in (await conn.execute(due)).all()]
+            ids: list[int] = []
+            for scope in scopes:
+                query = due if scope is None else due.where(deliveries.c.event_id.in_(scope))
+                ids += [int(r[0]) for r in (await conn.execute(query.limit(limit - len(ids)))).all()]
+                if len(ids) >= limit:
+                    break
             if not ids:
                 return []
             await conn.execute(

@@ -219,3 +219,17 @@ async def test_a_removed_target_leaves_the_provenance_the_alert_carried(store: S
     assert finding.id is not None
     detail = await store.views.detail(finding.id)
     assert detail is not None and detail.locations == ()
+
+
+async def test_a_narrowed_lease_takes_only_the_named_events_and_subscription(store: Store) -> None:
+    """What `webhooks test` and `replay --now` lease: their own deliveries, nothing else due."""
+    a = await store.subscriptions.add("https://a.example/hook", "whsec_a")
+    b = await store.subscriptions.add("https://b.example/hook", "whsec_b")
+    # More events than one IN list holds on SQLite (900), so there the lease reads them in chunks.
+    names = [f"evt_{i:05d}" for i in range(905)]
+    await store.outbox.emit([NewEvent(n, "webhook.test", {}, (a.id, b.id)) for n in names])
+    mine = {names[0], names[-1]}
+    jobs = await store.outbox.lease("cli", limit=10, lease_s=60, events_only=mine, subscription_only=a.id)
+    assert sorted((j.event.id, j.subscription.id) for j in jobs) == sorted((n, a.id) for n in mine)
+    others = await store.outbox.lease("agent", limit=10_000, lease_s=60)
+    assert len(others) == 2 * len(names) - 2, "nothing outside the narrowed lease was taken"
