@@ -16,6 +16,7 @@ from tests.support.cli import spawn_agent
 from tests.support.gateway import FixtureGateway
 from tests.support.media_dag import expected_pdq
 from tests.support.unixfs_builder import UnixFSBuilder
+from tests.support.wait import until
 from tests.support.webhook_receiver import WebhookReceiver
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
@@ -82,10 +83,7 @@ interval_s = 3600
                 delivered = {r.webhook_id for r in receiver.at("/hook") if r.status == 204}
                 return target.last_success_at is not None and len(events) == len(photos) and delivered >= events
 
-            deadline = asyncio.get_running_loop().time() + 120
-            while not await all_delivered():
-                assert asyncio.get_running_loop().time() < deadline, (tmp_path / "second.log").read_text()[-3000:]
-                await asyncio.sleep(0.05)
+            await until(all_delivered, 120, why=lambda: (tmp_path / "second.log").read_text()[-3000:])
         finally:
             if second.returncode is None:
                 second.send_signal(signal.SIGTERM)

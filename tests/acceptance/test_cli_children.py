@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tests.support.cli import dweb_agent_command
 from tests.support.gateway import FixtureGateway
 from tests.support.processes import Proc, in_session, wait_until_gone
 from tests.support.unixfs_builder import UnixFSBuilder
+from tests.support.wait import until
 
 MakeGateway = Callable[..., Awaitable[FixtureGateway]]
 PHOTOS = sorted((MEDIA_FIXTURES / "pdq" / "bridge-mods").glob("*.jpg"))
@@ -104,11 +104,12 @@ async def test_scan_killed_while_hashing_leaves_no_process(tmp_path: Path, photo
     async with _session(
         "scan", str(photos), "--format", "json", env=_env(tmp_path, workers=1), log=tmp_path / "err"
     ) as proc:
-        deadline = time.monotonic() + 120
-        while not _workers(proc.pid):
+
+        def worker_seen() -> bool:
             assert proc.returncode is None, "the scan ended before a media worker was seen"
-            assert time.monotonic() < deadline, "no media worker started"
-            await asyncio.sleep(0.02)
+            return bool(_workers(proc.pid))
+
+        await until(worker_seen, 120, why=lambda: "no media worker started")
         proc.kill()
         await proc.wait()
         await _session_empties(proc.pid)
@@ -148,18 +149,21 @@ interval_s = 3600
     database = f"sqlite+aiosqlite:///{data_dir / 'agent.sqlite3'}"
     log = tmp_path / "agent.log"
     async with _session("run", "--config", str(config), env={}, log=log) as proc:
-        deadline = time.monotonic() + 120
-        while True:
+
+        async def hashed_some() -> bool:
             assert proc.returncode is None, log.read_text()[-2000:]
-            assert time.monotonic() < deadline, "the agent hashed nothing"
-            if (data_dir / "agent.sqlite3").exists():
-                async with await Store.open(database) as store:
-                    if await store.items.count() >= 2 and _workers(proc.pid):
-                        break
-            await asyncio.sleep(0.1)
-        while gateway.requests["car"] + gateway.requests["raw"] <= 4:  # the poll now waits on the gateway
-            assert time.monotonic() < deadline, "the poll did not reach the stalled gateway"
-            await asyncio.sleep(0.05)
+            if not (data_dir / "agent.sqlite3").exists():
+                return False
+            async with await Store.open(database) as store:
+                return await store.items.count() >= 2 and bool(_workers(proc.pid))
+
+        await until(hashed_some, 120, why=lambda: "the agent hashed nothing")
+        # The poll now waits on the stalled gateway.
+        await until(
+            lambda: gateway.requests["car"] + gateway.requests["raw"] > 4,
+            120,
+            why=lambda: "the poll did not reach the stalled gateway",
+        )
         os.killpg(proc.pid, signal.SIGINT)
         await asyncio.wait_for(proc.wait(), 120)
         err = log.read_text()

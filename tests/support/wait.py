@@ -10,13 +10,18 @@ import inspect
 from collections.abc import Awaitable, Callable
 
 
-async def until(condition: Callable[[], bool | Awaitable[bool]], seconds: float = 90) -> None:
-    """Return once `condition()` (plain or awaitable) is true; fail after `seconds`."""
+async def until(
+    condition: Callable[[], bool | Awaitable[bool]],
+    seconds: float = 90,
+    why: Callable[[], str] | None = None,
+) -> None:
+    """Return once `condition()` (plain or awaitable) is true; fail after `seconds`, with
+    `why()` as the message when given (a log tail, what was seen instead)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while True:
         outcome = condition()
         if await outcome if inspect.isawaitable(outcome) else outcome:
             return
-        assert loop.time() < deadline, "condition not reached before the deadline"
+        assert loop.time() < deadline, why() if why is not None else "condition not reached before the deadline"
         await asyncio.sleep(0.05)
