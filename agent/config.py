@@ -176,6 +176,32 @@ class AlertSettings(_Section):
     routing_url: str = ""
 
 
+class ApiSettings(_Section):
+    """The HTTP API (agent.api), served by `dweb-agent run` beside /healthz."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9465, ge=0, le=65535)
+    # A JSON request body larger than this is refused (413) before it is parsed.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # A /v1/hash upload larger than this is refused (413); it is read in chunks, never whole.
+    max_upload_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    # Each token: this many requests per second on average, bursts of up to rate_limit_burst (429 beyond).
+    rate_limit_per_s: float = Field(default=50.0, gt=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
+    # Scans started through the API that run at once on this agent; more wait, queued in the store.
+    scan_concurrency: int = Field(default=2, ge=1)
+    # A running API scan holds its lease this long and renews it while it runs; a node that dies
+    # loses it at expiry and another node (or this one, restarted) runs the scan again.
+    scan_lease_s: float = Field(default=60.0, gt=0)
+    # Hosts an API caller may name (scan gateways, list URLs, targets) although they resolve to
+    # private or loopback addresses; the configured [gateways] urls are always allowed.
+    allow_hosts: list[str] = Field(default_factory=list)
+    # How long a token's check is remembered by this agent (a revocation on another agent
+    # sharing the database takes effect within this; on this agent at once).
+    token_cache_s: float = Field(default=5.0, ge=0)
+
+
 class TargetSettings(_Section):
     url: str
     interval_s: int | None = Field(default=None, ge=1)
@@ -192,6 +218,7 @@ class Settings(_Section):
     dnslink: DnslinkSettings = Field(default_factory=DnslinkSettings)
     arweave: ArweaveSettings = Field(default_factory=ArweaveSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     # Watch targets declared in the file; more are added with `dweb-agent targets add`.
     targets: list[TargetSettings] = Field(default_factory=list)
 
