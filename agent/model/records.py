@@ -17,6 +17,7 @@ from agent.model.status import (
     ItemState,
     ProvenanceSource,
     RetractionReason,
+    ReviewState,
     ScanStatus,
     Verdict,
 )
@@ -204,6 +205,8 @@ class SubscriptionRow:
     max_in_flight: int = 4
     description: str | None = None
     created_at: datetime = field(default_factory=utcnow)
+    # The principal that created it through the API; None: created with the CLI.
+    owner: str | None = None
 
     def secrets(self, now: datetime) -> tuple[str, ...]:
         """Secrets to sign with now: the current one, and the previous one during its grace period."""
@@ -311,6 +314,20 @@ class FindingView:
     provenance: Provenance
     review: ReviewRow | None  # the latest
     retraction: RetractionRow | None
+
+
+@dataclass(frozen=True, slots=True)
+class FindingFilter:
+    """Which findings a page holds; every field narrows, None leaves it open."""
+
+    list_name: str | None = None
+    label: str | None = None  # one label exactly as stored ("terrorism", "key=value")
+    target_id: int | None = None  # the item was seen at a location of this target
+    review: ReviewState | None = None  # by the finding's latest review
+    since: datetime | None = None  # recorded at or after
+    # Only findings whose finding.created event has a delivery (any status) to a
+    # subscription owned by this principal.
+    delivered_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

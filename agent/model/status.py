@@ -46,6 +46,14 @@ class Verdict(StrEnum):
     FALSE_POSITIVE = "false_positive"
 
 
+class ReviewState(StrEnum):
+    """Where a finding stands by its latest review (UNREVIEWED: it has none)."""
+
+    UNREVIEWED = "unreviewed"
+    CONFIRMED = "confirmed"
+    FALSE_POSITIVE = "false_positive"
+
+
 class RetractionReason(StrEnum):
     """Why a finding was withdrawn (its retraction row and the finding.retracted event)."""
 

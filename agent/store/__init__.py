@@ -1,12 +1,14 @@
 """The agent's database: targets, scans, items and where they were seen,
-findings, list sync state and job slots. SQLite file by default, PostgreSQL
-when several agents share work; one schema and one code path for both."""
+findings, list sync state, job slots, alerts, and the API's tokens, audit log
+and queued scans. SQLite file by default, PostgreSQL when several agents share
+work; one schema and one code path for both."""
 
 from agent.model.records import (
     ContentStatusRow,
     DeliveryJob,
     DeliveryRow,
     EventRow,
+    FindingFilter,
     FindingRow,
     ItemRow,
     ListStateRow,
@@ -28,6 +30,7 @@ __all__ = [
     "DeliveryRow",
     "DuplicateTarget",
     "EventRow",
+    "FindingFilter",
     "FindingRow",
     "FollowUp",
     "ItemRow",

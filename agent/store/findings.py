@@ -16,7 +16,7 @@ from agent.model.time import utcnow
 from agent.store.engine import Engine
 from agent.store.locations import first_location
 from agent.store.outbox import Outbox, write_events
-from agent.store.schema import FINDING_CONFLICT_TARGET, findings, suppressions
+from agent.store.schema import FINDING_CONFLICT_TARGET, deliveries, events, findings, subscriptions, suppressions
 from agent.store.subscriptions import enabled_subscriptions
 
 
@@ -39,6 +39,22 @@ def finding_from_row(r: RowMapping) -> FindingRow:
         compared_percent=float(percent) if isinstance(percent, int | float) else None,
         created_at=r["created_at"],
         retroactive=bool(r["retroactive"]),
+    )
+
+
+def delivered_to_clause(owner: str) -> sa.ColumnElement[bool]:
+    """The finding's finding.created event has a delivery (any status) to a subscription
+    that `owner` created: what a platform may read of the findings."""
+    return sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(deliveries)
+        .join(events, events.c.id == deliveries.c.event_id)
+        .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+        .where(
+            events.c.type == "finding.created",
+            events.c.finding_id == findings.c.id,
+            subscriptions.c.owner == owner,
+        )
     )
 
 
@@ -145,6 +161,12 @@ class FindingRepository:
         async with self._db.read() as conn:
             row = (await conn.execute(sa.select(findings).where(findings.c.id == finding_id))).mappings().one_or_none()
         return finding_from_row(row) if row is not None else None
+
+    async def delivered_to(self, finding_id: int, owner: str) -> bool:
+        """Whether this finding was sent to a subscription of `owner` (see delivered_to_clause)."""
+        query = sa.select(findings.c.id).where(findings.c.id == finding_id, delivered_to_clause(owner))
+        async with self._db.read() as conn:
+            return (await conn.execute(query)).first() is not None
 
     async def count(self) -> int:
         async with self._db.read() as conn:

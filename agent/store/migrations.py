@@ -32,6 +32,8 @@ from agent.lists.denylist.ids import DENY_SIGNAL_TYPES, migrated_entry_id
 from agent.model.time import utcnow
 from agent.store.errors import SchemaTooNew
 from agent.store.schema import (
+    api_tokens,
+    audit_log,
     content_status,
     deliveries,
     delivery_attempts,
@@ -45,12 +47,13 @@ from agent.store.schema import (
     metadata,
     retractions,
     reviews,
+    scan_jobs,
     scans,
     schema_migrations,
-    subscriptions,
     suppressions,
     targets,
 )
+from agent.store.types import BigId, UTCDateTime, json_type
 
 # Key for pg_advisory_xact_lock: ASCII "dwebmigr" as a signed 64-bit int. The
 # lock is per database, so agents using different schemas of one database
@@ -76,10 +79,32 @@ def _v1(conn: sa.Connection) -> None:
     _create(conn, targets, scans, items, item_locations, findings, list_versions, list_state, job_slots)
 
 
+# `subscriptions` as migration 2 created it (frozen: migration 4 adds `owner`).
+_SUBSCRIPTIONS_V2 = sa.Table(
+    "subscriptions",
+    sa.MetaData(naming_convention=metadata.naming_convention),
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("previous_secret", sa.Text, nullable=True),
+    sa.Column("previous_secret_until", UTCDateTime, nullable=True),
+    sa.Column("lists", json_type(), nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("labels", json_type(), nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("targets", json_type(), nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("event_types", json_type(), nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("disabled_reason", sa.Text, nullable=True),
+    sa.Column("failing_since", UTCDateTime, nullable=True),
+    sa.Column("max_in_flight", sa.Integer, nullable=False, server_default=sa.text("4")),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+
 def _v2(conn: sa.Connection) -> None:
-    _create(
-        conn, subscriptions, events, deliveries, delivery_attempts, reviews, retractions, suppressions, content_status
-    )
+    # The frozen copy first: the deliveries' foreign key names it.
+    _SUBSCRIPTIONS_V2.create(conn, checkfirst=False)
+    _create(conn, events, deliveries, delivery_attempts, reviews, retractions, suppressions, content_status)
 
 
 def _v3(conn: sa.Connection) -> None:
@@ -136,10 +161,17 @@ def _v3(conn: sa.Connection) -> None:
         taken.add((r.item_key, r.list_name, new_id, r.signal_type))
 
 
+def _v4(conn: sa.Connection) -> None:
+    _create(conn, api_tokens, audit_log, scan_jobs)
+    # Nullable, no default: every existing subscription was made with the CLI.
+    conn.execute(sa.text("ALTER TABLE subscriptions ADD COLUMN owner TEXT"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "targets, scans, items, locations, findings, lists, job slots", _v1),
     Migration(2, "alerts: subscriptions, events, deliveries, reviews, retractions, content status", _v2),
     Migration(3, "denylist entry ids: <list>:<rule hash> instead of the list file's path and line", _v3),
+    Migration(4, "api: tokens, audit log, queued scans, subscription owners", _v4),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -5,8 +5,9 @@ These objects are what the queries use. The DDL that creates them lives in
 migration, never by `create_all` on this metadata.
 
 Portability rules followed here (the same DDL runs on SQLite and PostgreSQL):
-- JSON columns are `sa.JSON` (TEXT on SQLite, json on PostgreSQL); there are
-  no JSON operators in queries, so nothing depends on jsonb.
+- JSON columns are `sa.JSON` (TEXT on SQLite, json on PostgreSQL); the one
+  JSON operator in a query (a finding's labels, `store.views`) is spelled per
+  dialect: json_each on SQLite, a jsonb cast and @> on PostgreSQL.
 - datetimes are `UTCDateTime` (timestamptz / UTC text), always filled in by
   Python, never by a server default, so every value has the same format.
 - surrogate ids are `BigId` (INTEGER rowid on SQLite, BIGINT identity on PG).
@@ -214,6 +215,8 @@ subscriptions = sa.Table(
     sa.Column("max_in_flight", sa.Integer, nullable=False, server_default=sa.text("4")),
     sa.Column("description", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Migration 4: the principal that created it through the API; NULL: the CLI.
+    sa.Column("owner", sa.Text, nullable=True),
 )
 
 events = sa.Table(
@@ -306,4 +309,62 @@ content_status = sa.Table(
     sa.Column("changed_at", UTCDateTime, nullable=False),
     sa.Column("last_checked_at", UTCDateTime, nullable=False),
     sa.Column("detail", json_type(), nullable=False, server_default=_EMPTY_JSON_OBJECT),
+)
+
+# --------------------------------------------------------------- API (migration 4)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    # SHA-256 hex of the token; the token itself is shown once and never stored.
+    sa.Column("token_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("principal", sa.Text, nullable=True),
+    # No foreign key: the trail outlives the tokens it names.
+    sa.Column("token_id", sa.Integer, nullable=True),
+    sa.Column("role", sa.Text, nullable=True),
+    sa.Column("resource", sa.Text, nullable=True),
+    sa.Column("remote", sa.Text, nullable=True),
+    sa.Column("detail", json_type(), nullable=False, server_default=_EMPTY_JSON_OBJECT),
+    sa.Index(None, "at"),
+    sa.Index(None, "principal"),
+)
+
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+
+scan_jobs = sa.Table(
+    "scan_jobs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("options", json_type(), nullable=False, server_default=_EMPTY_JSON_OBJECT),
+    sa.Column("requested_by", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    # A running job is held by `node` until lease_until; a dead node's lease expires.
+    sa.Column("node", sa.Text, nullable=True),
+    sa.Column("lease_until", UTCDateTime, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("progress", json_type(), nullable=False, server_default=_EMPTY_JSON_OBJECT),
+    sa.Column("report", json_type(nullable=True), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="status"),
+    sa.Index(None, "status", "created_at"),
 )

@@ -4,11 +4,14 @@
 `store.targets`, `store.scans`, `store.items` (with locations and directories),
 `store.findings`, `store.views` (findings as analysts read them), `store.lists`,
 `store.slots`, `store.subscriptions`, `store.outbox` (events and deliveries),
-`store.reviews` (with retractions and suppressions) and `store.content`.
+`store.reviews` (with retractions and suppressions), `store.content`, and for
+the HTTP API `store.tokens` (tokens by the hash of their secret), `store.audit`
+(the audit log) and `store.jobs` (scans queued through the API).
 
 Multi-node work: periodic jobs are claimed once per slot (`slots.claim`, a
-unique row); outbox deliveries are leased with FOR UPDATE SKIP LOCKED on
-PostgreSQL (SQLite has one writer, so BEGIN IMMEDIATE is already exclusive)."""
+unique row); outbox deliveries and queued scans are leased with FOR UPDATE
+SKIP LOCKED on PostgreSQL (SQLite has one writer, so BEGIN IMMEDIATE is
+already exclusive)."""
 
 from __future__ import annotations
 
@@ -17,10 +20,12 @@ from types import TracebackType
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.store import migrations
+from agent.store.audit import AuditRepository
 from agent.store.content import ContentRepository
 from agent.store.engine import DialectName, Engine, create_engine
 from agent.store.findings import FindingRepository
 from agent.store.items import ItemRepository
+from agent.store.jobs import ScanJobRepository
 from agent.store.lists import ListRepository
 from agent.store.outbox import OutboxRepository
 from agent.store.reviews import ReviewRepository
@@ -28,11 +33,13 @@ from agent.store.scans import ScanRepository
 from agent.store.slots import SlotRepository
 from agent.store.subscriptions import SubscriptionRepository
 from agent.store.targets import TargetRepository
+from agent.store.tokens import TokenRepository
 from agent.store.views import FindingViewRepository
 
 
 class Store:
-    """Targets, scans, items, findings, lists, slots and alerts, one repository each."""
+    """Targets, scans, items, findings, lists, slots, alerts and the API's tokens, audit
+    log and queued scans, one repository each."""
 
     def __init__(self, engine: Engine) -> None:
         self._db = engine
@@ -47,6 +54,9 @@ class Store:
         self.outbox = OutboxRepository(engine)
         self.reviews = ReviewRepository(engine)
         self.content = ContentRepository(engine)
+        self.tokens = TokenRepository(engine)
+        self.audit = AuditRepository(engine)
+        self.jobs = ScanJobRepository(engine)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None) -> Store:

@@ -33,6 +33,7 @@ def subscription_from_row(r: RowMapping | dict[str, Any]) -> SubscriptionRow:
         max_in_flight=int(r["max_in_flight"]),
         description=r["description"],
         created_at=r["created_at"],
+        owner=r["owner"],
     )
 
 
@@ -57,7 +58,9 @@ class SubscriptionRepository:
         event_types: Sequence[str] = (),
         max_in_flight: int = 4,
         description: str | None = None,
+        owner: str | None = None,
     ) -> SubscriptionRow:
+        """`owner`: the principal creating it through the API (None: the CLI)."""
         values = {
             "url": url,
             "secret": secret,
@@ -69,16 +72,20 @@ class SubscriptionRepository:
             "description": description,
             "created_at": utcnow(),
             "enabled": True,
+            "owner": owner,
         }
         stmt = sa.insert(subscriptions).values(values).returning(*subscriptions.c)
         async with self._db.write() as conn:
             row = (await conn.execute(stmt)).mappings().one()
         return subscription_from_row(row)
 
-    async def all(self, enabled_only: bool = False) -> list[SubscriptionRow]:
+    async def all(self, enabled_only: bool = False, *, owner: str | None = None) -> list[SubscriptionRow]:
+        """Oldest first; `owner` keeps only that principal's subscriptions."""
         query = sa.select(subscriptions).order_by(subscriptions.c.id)
         if enabled_only:
             query = query.where(subscriptions.c.enabled.is_(True))
+        if owner is not None:
+            query = query.where(subscriptions.c.owner == owner)
         async with self._db.read() as conn:
             return [subscription_from_row(r) for r in (await conn.execute(query)).mappings()]
 

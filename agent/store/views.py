@@ -8,21 +8,23 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agent.model.records import (
     DeliveryReport,
     FindingDetail,
+    FindingFilter,
     FindingView,
     PlacedLocation,
     Provenance,
     RetractionRow,
     ReviewRow,
 )
-from agent.model.status import ProvenanceSource
+from agent.model.status import ProvenanceSource, ReviewState
 from agent.store.content import content_from_row
-from agent.store.engine import Engine, chunks
-from agent.store.findings import finding_from_row
+from agent.store.engine import DialectName, Engine, chunks
+from agent.store.findings import delivered_to_clause, finding_from_row
 from agent.store.items import item_from_row
 from agent.store.locations import IN_SEEN_ORDER, location_from_row
 from agent.store.outbox import delivery_from_row, event_from_row
@@ -99,9 +101,61 @@ async def _alerted_places(conn: AsyncConnection, finding_ids: Sequence[int]) -> 
     return out
 
 
+def _has_label(label: str, dialect: DialectName) -> sa.ColumnElement[bool]:
+    """The labels array holds exactly `label`: the value is bound, never spliced into a
+    pattern, so quotes, % and _ in a label mean themselves."""
+    if dialect == "postgresql":
+        return sa.cast(findings.c.labels, pg.JSONB).contains([label])
+    each = sa.func.json_each(findings.c.labels).table_valued("value")
+    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == label))
+
+
+def _latest_verdict() -> sa.ScalarSelect[Any]:
+    return (
+        sa.select(reviews.c.verdict)
+        .where(reviews.c.finding_id == findings.c.id)
+        .order_by(reviews.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _filter_clauses(flt: FindingFilter, dialect: DialectName) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = []
+    if flt.list_name is not None:
+        where.append(findings.c.list_name == flt.list_name)
+    if flt.label is not None:
+        where.append(_has_label(flt.label, dialect))
+    if flt.target_id is not None:
+        where.append(
+            sa.exists(
+                sa.select(sa.literal(1)).where(
+                    item_locations.c.item_key == findings.c.item_key, item_locations.c.target_id == flt.target_id
+                )
+            )
+        )
+    if flt.review is ReviewState.UNREVIEWED:
+        where.append(~sa.exists(sa.select(sa.literal(1)).where(reviews.c.finding_id == findings.c.id)))
+    elif flt.review is not None:
+        where.append(_latest_verdict() == flt.review.value)
+    if flt.since is not None:
+        where.append(findings.c.created_at >= flt.since)
+    if flt.delivered_to is not None:
+        where.append(delivered_to_clause(flt.delivered_to))
+    return where
+
+
 async def _finding_views(
-    conn: AsyncConnection, *, limit: int, list_name: str | None = None, finding_id: int | None = None
+    conn: AsyncConnection,
+    *,
+    limit: int,
+    list_name: str | None = None,
+    finding_id: int | None = None,
+    where: Sequence[sa.ColumnElement[bool]] = (),
+    by_id: bool = False,
 ) -> list[FindingView]:
+    # by_id: the order a cursor (`before_id`) pages in; otherwise by when recorded.
+    order = (findings.c.id.desc(),) if by_id else (findings.c.created_at.desc(), findings.c.id.desc())
     query = (
         sa.select(
             findings,
@@ -110,7 +164,8 @@ async def _finding_views(
             items.c.size.label("i_size"),
         )
         .outerjoin(items, items.c.key == findings.c.item_key)
-        .order_by(findings.c.created_at.desc(), findings.c.id.desc())
+        .where(*where)
+        .order_by(*order)
         .limit(limit)
     )
     if list_name is not None:
@@ -155,6 +210,22 @@ class FindingViewRepository:
         latest review and its retraction."""
         async with self._db.read() as conn:
             return await _finding_views(conn, limit=limit, list_name=list_name)
+
+    async def page(self, flt: FindingFilter, *, limit: int, before_id: int | None = None) -> list[FindingView]:
+        """The findings `flt` selects, newest (highest id) first, as `recent` shows them;
+        `before_id` is the cursor: only findings older than that one, so a page never
+        shifts when findings are recorded meanwhile."""
+        where = _filter_clauses(flt, self._db.dialect)
+        if before_id is not None:
+            where.append(findings.c.id < before_id)
+        async with self._db.read() as conn:
+            return await _finding_views(conn, limit=limit, where=where, by_id=True)
+
+    async def count(self, flt: FindingFilter) -> int:
+        """How many findings `flt` selects."""
+        query = sa.select(sa.func.count()).select_from(findings).where(*_filter_clauses(flt, self._db.dialect))
+        async with self._db.read() as conn:
+            return int(await conn.scalar(query) or 0)
 
     async def detail(self, finding_id: int) -> FindingDetail | None:
         """Everything known about one finding, read in one transaction."""

@@ -33,6 +33,9 @@ EXPECTED_TABLES = {
     "retractions",
     "suppressions",
     "content_status",
+    "api_tokens",
+    "audit_log",
+    "scan_jobs",
 }
 
 
@@ -42,7 +45,7 @@ def _reflect(conn: sa.Connection) -> dict[str, set[str]]:
 
 
 async def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
-    assert await store.schema_version() == LATEST_VERSION == 3
+    assert await store.schema_version() == LATEST_VERSION == 4
     async with store._engine.connect() as conn:
         tables = await conn.run_sync(_reflect)
     assert set(tables) == EXPECTED_TABLES
