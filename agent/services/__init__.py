@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from agent.services.audit import AuditService
 from agent.services.errors import Invalid, NotFound, ServiceError
 from agent.services.findings import FindingsService
 from agent.services.lists import ListsService
 from agent.services.scans import ScansService
 from agent.services.status import StatusService
 from agent.services.targets import TargetsService
+from agent.services.tokens import TokensService
 from agent.services.webhooks import WebhooksService
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from agent.store import Store
 
 __all__ = [
+    "AuditService",
     "FindingsService",
     "Invalid",
     "ListsService",
@@ -35,6 +38,7 @@ __all__ = [
     "Services",
     "StatusService",
     "TargetsService",
+    "TokensService",
     "WebhooksService",
 ]
 
@@ -51,6 +55,8 @@ class Services:
         self.webhooks = WebhooksService(store, settings, self.lists)
         self.status = StatusService(store, settings)
         self.scans = ScansService(settings)
+        self.tokens = TokensService(store, settings.api.token_cache_s)
+        self.audit = AuditService(store)
 
     @classmethod
     @asynccontextmanager
