@@ -19,9 +19,11 @@ from prometheus_client import CollectorRegistry
 
 from agent.alerts.delivery import WebhookDelivery
 from agent.config import Settings
+from agent.ipfs.gateway import RetrievalMode
 from agent.lists.catalog import ListCatalog
 from agent.media import MediaHasher
-from agent.model.report import ItemStatus
+from agent.model.jobs import JobStatus
+from agent.model.report import ItemReport, ItemStatus
 from agent.model.time import utcnow
 from agent.net.guard import NetGuard
 from agent.net.http import Purpose, client_session
@@ -29,6 +31,7 @@ from agent.pipeline import Scanner, media_hasher
 from agent.runtime.health import HealthState, HealthStatus
 from agent.runtime.metrics import Metrics
 from agent.runtime.polls import PollResult, TargetPoller
+from agent.runtime.scan_jobs import ScanJobRunner
 from agent.runtime.scheduler import Scheduler
 from agent.services.findings import FindingsService
 from agent.services.list_refresh import ListRefresher, list_syncer
@@ -71,6 +74,8 @@ class Agent:
         self.delivery: WebhookDelivery | None = None
         self._delivery_stop = asyncio.Event()
         self._delivering: asyncio.Task[None] | None = None
+        self._jobs_stop = asyncio.Event()
+        self._scanning: asyncio.Task[None] | None = None
         # Set once lists are loaded and targets scheduled.
         self.ready = asyncio.Event()
         self.store: Store
@@ -80,6 +85,7 @@ class Agent:
         self._lists: ListRefresher
         self._takedown: TakedownService
         self._poller: TargetPoller
+        self.jobs: ScanJobRunner
 
     # -- lifecycle ---------------------------------------------------------
     async def __aenter__(self) -> Agent:
@@ -101,6 +107,9 @@ class Agent:
         interrupted = await store.scans.interrupt_running(self.node)
         if interrupted:
             log.warning("agent.scans_interrupted_earlier", count=interrupted)
+        requeued = await store.jobs.requeue_own(self.node)
+        if requeued:
+            log.warning("agent.api_scans_resumed", count=requeued)
         released = await store.outbox.release_leases(self.node)
         if released:
             log.warning("agent.deliveries_resumed", count=released)
@@ -124,6 +133,7 @@ class Agent:
             recorder=self.recorder,
             rearm=self.scheduler.rearm,
         )
+        self.jobs = ScanJobRunner(s, store, self.node, self, on_finished=self._api_scan_finished)
         for declared in s.targets:
             await self.add_target(declared.url, declared.interval_s)
         a = s.alerts
@@ -163,6 +173,7 @@ class Agent:
         if self.delivery is None:
             raise RuntimeError("serve() outside `async with Agent(...)`")
         self._delivering = asyncio.create_task(self.delivery.run(self._delivery_stop))
+        self._scanning = asyncio.create_task(self.jobs.run(self._jobs_stop))
         self.metrics.up.set(1)
         self.ready.set()
         try:
@@ -175,9 +186,16 @@ class Agent:
         """Take no new work; let running polls and deliveries finish within
         shutdown_grace_s, then cancel what is left. Every caller waits for the same stop."""
         self._delivery_stop.set()
-        # Deliveries in flight finish too (their leases would otherwise hold them until expiry).
-        delivering = [self._delivering] if self._delivering is not None else []
-        await self.scheduler.stop(self.settings.agent.shutdown_grace_s, delivering)
+        self._jobs_stop.set()
+        # Deliveries and API scans in flight finish too (their leases would otherwise hold them until expiry).
+        also = [t for t in (self._delivering, self._scanning) if t is not None]
+        await self.scheduler.stop(self.settings.agent.shutdown_grace_s, also)
+        if self._scanning is not None:
+            # API scans cut off by the grace period are queued again now, not at their lease's expiry.
+            self._scanning = None
+            requeued = await self.store.jobs.requeue_own(self.node)
+            if requeued:
+                log.warning("agent.api_scans_requeued", count=requeued)
 
     def hurry(self) -> None:
         """End the grace period of a stop now (a second SIGTERM or Ctrl-C)."""
@@ -202,6 +220,34 @@ class Agent:
         return Scanner(
             self.settings, catalog=self.catalog, media=self.media, http=self.http, hooks=self.recorder(target)
         )
+
+    def job_scanner(
+        self,
+        catalog: ListCatalog,
+        gateways: list[str],
+        mode: RetrievalMode,
+        http: aiohttp.ClientSession,
+        on_item: Callable[[ItemReport], None],
+    ) -> Scanner:
+        """An API scan's scanner: the agent's media pool and recorder (no target: its findings
+        reach every subscriber as a poll's do), the job's guarded session, gateways and lists."""
+        return Scanner(
+            self.settings,
+            gateways=gateways,
+            mode=mode,
+            http=http,
+            on_item=on_item,
+            catalog=catalog,
+            media=self.media,
+            hooks=self.recorder(None),
+        )
+
+    def wake_scans(self) -> None:
+        """Claim queued API scans now (after a submit) rather than at the next poll of the queue."""
+        self.jobs.wake()
+
+    def _api_scan_finished(self, status: JobStatus) -> None:
+        self.metrics.api_scans.labels(status.value).inc()
 
     async def poll_target(self, target_id: int, *, scheduled: bool = True) -> PollResult:
         """One poll (see TargetPoller.poll_target); `scheduled=False` is a manual poll."""

@@ -42,3 +42,9 @@ class Metrics:
             ["state"],
             registry=registry,
         )
+        self.api_scans = Counter(
+            "dweb_agent_api_scans_total",
+            "Scans queued through the API, by how they ended",
+            ["status"],
+            registry=registry,
+        )

@@ -17,6 +17,7 @@ from agent.services.audit import AuditService
 from agent.services.errors import Invalid, NotFound, ServiceError
 from agent.services.findings import FindingsService
 from agent.services.lists import ListsService
+from agent.services.scan_jobs import ScanJobRequest, ScanJobsService
 from agent.services.scans import ScansService
 from agent.services.status import StatusService
 from agent.services.targets import TargetsService
@@ -33,6 +34,8 @@ __all__ = [
     "Invalid",
     "ListsService",
     "NotFound",
+    "ScanJobRequest",
+    "ScanJobsService",
     "ScansService",
     "ServiceError",
     "Services",
@@ -55,6 +58,7 @@ class Services:
         self.webhooks = WebhooksService(store, settings, self.lists)
         self.status = StatusService(store, settings)
         self.scans = ScansService(settings)
+        self.jobs = ScanJobsService(store, settings)
         self.tokens = TokensService(store, settings.api.token_cache_s)
         self.audit = AuditService(store)
 
