@@ -52,7 +52,7 @@ class Services:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.targets = TargetsService(store, settings.schedule.default_interval_s)
+        self.targets = TargetsService(store, settings.schedule.default_interval_s, settings)
         self.findings = FindingsService(store)
         self.lists = ListsService(store, settings)
         self.webhooks = WebhooksService(store, settings, self.lists)

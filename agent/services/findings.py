@@ -17,8 +17,20 @@ from agent.model.time import utcnow
 from agent.services.errors import Invalid, NotFound
 
 if TYPE_CHECKING:
-    from agent.model.records import AuditedReview, FindingDetail, FindingView, ReviewRow
+    from agent.model.access import Principal
+    from agent.model.records import AuditedReview, FindingDetail, FindingFilter, FindingView, ReviewRow
     from agent.store import Store
+
+# The most findings one page holds (the API's `limit`).
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class FindingPage:
+    """One page, newest first; `next_before` is the cursor of the next page (None: the last)."""
+
+    findings: list[FindingView]
+    next_before: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +73,29 @@ class FindingsService:
         if detail is None:
             raise NotFound(f"no finding {finding_id}")
         return detail
+
+    async def page(self, flt: FindingFilter, *, limit: int = 50, before_id: int | None = None) -> FindingPage:
+        """The findings `flt` selects, newest first, older than `before_id` (the cursor)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise Invalid(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+        # One more than asked says whether another page follows, without a count.
+        views = list(await self._store.views.page(flt, limit=limit + 1, before_id=before_id))
+        more = len(views) > limit
+        views = views[:limit]
+        last = views[-1].finding.id if views else None
+        return FindingPage(views, last if more else None)
+
+    async def count(self, flt: FindingFilter) -> int:
+        return await self._store.views.count(flt)
+
+    async def show_for(self, finding_id: int, principal: Principal) -> FindingDetail:
+        """`show`, as `principal` may see it: a platform sees only the findings delivered to
+        one of its subscriptions (any other is NotFound to it, as if absent)."""
+        from agent.model.access import Role
+
+        if principal.role is Role.PLATFORM and not await self._store.findings.delivered_to(finding_id, principal.name):
+            raise NotFound(f"no finding {finding_id}")
+        return await self.show(finding_id)
 
     async def reviews(self, finding_id: int | None = None, *, limit: int = 100) -> list[AuditedReview]:
         """Every review of `finding_id` in order, or the newest `limit` reviews of all findings."""

@@ -2,7 +2,12 @@
 
 The CLI (`dweb-agent targets`) and the daemon (targets declared in the config) both
 add through `TargetsService.add`, so a target added twice is handled one way:
-the existing row comes back, flagged as not created."""
+the existing row comes back, flagged as not created.
+
+A target an API caller adds (`untrusted=True`) must not make the agent fetch from its own
+host or private network: the URLs it names (a Kubo RPC, a gateway, an Arweave gateway)
+pass the SSRF guard, host names resolved now; [api] allow_hosts and the hosts of the
+configured [gateways] urls are allowed."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import TYPE_CHECKING
 from agent.services.errors import Invalid, NotFound
 
 if TYPE_CHECKING:
+    from agent.config import Settings
     from agent.model.records import TargetRow
     from agent.model.target import Target
     from agent.store import Store
@@ -36,16 +42,58 @@ class AddedTarget:
     created: bool
 
 
+def fetched_urls(target: Target) -> list[str]:
+    """The URLs watching `target` makes the agent fetch beyond the configured gateways."""
+    from agent.model.target import TargetKind
+
+    if target.kind in (TargetKind.KUBO, TargetKind.ARWEAVE):
+        return [target.name]
+    return [target.gateway_hint] if target.gateway_hint else []
+
+
+async def refuse_guarded(settings: Settings | None, urls: list[str]) -> None:
+    """Invalid unless every URL passes the API's SSRF guard (see the module docstring)."""
+    from yarl import URL
+
+    from agent.net.addresses import BlockedDestination
+    from agent.net.connector import GuardedResolver
+    from agent.net.guard import NetGuard
+
+    hosts = list(settings.api.allow_hosts) if settings else []
+    hosts += [h for h in (URL(u).raw_host for u in (settings.gateways.urls if settings else [])) if h]
+    try:
+        guard = NetGuard(allow_hosts=frozenset(hosts))
+    except ValueError as exc:  # a bad [api] allow_hosts entry: the operator's, named
+        raise Invalid(f"[api] allow_hosts: {exc}") from exc
+    for url in urls:
+        try:
+            checked = guard.check_url(url)
+            if checked.ip is None and not checked.allowed_host:
+                resolver = GuardedResolver(guard)
+                try:
+                    await resolver.resolve(checked.host, checked.port)
+                finally:
+                    await resolver.close()
+        except BlockedDestination as exc:
+            raise Invalid(f"{exc.url}: {exc.reason} (an operator may allow the host in [api] allow_hosts)") from exc
+        except OSError:
+            continue  # a name that does not resolve now is no danger: its polls fail as any other's
+
+
 class TargetsService:
-    def __init__(self, store: Store, default_interval_s: int) -> None:
+    def __init__(self, store: Store, default_interval_s: int, settings: Settings | None = None) -> None:
         self._store = store
         self._default_interval_s = default_interval_s
+        self._settings = settings
 
-    async def add(self, url: str, interval_s: int | None = None) -> AddedTarget:
-        """Watch URL. A URL watched already is left as it is (its interval too) and returned."""
+    async def add(self, url: str, interval_s: int | None = None, *, untrusted: bool = False) -> AddedTarget:
+        """Watch URL. A URL watched already is left as it is (its interval too) and returned.
+        `untrusted`: an API caller's, so its URLs pass the SSRF guard first."""
         from agent.store import DuplicateTarget
 
         spec = classify(url)
+        if untrusted:
+            await refuse_guarded(self._settings, fetched_urls(spec))
         existing = await self._store.targets.get(spec.url)
         if existing is not None:
             return AddedTarget(existing, created=False)
@@ -61,6 +109,12 @@ class TargetsService:
 
     async def all(self, *, enabled_only: bool = False) -> list[TargetRow]:
         return list(await self._store.targets.all(enabled_only=enabled_only))
+
+    async def get(self, target_id: int) -> TargetRow:
+        row = await self._store.targets.get(target_id)
+        if row is None:
+            raise NotFound(f"no target {target_id}")
+        return row
 
     async def set_enabled(self, target: str, enabled: bool) -> None:
         if not await self._store.targets.set_enabled(self._key(target), enabled):

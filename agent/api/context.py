@@ -1,0 +1,60 @@
+"""What every API handler may reach: the settings, the services, who the caller is, where
+the audit trail goes, and the agent's live parts (its match service), held by the app
+under `API_CONTEXT`.
+
+`Authenticator` and `AuditSink` are ports: agent.services.tokens.TokensService and
+agent.services.audit.AuditService satisfy them; the API never reads the store itself."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from aiohttp import web
+
+from agent.model.access import AuditEntry, Principal
+
+if TYPE_CHECKING:
+    from agent.config import Settings
+    from agent.lists.catalog import ListCatalog
+    from agent.services import Services
+    from agent.services.matching import MatchService
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, token: str) -> Principal | None:
+        """The principal of a bearer token, or None (malformed, unknown or revoked)."""
+        ...
+
+
+class AuditSink(Protocol):
+    async def record(self, entry: AuditEntry) -> None:
+        """Keep one audit entry."""
+        ...
+
+
+def peer_address(request: web.Request) -> str | None:
+    """The caller's address as the socket says. X-Forwarded-For is not read: anyone can send
+    it, so trusting it would let a caller write any address into the audit trail."""
+    return request.remote
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    settings: Settings
+    services: Services
+    auth: Authenticator
+    audit: AuditSink
+    # POST /v1/match and /v1/hash, over the agent's current catalog and media pool.
+    matcher: MatchService | None = None
+    # The agent's current catalog (GET /v1/lists reads entry counts from it); None: the
+    # store's list versions are all that is known.
+    catalog: Callable[[], ListCatalog] | None = None
+    # Monotonic seconds: the rate limiter's clock, injectable so tests need no sleeps.
+    clock: Callable[[], float] = time.monotonic
+    remote_of: Callable[[web.Request], str | None] = field(default=peer_address)
+
+
+API_CONTEXT: web.AppKey[ApiContext] = web.AppKey("api_context", ApiContext)
