@@ -10,6 +10,7 @@ from pathlib import Path
 from agent.config import load_settings
 from agent.model.jobs import JobStatus
 from agent.services.scan_jobs import ScanJobRequest, ScanJobsService
+from agent.store import Store
 from tests.conftest import MEDIA_FIXTURES
 from tests.integration.scan_jobs.harness import comparable, finished, serving, statuses, tree, with_api
 from tests.support.agent import settings_for
@@ -125,3 +126,29 @@ async def test_a_queued_scan_is_cancelled_at_once_and_a_running_one_at_its_next_
         done = await finished(service, after.id)
         assert done.status is JobStatus.DONE and done.report is not None
         assert (await service.cancel(after.id)) == done, "a finished scan comes back unchanged"
+
+
+async def test_a_scan_cut_off_by_a_graceful_stop_is_queued_again_at_once(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    """An agent stopped (grace period 0) while a scan runs hands the scan back to the queue (not
+    left running until its lease expires); the next agent runs it to the end."""
+    gw = await make_gateway(hold_after=0)
+    root, blocks = tree({"a.txt": b"alpha\n"})
+    gw.add_blocks(blocks)
+    base = settings_for(tmp_path, gw.url)
+    settings = with_api(base.model_copy(update={"agent": base.agent.model_copy(update={"shutdown_grace_s": 0})}))
+    async with serving(settings) as agent:
+        service = ScanJobsService(agent.store, settings)
+        job = await service.submit(ScanJobRequest(f"ipfs://{root}"), None)
+        agent.wake_scans()
+        await until(lambda: gw.requests["car"] + gw.requests["raw"] >= 1, 60)
+    async with await Store.open(settings.agent.database()) as store:
+        between = await store.jobs.get(job.id)
+    assert between is not None and between.status is JobStatus.QUEUED and between.node is None
+    gw.release()
+    async with serving(settings) as agent:
+        service = ScanJobsService(agent.store, settings)
+        agent.wake_scans()
+        done = await finished(service, job.id)
+        assert done.status is JobStatus.DONE and done.attempts == 2
