@@ -156,16 +156,17 @@ class MatchService:
         return self._match(checked, catalog)
 
     def _match(self, checked: Sequence[_Checked], catalog: ListCatalog) -> list[MatchResult]:
+        found: list[MatchResult] = []
+        # CIDs first: one that is not a CID is refused before the index is searched.
+        for i, c in enumerate(checked):
+            if c.cid is not None and (decision := self._denied(i, c.cid, catalog)) is not None:
+                found.append(MatchResult(i, finding_from_rule(decision, DenyBasis.CID)))
         signals = [c.signal for c in checked if c.signal is not None]
         position = {id(c.signal): i for i, c in enumerate(checked) if c.signal is not None}
-        found: list[MatchResult] = []
         for match in catalog.index.match(signals):
             if match.signal is not None:
                 # A finding names the query's value, not its quality: nothing of the stand-in shows.
                 found.append(MatchResult(position[id(match.signal)], finding_from_match(match)))
-        for i, c in enumerate(checked):
-            if c.cid is not None and (decision := self._denied(i, c.cid, catalog)) is not None:
-                found.append(MatchResult(i, finding_from_rule(decision, DenyBasis.CID)))
         found.sort(key=lambda r: r.index)
         return found
 
