@@ -52,7 +52,7 @@ class _Endpoint:
         self.context = context
         self.limiter = limiter
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         route, ctx = self.route, self.context
         principal: Principal | None = None
         resource: str | None = None
@@ -109,5 +109,5 @@ def build_app(context: ApiContext, routes: Sequence[Route] | None = None) -> web
 
     app.router.add_get("/openapi.json", openapi, allow_head=False)
     for route in routes:
-        app.router.add_route(route.method, route.aiohttp_path, _Endpoint(route, context, limiter))
+        app.router.add_route(route.method, route.aiohttp_path, _Endpoint(route, context, limiter).handle)
     return app

@@ -37,6 +37,8 @@ async def test_sigkill_with_deliveries_in_flight_loses_no_event(make_gateway: Ma
 data_dir = "{data_dir}"
 health_port = 0
 shutdown_grace_s = 2
+[api]
+port = 0
 [gateways]
 urls = ["{gw.url}"]
 [lists]

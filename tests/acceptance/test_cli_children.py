@@ -135,6 +135,8 @@ async def test_ctrl_c_of_run_prints_no_worker_traceback_and_leaves_no_process(
 data_dir = "{data_dir}"
 health_port = 0
 shutdown_grace_s = 1
+[api]
+port = 0
 [gateways]
 urls = ["{gateway.url}"]
 read_timeout_s = 120

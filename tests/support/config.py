@@ -4,7 +4,7 @@ instead of an f-string each test spells its own way.
     cfg = write_agent_config(tmp_path, gateways={"urls": [gw.url]}, targets=[{"url": f"ipfs://{root}"}])
 
 Defaults (merged key by key with what the test gives): its own data directory
-under tmp_path, a free health port, one media worker. `targets` (or any list of
+under tmp_path, a free health port and API port, one media worker. `targets` (or any list of
 tables) becomes [[targets]] blocks."""
 
 from __future__ import annotations
@@ -29,7 +29,11 @@ def write_agent_config(tmp_path: Path, **sections: Section | Sequence[Section]) 
     agent = sections.get("agent", {})
     given = agent.get("data_dir") if isinstance(agent, Mapping) else None
     data_dir = Path(str(given)) if given is not None else tmp_path / "data"
-    defaults: dict[str, Section] = {"agent": {"data_dir": data_dir, "health_port": 0}, "media": {"workers": 1}}
+    defaults: dict[str, Section] = {
+        "agent": {"data_dir": data_dir, "health_port": 0},
+        "api": {"port": 0},
+        "media": {"workers": 1},
+    }
     tables: dict[str, Section] = dict(defaults)
     arrays: dict[str, Sequence[Section]] = {}
     for name, body in sections.items():
