@@ -6,10 +6,27 @@ field types. `Out`: what a route answers; its JSON schema is the OpenAPI respons
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 # Ids are 32-bit in the store's tables: a larger one names nothing (404), never a store error.
 MAX_ID = 2**31 - 1
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: object) -> object:
+    # pydantic alone also takes unix numbers ("0.5") and dates without a time; the
+    # document promises RFC 3339 date-times, so only those are read.
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("an RFC 3339 date-time with an offset, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+# An RFC 3339 date-time with its offset ("2026-01-31T12:00:00Z"), as a query value or a body field.
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class Body(BaseModel):

@@ -8,12 +8,12 @@ import base64
 import binascii
 from datetime import datetime
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 from yarl import URL
 
 from agent.api.problems import FieldError, Problem
 from agent.api.routing import Answer, Call, Route
-from agent.api.schemas import MAX_ID, Body, Out, Page
+from agent.api.schemas import MAX_ID, Body, Out, Page, Timestamp
 from agent.model.access import Role
 from agent.model.records import FindingDetail, FindingFilter, FindingView, ReviewRow
 from agent.model.status import ReviewState, Verdict
@@ -28,7 +28,7 @@ class FindingsQuery(Page):
     label: str | None = Field(default=None, max_length=200, description="only findings with this label, exactly")
     target: int | None = Field(default=None, ge=0, le=MAX_ID, description="only items seen under this target id")
     review: ReviewState | None = Field(default=None, description="by the latest review")
-    since: AwareDatetime | None = Field(default=None, description="recorded at or after (RFC 3339, with offset)")
+    since: Timestamp | None = Field(default=None, description="recorded at or after (RFC 3339, with offset)")
 
 
 class ProvenanceOut(Out):
