@@ -17,6 +17,9 @@ _SECRET_KEYS = frozenset({"secret", "token", "authorization", "password", "api_k
 # Libraries that log every routine step at INFO (APScheduler: each job run);
 # their warnings and errors still come through, their chatter only at debug.
 _CHATTY = ("apscheduler", "aiohttp", "asyncio")
+# Database drivers log every statement with its parameters at DEBUG: those parameters hold API
+# token hashes and webhook secrets, so these loggers stay at INFO or above even under --log-level debug.
+_SECRET_BEARING = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool")
 
 
 def _redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -80,6 +83,8 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, json: b
     root.setLevel(numeric)
     for name in _CHATTY:
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
+    for name in _SECRET_BEARING:
+        logging.getLogger(name).setLevel(max(numeric, logging.INFO))
     logging.captureWarnings(True)
 
 

@@ -50,3 +50,15 @@ def test_stdlib_records_and_warnings_are_json_lines_with_their_traceback_inside(
     assert lines[0]["token"] == "[redacted]"
     assert "ValueError: bad" in lines[1]["exception"] and lines[1]["level"] == "error"
     assert "careful" in lines[3]["event"]
+
+
+def test_database_drivers_never_log_statement_parameters_even_at_debug(stream: io.StringIO) -> None:
+    """SQL parameters hold token hashes and webhook secrets: the drivers' DEBUG lines are dropped
+    under --log-level debug, while the agent's own debug lines still appear."""
+    configure_logging("debug", stream=stream, json=True)
+    logging.getLogger("aiosqlite").debug("executing %s with %r", "SELECT ...", ("dwa_hash",))
+    logging.getLogger("sqlalchemy.engine.Engine").debug("[parameters] %r", ("whsec_secret",))
+    structlog.get_logger("agent.daemon").debug("agent.debug_line")
+    text = stream.getvalue()
+    assert "dwa_hash" not in text and "whsec_secret" not in text
+    assert "agent.debug_line" in text
