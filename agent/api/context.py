@@ -52,6 +52,9 @@ class ApiContext:
     # The agent's current catalog (GET /v1/lists reads entry counts from it); None: the
     # store's list versions are all that is known.
     catalog: Callable[[], ListCatalog] | None = None
+    # Tells the agent's scan runner a scan was queued (POST /v1/scans), so it need not wait
+    # for its next poll; None: another agent's runner finds the job at its poll.
+    wake_scans: Callable[[], None] | None = None
     # Monotonic seconds: the rate limiter's clock, injectable so tests need no sleeps.
     clock: Callable[[], float] = time.monotonic
     remote_of: Callable[[web.Request], str | None] = field(default=peer_address)

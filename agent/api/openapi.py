@@ -137,7 +137,7 @@ def _operation(route: Route, refs: Refs, components: dict[str, Any]) -> dict[str
             answer["content"] = {"application/json": {"schema": refs[(model, "serialization")]}}
         responses[str(status)] = answer
     problems = dict(_PROBLEMS)
-    if route.body is not None:
+    if route.body is not None or route.upload is not None:
         problems.update(_BODY_PROBLEMS)
     for status, text in sorted(problems.items()):
         responses.setdefault(str(status), _problem(text))
@@ -157,6 +157,8 @@ def _operation(route: Route, refs: Refs, components: dict[str, Any]) -> dict[str
             "required": True,
             "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
         }
+    elif route.upload is not None:
+        op["requestBody"] = {"required": True, "content": dict(route.upload)}
     return op
 
 

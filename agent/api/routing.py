@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -95,6 +95,9 @@ class Route:
     mutating: bool | None = None
     resource: str | None = None
     description: str = ""
+    # A body the handler reads itself (POST /v1/hash: multipart/form-data, streamed): its
+    # OpenAPI request body, declared beside the 413/415 problems a body may answer.
+    upload: Mapping[str, Any] | None = None
 
     @property
     def audited(self) -> bool:

@@ -96,8 +96,19 @@ async def serve_api(agent: DaemonAgent, settings: Settings, sock: socket.socket)
         services.audit,
         matcher=MatchService(lambda: agent.catalog, media, settings),
         catalog=lambda: agent.catalog,
+        wake_scans=getattr(agent, "wake_scans", None),
     )
-    runner = web.AppRunner(build_app(context), access_log=None)
+    app = build_app(context)
+
+    async def flush_tokens(_app: web.Application) -> None:
+        # Tokens' last use, batched in memory, is written before the agent closes the store.
+        try:
+            await services.tokens.flush()
+        except Exception as exc:  # noqa: BLE001  (a lost last-use hint must not fail the stop)
+            log.warning("api tokens' last use not recorded", error=f"{type(exc).__name__}: {exc}")
+
+    app.on_cleanup.append(flush_tokens)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     host, port = sock.getsockname()[:2]

@@ -31,9 +31,11 @@ from agent.api.context import ApiContext
 from agent.api.routing import Route
 from agent.config import Settings
 from agent.lists.catalog import ListCatalog
+from agent.media import MediaHasher
 from agent.model.access import Role
 from agent.services import Services
 from agent.services.audit import AuditService
+from agent.services.matching import MatchService
 from agent.services.tokens import TokensService
 from agent.store import Store
 
@@ -186,14 +188,21 @@ async def api_server(
     clock: Callable[[], float] | None = None,
     catalog: Callable[[], ListCatalog] | None = None,
     routes: Sequence[Route] | None = None,
+    media: MediaHasher | None = None,
+    wake_scans: Callable[[], None] | None = None,
 ) -> AsyncIterator[ApiServer]:
-    """The API over `store` on 127.0.0.1:<free port>, for the block's life."""
+    """The API over `store` on 127.0.0.1:<free port>, for the block's life. /v1/match and
+    /v1/hash match against `catalog` (default: no lists) and hash with `media` (None: digests only)."""
     settings = settings or api_settings()
     services = Services(settings, store)
-    tokens = TokensService(store, settings.api.token_cache_s)
-    audit = AuditService(store)
+    # The services' own: a token revoked through the API stops working at once, as in the agent.
+    tokens = services.tokens
+    audit = services.audit
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
-    context = ApiContext(settings, services, tokens, audit, catalog=catalog, **extra)
+    matcher = MatchService(catalog or ListCatalog.empty, media, settings)
+    context = ApiContext(
+        settings, services, tokens, audit, matcher=matcher, catalog=catalog, wake_scans=wake_scans, **extra
+    )
     runner = web.AppRunner(build_app(context, routes), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
