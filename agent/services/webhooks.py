@@ -2,7 +2,11 @@
 
 What is refused is refused here, so every front door refuses the same: a URL the SSRF guard
 blocks, an unknown event type, a list name nothing configures or synced (a subscription that
-could never fire)."""
+could never fire).
+
+Owners: a subscription made through the API has its principal as `owner` (None: the CLI).
+Every call taking `visible_to` acts as that principal: another's subscription is NotFound,
+exactly as a missing one (its existence is not disclosed). Admins and the CLI pass none."""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from agent.services.errors import Invalid, NotFound
 from agent.services.lists import ListsService
 
 if TYPE_CHECKING:
+    from aiohttp.abc import AbstractResolver
+
     from agent.config import Settings
     from agent.model.records import DeliveryRow, SubscriptionRow
     from agent.store import Store
@@ -35,6 +41,9 @@ class SubscriptionRequest:
     description: str | None = None
     # Accept list names neither configured nor synced yet (a list about to be added).
     allow_unknown_lists: bool = False
+    # The API principal subscribing (None: the CLI). An owner's URL is an untrusted
+    # caller's: its host name is also resolved now, and refused if it names a private address.
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,22 +82,21 @@ class TestDelivery:
 
 
 class WebhooksService:
-    def __init__(self, store: Store, settings: Settings, lists: ListsService) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, lists: ListsService, *, resolver: AbstractResolver | None = None
+    ) -> None:
         self._store = store
         self._settings = settings
         self._lists = lists
+        # What an owner's URL host is resolved with (None: the system's); tests pass a table.
+        self._resolver = resolver
 
     async def add(self, request: SubscriptionRequest) -> NewSubscription:
         from agent.alerts.events import normalise_label
         from agent.alerts.signing import new_secret
         from agent.model.events import EVENT_TYPES
-        from agent.net.addresses import BlockedDestination
-        from agent.net.guard import NetGuard
 
-        try:
-            NetGuard.from_settings(self._settings.alerts).check_url(request.url)
-        except BlockedDestination as exc:
-            raise Invalid(f"{request.url}: {exc.reason}") from exc
+        await self._check_url(request.url, resolve=request.owner is not None)
         unknown = [k for k in request.events if k not in EVENT_TYPES]
         if unknown:
             raise Invalid(f"unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}")
@@ -113,23 +121,37 @@ class WebhooksService:
             event_types=list(request.events),
             max_in_flight=request.max_in_flight,
             description=request.description,
+            owner=request.owner,
         )
         pairs = zip(request.labels, labels, strict=True)
         relabelled = tuple((given, stored) for given, stored in pairs if given != stored)
         return NewSubscription(row, secret, relabelled)
 
-    async def all(self) -> list[SubscriptionRow]:
-        return list(await self._store.subscriptions.all())
+    async def all(self, *, visible_to: str | None = None) -> list[SubscriptionRow]:
+        return list(await self._store.subscriptions.all(owner=visible_to))
 
-    async def remove(self, subscription_id: int) -> None:
+    async def get(self, subscription_id: int, *, visible_to: str | None = None) -> SubscriptionRow:
+        """One subscription; NotFound if there is none, or it is not `visible_to`'s."""
+        sub = await self._store.subscriptions.get(subscription_id)
+        if sub is None or (visible_to is not None and sub.owner != visible_to):
+            raise NotFound(f"no subscription {subscription_id}")
+        return sub
+
+    async def remove(self, subscription_id: int, *, visible_to: str | None = None) -> None:
         """Remove a subscription and its pending deliveries."""
+        if visible_to is not None:
+            await self.get(subscription_id, visible_to=visible_to)
         if not await self._store.subscriptions.remove(subscription_id):
             raise NotFound(f"no subscription {subscription_id}")
 
-    async def rotate(self, subscription_id: int, grace_s: int | None = None) -> Rotation:
+    async def rotate(
+        self, subscription_id: int, grace_s: int | None = None, *, visible_to: str | None = None
+    ) -> Rotation:
         """A new secret; the old one signs beside it for `grace_s` (default from the config)."""
         from agent.alerts.signing import new_secret
 
+        if visible_to is not None:
+            await self.get(subscription_id, visible_to=visible_to)
         secret = new_secret()
         grace = self._settings.alerts.rotation_grace_s if grace_s is None else grace_s
         until = utcnow() + timedelta(seconds=grace)
@@ -140,18 +162,18 @@ class WebhooksService:
     async def enable(self, subscription_id: int) -> Enabled:
         """Re-enable (same secret, failure streak cleared); its kept pending deliveries go out again."""
         store = self._store
-        before = await self._subscription(subscription_id)
+        before = await self.get(subscription_id)
         await store.subscriptions.set_enabled(subscription_id, True)
         kept = await store.outbox.deliveries_of(subscription_id=subscription_id)
         return Enabled(before, sum(1 for d in kept if d.status == DeliveryStatus.PENDING))
 
-    async def test(self, subscription_id: int) -> TestDelivery:
+    async def test(self, subscription_id: int, *, visible_to: str | None = None) -> TestDelivery:
         """Queue a signed webhook.test event for this subscription and send that delivery
         (and no other) now; wait, bounded, if another agent leased it first."""
         from agent.alerts.events import test_event
 
         store = self._store
-        sub = await self._subscription(subscription_id)
+        sub = await self.get(subscription_id, visible_to=visible_to)
         if not sub.enabled:
             # Deliveries of a disabled subscription are never leased: say so instead of queueing a test.
             raise Invalid(
@@ -169,19 +191,52 @@ class WebhooksService:
             delivery = (await store.outbox.deliveries_of(event_id=event.id))[0]
         return TestDelivery(delivery, await store.subscriptions.get(subscription_id), wait_s)
 
-    async def replay(self, since: datetime, subscription_id: int | None = None, *, now: bool = False) -> int:
+    async def replay(
+        self,
+        since: datetime,
+        subscription_id: int | None = None,
+        *,
+        now: bool = False,
+        visible_to: str | None = None,
+    ) -> int:
         """Queue again every delivery of the events created since `since` (same webhook-id, so
-        receivers can de-duplicate); with `now`, send those (and only those) at once."""
+        receivers can de-duplicate); with `now`, send those (and only those) at once.
+        With `visible_to` and no subscription id: only that principal's subscriptions'."""
         store = self._store
+        if visible_to is None:
+            scope: list[int | None] = [subscription_id]
+        elif subscription_id is not None:
+            scope = [(await self.get(subscription_id, visible_to=visible_to)).id]
+        else:
+            # The outbox replays one subscription or all: an owner's are replayed one by one.
+            scope = [s.id for s in await self.all(visible_to=visible_to)]
         # Chosen before the replay: what is sent now is a subset of what this call re-queued.
-        event_ids = [e.id for e in await store.outbox.events(limit=2**31 - 1, since=since)] if now else []
-        count = int(await store.outbox.replay(since, subscription_id))
-        if now:
-            await deliver_now(self._settings, store, event_ids, subscription_id)
+        event_ids = [e.id for e in await store.outbox.events(limit=2**31 - 1, since=since)] if now and scope else []
+        count = 0
+        for sub_id in scope:
+            count += int(await store.outbox.replay(since, sub_id))
+            if now:
+                await deliver_now(self._settings, store, event_ids, sub_id)
         return count
 
-    async def _subscription(self, subscription_id: int) -> SubscriptionRow:
-        sub = await self._store.subscriptions.get(subscription_id)
-        if sub is None:
-            raise NotFound(f"no subscription {subscription_id}")
-        return sub
+    async def _check_url(self, url: str, *, resolve: bool) -> None:
+        """Invalid unless the SSRF guard ([alerts] allow_hosts) allows `url`; with `resolve`,
+        also unless its host name resolves to allowed addresses now. Delivery checks again
+        at every connection, so a name that does not resolve now is no danger."""
+        from agent.net.addresses import BlockedDestination
+        from agent.net.connector import GuardedResolver
+        from agent.net.guard import NetGuard
+
+        guard = NetGuard.from_settings(self._settings.alerts)
+        try:
+            checked = guard.check_url(url)
+            if resolve and checked.ip is None and not checked.allowed_host:
+                resolver = GuardedResolver(guard, self._resolver)
+                try:
+                    await resolver.resolve(checked.host, checked.port)
+                finally:
+                    await resolver.close()
+        except BlockedDestination as exc:
+            raise Invalid(f"{url}: {exc.reason} (an operator may allow the host in [alerts] allow_hosts)") from exc
+        except OSError:
+            return
