@@ -18,7 +18,8 @@ _SECRET_KEYS = frozenset({"secret", "token", "authorization", "password", "api_k
 # their warnings and errors still come through, their chatter only at debug.
 _CHATTY = ("apscheduler", "aiohttp", "asyncio")
 # Database drivers log every statement with its parameters at DEBUG: those parameters hold API
-# token hashes and webhook secrets, so these loggers stay at INFO or above even under --log-level debug.
+# token hashes and webhook secrets, so these loggers stay at WARNING or above whatever the log level
+# (SQLAlchemy's INFO lines are its statements and their parameters).
 _SECRET_BEARING = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool")
 
 
@@ -84,7 +85,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, json: b
     for name in _CHATTY:
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
     for name in _SECRET_BEARING:
-        logging.getLogger(name).setLevel(max(numeric, logging.INFO))
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     logging.captureWarnings(True)
 
 

@@ -53,12 +53,13 @@ def test_stdlib_records_and_warnings_are_json_lines_with_their_traceback_inside(
 
 
 def test_database_drivers_never_log_statement_parameters_even_at_debug(stream: io.StringIO) -> None:
-    """SQL parameters hold token hashes and webhook secrets: the drivers' DEBUG lines are dropped
+    """SQL parameters hold token hashes and webhook secrets: the drivers' DEBUG and INFO lines (SQLAlchemy's statements) are dropped
     under --log-level debug, while the agent's own debug lines still appear."""
     configure_logging("debug", stream=stream, json=True)
     logging.getLogger("aiosqlite").debug("executing %s with %r", "SELECT ...", ("dwa_hash",))
     logging.getLogger("sqlalchemy.engine.Engine").debug("[parameters] %r", ("whsec_secret",))
+    logging.getLogger("sqlalchemy.engine.Engine").info("[generated] %r", ("dwa_info",))
     structlog.get_logger("agent.daemon").debug("agent.debug_line")
     text = stream.getvalue()
-    assert "dwa_hash" not in text and "whsec_secret" not in text
+    assert "dwa_hash" not in text and "whsec_secret" not in text and "dwa_info" not in text
     assert "agent.debug_line" in text
