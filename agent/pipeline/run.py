@@ -31,6 +31,7 @@ from agent.pipeline.findings import finding_from_match, finding_from_rule
 from agent.pipeline.hooks import KnownItem, item_examined
 from agent.pipeline.items import DOCUMENT_TYPES, media_signals, source_of, status_for
 from agent.pipeline.local import scan_local
+from agent.pipeline.names import NAMED_KINDS, resolve_named
 
 if TYPE_CHECKING:
     from agent.pipeline.scanner import Scanner
@@ -87,7 +88,7 @@ class ScanRun:
                 for root in roots:
                     await self.scan_dag(carsource, root, ())
                 return
-            if target.cid is None:
+            if target.cid is None and target.kind not in NAMED_KINDS:
                 raise TargetError(f"{target.text}: names no file, CAR or CID to scan")
             urls = self.scanner.gateways or ([target.gateway_hint] if target.gateway_hint else []) + [
                 u for u in self.settings.gateways.urls if u != target.gateway_hint
@@ -97,6 +98,11 @@ class ScanRun:
             http = self.scanner.http
             if http is None:
                 http = await stack.enter_async_context(client_session(Purpose.SCAN))
+            if target.kind in NAMED_KINDS:
+                # Resolved now, through the gateways this scan fetches from: the root it names today.
+                target = await resolve_named(target, urls, http, self.settings.dnslink)
+            if target.cid is None:
+                raise TargetError(f"{target.text}: names no file, CAR or CID to scan")
             pool = gateway_pool(self.settings, urls, http, self.scanner.mode)
             try:
                 await self.scan_dag(pool, target.cid, target.path)

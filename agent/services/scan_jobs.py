@@ -1,8 +1,8 @@
 """Scans queued in the store for the agent to run: what the API's /v1/scans routes call.
 
 An API caller is not the operator: everything it names is checked before the job is queued.
-The target must be content on the network (ipfs://, /ipfs/, a CID, a gateway URL), never a
-path on the agent's host, and every gateway and list URL passes the SSRF guard, its host
+The target must be content on the network (ipfs://, /ipfs/, a CID, an IPNS name or DNSLink
+domain, a gateway URL), never a path on the agent's host, and every gateway and list URL passes the SSRF guard, its host
 resolved now as well as when the scan fetches (agent.runtime.scan_jobs uses the same guard
 inside its session, so a name rebound to a private address later is refused then too).
 Each refusal is an Invalid whose message starts with the field it is about
@@ -30,7 +30,8 @@ MAX_GATEWAYS: Final = 16
 MAX_LISTS: Final = 16
 _SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,31}://")
 _NETWORK_ONLY: Final = (
-    "the API scans network targets only (ipfs://CID[/path], /ipfs/CID[/path], a CID or a gateway URL), "
+    "the API scans network targets only (ipfs://CID[/path], /ipfs/CID[/path], a CID, ipns://NAME[/path], "
+    "/ipns/NAME[/path], dnslink://DOMAIN[/path] or a gateway URL), "
     "never a file or directory on the agent's host"
 )
 
@@ -84,7 +85,8 @@ def network_target(text: str) -> Target:
         target = parse_target(raw)
     except TargetError as exc:
         raise Invalid(f"target: {exc}") from exc
-    if target.kind in (TargetKind.LOCAL, TargetKind.CAR_FILE) or target.cid is None:
+    named = target.kind in (TargetKind.IPNS, TargetKind.DNSLINK)  # resolved when the scan runs
+    if target.kind in (TargetKind.LOCAL, TargetKind.CAR_FILE) or (target.cid is None and not named):
         # A CID-shaped name that happens to exist as a file here: still never read.
         raise Invalid(f"target: {quoted(raw)}: {_NETWORK_ONLY}")
     return target

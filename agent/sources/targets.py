@@ -36,10 +36,11 @@ MAX_TARGET_CHARS = 8192
 # How much of a bad string a message quotes: a 1 MB argument must not become a 1 MB error line.
 _QUOTED_CHARS = 80
 _SUBDOMAIN = re.compile(r"^(?P<cid>[^.]+)\.ipfs\.(?P<host>.+)$", re.IGNORECASE)
+_IPNS_SUBDOMAIN = re.compile(r"^(?P<name>[^.]+)\.ipns\.(?P<host>.+)$", re.IGNORECASE)
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOST_CHARS = re.compile(r"^[A-Za-z0-9._-]+$")
-_DAEMON_SCHEMES = ("dnslink", "kubo", "arweave+http", "arweave+https")
+_DAEMON_SCHEMES = ("kubo", "arweave+http", "arweave+https")
 
 
 def quoted(text: str) -> str:
@@ -64,7 +65,8 @@ def parse_target(text: str) -> Target:
         cid_text, _, path = raw[len("/ipfs/") :].partition("/")
         return _content(raw, _cid(cid_text, raw), _split_path(path, raw))
     if raw.startswith("/ipns/"):
-        raise TargetError(_IPNS.format(quoted(raw)))
+        name, _, path = raw[len("/ipns/") :].partition("/")
+        return _named(raw, name, path)
     return _local_or_cid(raw)
 
 
@@ -74,7 +76,28 @@ def _content(raw: str, cid: CID, path: tuple[str, ...], gateway_hint: str | None
     return Target(TargetKind.IPFS, raw, url=url, cid=cid, path=path, gateway_hint=gateway_hint)
 
 
-_IPNS = "{}: IPNS names are resolved by the daemon's watch targets (dweb-agent targets add), not by one-off scans yet"
+def _named(raw: str, name: str, path: str, *, dnslink: bool = False, gateway_hint: str | None = None) -> Target:
+    """An IPNS name or DNSLink domain; the scan resolves it (agent.pipeline.names) when it starts."""
+    parts = _split_path(path, raw)
+    tail = f"/{'/'.join(parts)}" if parts else ""
+    if not name:
+        raise TargetError(f"{quoted(raw)}: no IPNS name or DNSLink domain where one was expected")
+    if not dnslink and _is_ipns_key(name):
+        return Target(
+            TargetKind.IPNS, raw, url=f"ipns://{name}{tail}", path=parts, gateway_hint=gateway_hint, name=name
+        )
+    domain = name.lower().rstrip(".")
+    if not _DOMAIN.fullmatch(domain):
+        what = "a DNS name" if dnslink else "an IPNS key nor a DNS name"
+        raise TargetError(f"{quoted(raw)}: {quoted(name)} is {'not' if dnslink else 'neither'} {what}")
+    return Target(
+        TargetKind.DNSLINK, raw, url=f"dnslink://{domain}{tail}", path=parts, gateway_hint=gateway_hint, name=domain
+    )
+
+
+def _inlined_domain(label: str) -> str:
+    """A DNSLink domain as a subdomain gateway spells it in one label: '-' for '.', '--' for '-'."""
+    return ".".join(part.replace("\x00", "-") for part in label.replace("--", "\x00").split("-"))
 
 
 def _url_target(raw: str, scheme: str) -> Target:
@@ -82,8 +105,9 @@ def _url_target(raw: str, scheme: str) -> Target:
     if scheme == "ipfs":
         cid_text, _, path = rest.partition("/")
         return _content(raw, _cid(cid_text, raw), _split_path(path, raw))
-    if scheme == "ipns":
-        raise TargetError(_IPNS.format(quoted(raw)))
+    if scheme in ("ipns", "dnslink"):
+        name, _, path = rest.partition("/")
+        return _named(raw, name, path, dnslink=scheme == "dnslink")
     if scheme in _DAEMON_SCHEMES:
         raise TargetError(
             f"{quoted(raw)}: {scheme}:// targets are watched by the daemon (dweb-agent targets add), not scanned once"
@@ -91,20 +115,28 @@ def _url_target(raw: str, scheme: str) -> Target:
     if scheme not in ("http", "https"):
         raise TargetError(
             f"{quoted(raw)}: {scheme}:// is not a scheme this agent scans "
-            "(ipfs://CID, http(s):// gateway URLs, /ipfs/CID, a CID or a local path)"
+            "(ipfs://CID, ipns://NAME, dnslink://DOMAIN, http(s):// gateway URLs, /ipfs/CID, a CID or a local path)"
         )
     url, origin, host, port = _http_url(raw)
     match = _SUBDOMAIN.match(host)
     # A path gateway may itself live under a name like gw.ipfs.example: the label decides.
-    if match and (_is_cid(match["cid"]) or not url.path.startswith("/ipfs/")):
+    if match and (_is_cid(match["cid"]) or not url.path.startswith(("/ipfs/", "/ipns/"))):
         hint = f"{url.scheme.lower()}://{match['host']}{port}"
         return _content(raw, _cid(match["cid"], raw), _split_path(url.path, raw), hint)
     if url.path.startswith("/ipfs/"):
         cid_text, _, path = url.path[len("/ipfs/") :].partition("/")
         return _content(raw, _cid(cid_text, raw), _split_path(path, raw), origin)
-    if url.path.startswith("/ipns/") or ".ipns." in f".{host}":
-        raise TargetError(_IPNS.format(quoted(raw)))
-    raise TargetError(f"{quoted(raw)}: not a path (/ipfs/CID) or subdomain (CID.ipfs.host) gateway URL")
+    if url.path.startswith("/ipns/"):
+        name, _, path = url.path[len("/ipns/") :].partition("/")
+        return _named(raw, unquote(name), path, gateway_hint=origin)
+    if (named := _IPNS_SUBDOMAIN.match(host)) is not None:
+        hint = f"{url.scheme.lower()}://{named['host']}{port}"
+        label = named["name"]
+        name = label if _is_ipns_key(label) else _inlined_domain(label)
+        return _named(raw, name, url.path, gateway_hint=hint)
+    raise TargetError(
+        f"{quoted(raw)}: not a path (/ipfs/CID, /ipns/NAME) or subdomain (CID.ipfs.host, NAME.ipns.host) gateway URL"
+    )
 
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)

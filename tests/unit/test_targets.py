@@ -32,6 +32,51 @@ def test_ipfs_target_forms(text: str, path: tuple[str, ...], hint: str | None) -
     assert target.path == path and target.gateway_hint == hint
 
 
+K51 = "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "name", "path", "hint"),
+    [
+        (f"ipns://{K51}", TargetKind.IPNS, K51, (), None),
+        (f"/ipns/{K51}/a/b.jpg", TargetKind.IPNS, K51, ("a", "b.jpg"), None),
+        ("ipns://Docs.Example.org/x", TargetKind.DNSLINK, "docs.example.org", ("x",), None),
+        ("dnslink://docs.example.org./a%20b", TargetKind.DNSLINK, "docs.example.org", ("a b",), None),
+        (f"https://gw.example/ipns/{K51}/x", TargetKind.IPNS, K51, ("x",), "https://gw.example"),
+        (f"http://{K51}.ipns.localhost:8080/d/", TargetKind.IPNS, K51, ("d",), "http://localhost:8080"),
+        (
+            "https://en-wikipedia--on--ipfs-org.ipns.dweb.link/",
+            TargetKind.DNSLINK,
+            "en.wikipedia-on-ipfs.org",
+            (),
+            "https://dweb.link",
+        ),
+    ],
+)
+def test_ipns_names_and_dnslink_domains_are_one_off_scan_targets(
+    text: str, kind: TargetKind, name: str, path: tuple[str, ...], hint: str | None
+) -> None:
+    """A name or domain in any documented spelling is a target a scan resolves, not a refusal."""
+    target = parse_target(text)
+    assert (target.kind, target.name, target.path, target.gateway_hint) == (kind, name, path, hint)
+    assert target.text == text and target.cid is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (f"ipns://{K51}/../etc", "not allowed"),
+        ("ipns://", "no IPNS name or DNSLink domain"),
+        (f"dnslink://{K51}", "is not a DNS name"),
+        ("/ipns/exa%0Ample.org", "neither an IPNS key nor a DNS name"),
+    ],
+)
+def test_a_name_target_that_names_nothing_is_refused_with_a_reason(text: str, message: str) -> None:
+    """Bad names and content paths are refused before anything is resolved, in words."""
+    with pytest.raises(TargetError, match=message):
+        parse_target(text)
+
+
 def test_local_car_and_local_paths(tmp_path: Path) -> None:
     car = tmp_path / "x.car"
     car.write_bytes(b"")
@@ -46,7 +91,7 @@ def test_local_car_and_local_paths(tmp_path: Path) -> None:
         ("ipfs://nope", "not a valid CID"),
         (f"ipfs://{CID}/../etc", "not allowed"),
         ("https://example.org/some/page", "not a path"),
-        ("ipns://example.org", "IPNS"),
+        ("ipns://not a name", "neither an IPNS key nor a DNS name"),
         ("/no/such/file.car", "no such file or directory"),
     ],
 )
@@ -101,7 +146,8 @@ LONG = "a" * 300
         ("bafkqaaa\x00.car", "control character"),
         ("x\x1b[31mred", "control character"),
         ("file:///etc/passwd", "file:// is not a scheme"),
-        ("dnslink://example.org", "watched by the daemon"),
+        ("kubo://127.0.0.1:5001", "watched by the daemon"),
+        ("dnslink://not_a.domain", "is not a DNS name"),
         ("https://k51qzi5uqu5d.ipns.gw.example/", "IPNS"),
         ("http://127.0.0.1/ipns/k51qzi5uqu5d", "IPNS"),
         ("x" * 10_000, "at most 8192 characters"),
