@@ -161,8 +161,10 @@ def scan(
 ) -> None:
     """Scan TARGET once and report every file under it.
 
-    TARGET is ipfs://CID[/path], /ipfs/CID[/path], a bare CID, a path or
-    subdomain gateway URL, a local .car file, or a local file or directory.
+    TARGET is ipfs://CID[/path], /ipfs/CID[/path], a bare CID, ipns://NAME[/path],
+    /ipns/NAME[/path], dnslink://DOMAIN[/path] (names are resolved first, IPNS records
+    verified), a path or subdomain gateway URL (/ipfs/ or /ipns/), a local .car file,
+    or a local file or directory.
 
     Exit status: 0 every item verified and nothing matched; 1 something matched
     a list; 2 some item could not be verified, the scan failed, or the arguments
