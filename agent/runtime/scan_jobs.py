@@ -34,7 +34,8 @@ from agent.net.connector import guarded_session
 from agent.net.http import Purpose
 from agent.pipeline import Scanner, list_thresholds
 from agent.services.errors import Invalid
-from agent.services.scan_jobs import api_guard, network_target
+from agent.services.scan_jobs import network_target
+from agent.services.untrusted import api_guard
 from agent.store import Store
 
 log = structlog.get_logger("agent.daemon")
@@ -219,10 +220,8 @@ class ScanJobRunner:
             # Parsed again: a file named like the CID may exist by now, and is still never read.
             target = network_target(job.target)
             guard = api_guard(s)
-        except Invalid as exc:
+        except Invalid as exc:  # the target, or a malformed [api] allow_hosts entry (named)
             return JobOutcome(JobStatus.FAILED, error=exc.message)
-        except ValueError as exc:
-            return JobOutcome(JobStatus.FAILED, error=f"[api] allow_hosts: {exc}")
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=s.gateways.connect_timeout_s)
         async with guarded_session(guard, timeout=timeout, resolver=self._resolver, purpose=Purpose.SCAN) as http:
             # The catalog current now: a list refresh swaps it for jobs started later.

@@ -44,24 +44,6 @@ class ScanJobRequest:
     mode: Literal["car", "raw"] = "car"
 
 
-def api_guard(settings: Settings) -> NetGuard:
-    """The SSRF guard for what an API caller names: [api] allow_hosts, and the hosts of the
-    operator's own [gateways] urls (trusted: the operator chose them)."""
-    from yarl import URL
-
-    from agent.net.guard import NetGuard
-
-    hosts = list(settings.api.allow_hosts)
-    for url in settings.gateways.urls:
-        try:
-            host = URL(url).raw_host
-        except (ValueError, TypeError):
-            continue  # a gateway URL that cannot be parsed names no host to trust
-        if host:
-            hosts.append(host)
-    return NetGuard(allow_hosts=frozenset(hosts))
-
-
 def network_target(text: str) -> Target:
     """The target an API caller named, if it is content on the network; Invalid("target: ...") if not.
 
@@ -151,27 +133,13 @@ class ScanJobsService:
         return row
 
     def _guard(self) -> NetGuard:
-        try:
-            return api_guard(self._settings)
-        except ValueError as exc:  # a bad [api] allow_hosts entry: the operator's, named
-            raise Invalid(f"[api] allow_hosts: {exc}") from exc
+        from agent.services.untrusted import api_guard
+
+        return api_guard(self._settings)
 
     async def _check_url(self, guard: NetGuard, url: str, field: str) -> None:
         """Refuse `url` unless the guard allows it and its host resolves to allowed addresses."""
-        from agent.net.addresses import BlockedDestination
-        from agent.net.connector import GuardedResolver
+        from agent.services.untrusted import refusal
 
-        try:
-            checked = guard.check_url(url)
-            if checked.ip is None and not checked.allowed_host:
-                resolver = GuardedResolver(guard, self._resolver)
-                try:
-                    await resolver.resolve(checked.host, checked.port)
-                finally:
-                    await resolver.close()
-        except BlockedDestination as exc:
-            raise Invalid(f"{field}: {exc.url}: {exc.reason}") from exc
-        except OSError:
-            # A name that does not resolve now is no danger; the scan reports the
-            # gateway's (or list's) failure as it would any other.
-            return
+        if (refused := await refusal(guard, url, resolver=self._resolver)) is not None:
+            raise Invalid(f"{field}: {refused.url}: {refused.reason}")

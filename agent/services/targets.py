@@ -52,32 +52,14 @@ def fetched_urls(target: Target) -> list[str]:
 
 
 async def refuse_guarded(settings: Settings | None, urls: list[str]) -> None:
-    """Invalid unless every URL passes the API's SSRF guard (see the module docstring)."""
-    from yarl import URL
+    """Invalid unless every URL passes the API's SSRF guard (agent.services.untrusted)."""
+    from agent.config import Settings as DefaultSettings
+    from agent.services.untrusted import api_guard, refusal
 
-    from agent.net.addresses import BlockedDestination
-    from agent.net.connector import GuardedResolver
-    from agent.net.guard import NetGuard
-
-    hosts = list(settings.api.allow_hosts) if settings else []
-    hosts += [h for h in (URL(u).raw_host for u in (settings.gateways.urls if settings else [])) if h]
-    try:
-        guard = NetGuard(allow_hosts=frozenset(hosts))
-    except ValueError as exc:  # a bad [api] allow_hosts entry: the operator's, named
-        raise Invalid(f"[api] allow_hosts: {exc}") from exc
+    guard = api_guard(settings if settings is not None else DefaultSettings())
     for url in urls:
-        try:
-            checked = guard.check_url(url)
-            if checked.ip is None and not checked.allowed_host:
-                resolver = GuardedResolver(guard)
-                try:
-                    await resolver.resolve(checked.host, checked.port)
-                finally:
-                    await resolver.close()
-        except BlockedDestination as exc:
-            raise Invalid(f"{exc.url}: {exc.reason} (an operator may allow the host in [api] allow_hosts)") from exc
-        except OSError:
-            continue  # a name that does not resolve now is no danger: its polls fail as any other's
+        if (refused := await refusal(guard, url)) is not None:
+            raise Invalid(f"{refused.url}: {refused.reason} (an operator may allow the host in [api] allow_hosts)")
 
 
 class TargetsService:

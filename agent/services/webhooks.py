@@ -223,20 +223,9 @@ class WebhooksService:
         """Invalid unless the SSRF guard ([alerts] allow_hosts) allows `url`; with `resolve`,
         also unless its host name resolves to allowed addresses now. Delivery checks again
         at every connection, so a name that does not resolve now is no danger."""
-        from agent.net.addresses import BlockedDestination
-        from agent.net.connector import GuardedResolver
         from agent.net.guard import NetGuard
+        from agent.services.untrusted import refusal
 
         guard = NetGuard.from_settings(self._settings.alerts)
-        try:
-            checked = guard.check_url(url)
-            if resolve and checked.ip is None and not checked.allowed_host:
-                resolver = GuardedResolver(guard, self._resolver)
-                try:
-                    await resolver.resolve(checked.host, checked.port)
-                finally:
-                    await resolver.close()
-        except BlockedDestination as exc:
-            raise Invalid(f"{url}: {exc.reason} (an operator may allow the host in [alerts] allow_hosts)") from exc
-        except OSError:
-            return
+        if (refused := await refusal(guard, url, resolve=resolve, resolver=self._resolver)) is not None:
+            raise Invalid(f"{url}: {refused.reason} (an operator may allow the host in [alerts] allow_hosts)")
