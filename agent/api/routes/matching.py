@@ -208,7 +208,8 @@ _UPLOAD = {
         "schema": {
             "type": "object",
             "required": [FILE_PART],
-            "properties": {FILE_PART: {"type": "string", "contentMediaType": "application/octet-stream"}},
+            # Any bytes at all are a file to hash: no `type`, which would claim some bytes are not one.
+            "properties": {FILE_PART: {"contentMediaType": "application/octet-stream"}},
         }
     }
 }
