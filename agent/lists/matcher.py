@@ -10,7 +10,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from agent.lists.index import HammingIndex, NumpyHammingIndex
+from agent.lists.index import HammingIndex
+from agent.lists.mih import MultiIndexHammingIndex
 from agent.lists.model import HashList, ListEntry
 from agent.model.signals import EXACT_TYPES, PERCEPTUAL_BITS, Signal, SignalType, VideoFrameHash
 from agent.model.vpdq import match_videos
@@ -64,7 +65,9 @@ class MatchIndex:
     def __init__(
         self,
         lists: Iterable[HashList],
-        index_factory: IndexFactory = NumpyHammingIndex,
+        # Multi-index hashing: the brute force's exact answer (NumpyHammingIndex stays
+        # the reference it delegates to) at a fraction of its cost on large lists.
+        index_factory: IndexFactory = MultiIndexHammingIndex,
     ) -> None:
         self.lists: tuple[HashList, ...] = tuple(lists)
         # Entries are addressed by position; each remembers its list's index.
