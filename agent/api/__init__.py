@@ -31,7 +31,7 @@ the role (403), the query (`query=` a `schemas.Query` model; 400/422) and the bo
 413, 400, 422). A handler raises `problems.Problem(status, detail)` for a refusal of its
 own, or lets a service's NotFound (404) / Invalid (422) pass; `call.id("id")` reads an
 integer path parameter (every `{param}` is one). Mutating routes (any method but GET,
-unless `mutating=False`) are audited after the answer, with `Route.resource` ("target:{id}")
+unless `mutating=False`) are audited before the answer leaves, with `Route.resource` ("target:{id}")
 or the `Answer.resource` the handler gave.
 
 Serving: `agent.api.app.build_app(ApiContext(...))`; agent.runtime.process builds it over

@@ -2,7 +2,7 @@
 
 For a /v1 call, in order: the bearer token (401), the token's rate limit (429), the
 route's roles (403), the query (400/422), the body (415/413/400/422), the handler. A
-mutating call is written to the audit trail once it is answered, refused or not, unless
+mutating call is written to the audit trail before it is answered, refused or not, unless
 no principal is known (401) or it was throttled (429: a flood must not fill the trail)."""
 
 from __future__ import annotations
@@ -70,9 +70,8 @@ class _Endpoint:
             response = problem_response(from_service_error(exc), request.path)
         if principal is None or not route.audited or response.status in _UNAUDITED:
             return response
-        # Answered first, then recorded: the caller does not wait on the audit write.
-        await response.prepare(request)
-        await response.write_eof()
+        # Recorded before the answer leaves: a caller that was told its change happened can
+        # count on the trail holding it (a mutating call is rare beside reads; the wait is one insert).
         await self._audit(request, principal, response.status, resource or route.audit_resource(request))
         return response
 
