@@ -19,10 +19,12 @@ COPY config/agent.toml /etc/dweb-agent/agent.toml
 ENV PATH=/opt/dweb-agent/bin:$PATH \
     DWEB_AGENT_CONFIG=/etc/dweb-agent/agent.toml \
     DWEB_AGENT_AGENT_DATA_DIR=/data \
-    DWEB_AGENT_AGENT_HEALTH_HOST=0.0.0.0
+    DWEB_AGENT_AGENT_HEALTH_HOST=0.0.0.0 \
+    DWEB_AGENT_API_HOST=0.0.0.0
 USER dweb
 WORKDIR /data
 VOLUME ["/data"]
-EXPOSE 9464
+# /healthz and /metrics; the HTTP API (every /v1 call needs a token: see the README).
+EXPOSE 9464 9465
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=4)" || exit 1
 CMD ["dweb-agent", "run"]
