@@ -86,6 +86,10 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, json: b
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
     for name in _SECRET_BEARING:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    # Off, then on: captureWarnings(True) does nothing while it thinks it is on, even after
+    # someone restored warnings.showwarning (warnings.catch_warnings does), so a second
+    # configuration would leave warnings unrouted.
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
 
 

@@ -29,6 +29,7 @@ def log_stream() -> Iterator[io.StringIO]:
     yield out
     root.handlers[:] = handlers
     root.setLevel(level)
+    logging.captureWarnings(False)
     structlog.reset_defaults()
 
 
