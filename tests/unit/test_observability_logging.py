@@ -53,8 +53,9 @@ def test_stdlib_records_and_warnings_are_json_lines_with_their_traceback_inside(
 
 
 def test_database_drivers_never_log_statement_parameters_even_at_debug(stream: io.StringIO) -> None:
-    """SQL parameters hold token hashes and webhook secrets: the drivers' DEBUG and INFO lines (SQLAlchemy's statements) are dropped
-    under --log-level debug, while the agent's own debug lines still appear."""
+    """SQL parameters hold token hashes and webhook secrets: the drivers' DEBUG and INFO lines
+    (SQLAlchemy's statements) are dropped under --log-level debug, while the agent's own debug
+    lines still appear."""
     configure_logging("debug", stream=stream, json=True)
     logging.getLogger("aiosqlite").debug("executing %s with %r", "SELECT ...", ("dwa_hash",))
     logging.getLogger("sqlalchemy.engine.Engine").debug("[parameters] %r", ("whsec_secret",))
