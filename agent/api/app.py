@@ -87,7 +87,7 @@ class _Endpoint:
         )
         try:
             await self.context.audit.record(entry)
-        except Exception as exc:  # noqa: BLE001  (the answer is sent; a lost entry is logged loudly)
+        except Exception as exc:  # noqa: BLE001  (the change is made; a lost entry is logged loudly, the answer still sent)
             log.error("api audit entry not recorded", action=entry.action, status=status, error=type(exc).__name__)
 
 
