@@ -78,8 +78,8 @@ def from_service_error(exc: ServiceError) -> Problem:
     """A service's refusal: NotFound 404, Invalid (and any other) 422, with its one line."""
     if isinstance(exc, NotFound):
         return Problem(404, exc.message)
-    if isinstance(exc, Invalid):
-        return Problem(422, exc.message)
+    if isinstance(exc, Invalid) and exc.field is not None:
+        return Problem(422, exc.message, errors=[FieldError(field=exc.field, message=exc.message)])
     return Problem(422, exc.message)
 
 

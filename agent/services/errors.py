@@ -19,4 +19,11 @@ class NotFound(ServiceError):
 
 
 class Invalid(ServiceError):
-    """The request is malformed or would make something that can never work."""
+    """The request is malformed or would make something that can never work.
+
+    `field` names the part of the request at fault ("url", "events", "lists") when one is,
+    so the API can name it in the problem's `errors`; the CLI shows the message alone."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

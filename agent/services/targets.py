@@ -31,7 +31,7 @@ def classify(url: str) -> Target:
     try:
         return parse_watch_target(url)
     except TargetError as exc:
-        raise Invalid(str(exc)) from exc
+        raise Invalid(str(exc), field="url") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,9 @@ async def refuse_guarded(settings: Settings | None, urls: list[str]) -> None:
     guard = api_guard(settings if settings is not None else DefaultSettings())
     for url in urls:
         if (refused := await refusal(guard, url)) is not None:
-            raise Invalid(f"{refused.url}: {refused.reason} (an operator may allow the host in [api] allow_hosts)")
+            raise Invalid(
+                f"{refused.url}: {refused.reason} (an operator may allow the host in [api] allow_hosts)", field="url"
+            )
 
 
 class TargetsService:

@@ -99,7 +99,7 @@ class WebhooksService:
         await self._check_url(request.url, resolve=request.owner is not None)
         unknown = [k for k in request.events if k not in EVENT_TYPES]
         if unknown:
-            raise Invalid(f"unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}")
+            raise Invalid(f"unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}", field="events")
         if request.lists and not request.allow_unknown_lists:
             known = await self._lists.known_names()
             missing = [name for name in request.lists if name not in known]
@@ -108,7 +108,8 @@ class WebhooksService:
                 raise Invalid(
                     f"unknown list{'s' if len(missing) > 1 else ''} {', '.join(missing)}; known: "
                     f"{', '.join(known) if known else 'none (no [lists] source configured and none synced yet)'}. "
-                    "Use --allow-unknown-lists for a list not synced yet."
+                    "Use --allow-unknown-lists (API: allow_unknown_lists) for a list not synced yet.",
+                    field="lists",
                 )
         labels = [normalise_label(label) for label in request.labels]
         secret = new_secret()
@@ -228,4 +229,6 @@ class WebhooksService:
 
         guard = NetGuard.from_settings(self._settings.alerts)
         if (refused := await refusal(guard, url, resolve=resolve, resolver=self._resolver)) is not None:
-            raise Invalid(f"{url}: {refused.reason} (an operator may allow the host in [alerts] allow_hosts)")
+            raise Invalid(
+                f"{url}: {refused.reason} (an operator may allow the host in [alerts] allow_hosts)", field="url"
+            )

@@ -109,7 +109,7 @@ async def test_a_target_naming_a_private_host_is_refused(store: Store, url: str)
         client = await api.client(Role.INVESTIGATOR)
         resp = await client.post("/v1/targets", {"url": url})
         assert resp.status == 422, resp.text
-        assert "allow_hosts" in resp.problem["detail"]
+        assert "allow_hosts" in resp.problem["detail"] and resp.fields() == ["url"]
         assert await store.targets.all() == []
 
 

@@ -184,6 +184,7 @@ async def test_a_private_or_local_webhook_url_is_refused_before_anything_is_stor
         assert resp.status == 422, resp.text
         detail = resp.problem["detail"]
         assert reason in detail and "[alerts] allow_hosts" in detail, detail
+        assert resp.fields() == ["url"]
         assert await store.subscriptions.all() == []
         assert receiver.received == []
 
@@ -224,8 +225,10 @@ async def test_bad_fields_are_422_naming_them(store: Store) -> None:
         url = "http://127.0.0.1:9/hook"
         event = await platform.post("/v1/webhooks", {"url": url, "events": ["finding.made"]})
         assert event.status == 422 and "unknown event types" in event.problem["detail"]
+        assert event.fields() == ["events"]
         listed = await platform.post("/v1/webhooks", {"url": url, "lists": ["tcpa"]})
         assert listed.status == 422 and "unknown list tcpa" in listed.problem["detail"]
+        assert listed.fields() == ["lists"]
         bad = await platform.post("/v1/webhooks", {"url": url, "max_in_flight": 0, "targets": ["1"], "colour": 1})
         assert bad.status == 422 and sorted(bad.fields()) == ["colour", "max_in_flight", "targets[0]"]
         naive = await platform.post("/v1/webhooks/replay", {"since": "2026-01-01T00:00:00"})
