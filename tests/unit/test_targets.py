@@ -45,11 +45,11 @@ K51 = "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8"
         (f"https://gw.example/ipns/{K51}/x", TargetKind.IPNS, K51, ("x",), "https://gw.example"),
         (f"http://{K51}.ipns.localhost:8080/d/", TargetKind.IPNS, K51, ("d",), "http://localhost:8080"),
         (
-            "https://en-wikipedia--on--ipfs-org.ipns.dweb.link/",
+            "https://en-wikipedia--on--ipfs-org.ipns.gateway.example/",
             TargetKind.DNSLINK,
             "en.wikipedia-on-ipfs.org",
             (),
-            "https://dweb.link",
+            "https://gateway.example",
         ),
     ],
 )

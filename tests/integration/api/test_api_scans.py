@@ -82,7 +82,8 @@ async def test_viewers_read_scans_platforms_do_not_and_only_scanners_start_or_ca
 async def test_a_gateway_at_a_private_address_is_refused_unless_allowed(store: Store, gateway: str) -> None:
     """A loopback, private or link-local gateway (or a name resolving to one) is 422 naming
     gateways[1], and nothing is queued; the same gateway in [api] allow_hosts is accepted."""
-    body = {"target": CID, "gateways": ["https://ipfs.io", gateway]}
+    # A public address as a literal: the guard passes it without a DNS lookup, and nothing runs the job.
+    body = {"target": CID, "gateways": ["https://93.184.215.14", gateway]}
     async with api_server(store) as api:
         refused = await (await api.client(Role.INVESTIGATOR)).post("/v1/scans", body)
         assert refused.status == 422 and refused.fields() == ["gateways[1]"], refused.text
