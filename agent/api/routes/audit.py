@@ -8,8 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from agent.api.routes.findings import decode_cursor, encode_cursor
-from agent.api.routes.scans import next_link
+from agent.api.paging import decode_cursor, encode_cursor, next_link, split_page
 from agent.api.routing import ADMIN, Answer, Call, Route
 from agent.api.schemas import Out, Query
 from agent.model.access import AuditRow, Role
@@ -57,17 +56,15 @@ class AuditPage(Out):
 
 async def list_audit(call: Call) -> Answer:
     q = call.query(AuditQuery)
-    before = decode_cursor(q.cursor) if q.cursor is not None else None
+    before = decode_cursor(q.cursor)
     audit = call.context.services.audit
     if q.limit < MAX_PAGE:
-        rows = await audit.recent(q.limit + 1, before, q.principal)
-        page, more = rows[: q.limit], len(rows) > q.limit
-    else:
+        page, cursor = split_page(await audit.recent(q.limit + 1, before, q.principal), q.limit, lambda r: r.id)
+    else:  # the service's own bound: no look-ahead row, a full page is taken to mean more may follow
         page = await audit.recent(q.limit, before, q.principal)
-        more = len(page) == q.limit
-    cursor = encode_cursor(page[-1].id) if more and page else None
-    headers = next_link(call, cursor) if cursor is not None else {}
-    return Answer(AuditPage(entries=[AuditOut.of(r) for r in page], next_cursor=cursor), headers=headers)
+        cursor = encode_cursor(page[-1].id) if len(page) == q.limit else None
+    entries = [AuditOut.of(r) for r in page]
+    return Answer(AuditPage(entries=entries, next_cursor=cursor), headers=next_link(call, cursor))
 
 
 ROUTES = [

@@ -4,14 +4,11 @@ the CLI). A platform sees only the findings delivered to one of its subscription
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 
 from pydantic import Field
-from yarl import URL
 
-from agent.api.problems import FieldError, Problem
+from agent.api.paging import decode_cursor, encode_cursor, next_link
 from agent.api.routing import Answer, Call, Route
 from agent.api.schemas import MAX_ID, Body, Out, Page, Timestamp
 from agent.model.access import Role
@@ -212,25 +209,6 @@ class ReviewIn(Body):
     note: str | None = Field(default=None, max_length=4000)
 
 
-def encode_cursor(before_id: int) -> str:
-    return base64.urlsafe_b64encode(f"before:{before_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The finding id a cursor pages before, or a 400 naming `cursor`."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        kind, _, value = text.partition(":")
-        before = int(value) if kind == "before" and value.isdigit() else -1
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        before = -1
-    if not 0 < before <= MAX_ID + 1:
-        raise Problem(
-            400, "the cursor is not one this API gave", errors=[FieldError(field="cursor", message="unknown cursor")]
-        )
-    return before
-
-
 async def list_findings(call: Call) -> Answer:
     q = call.query(FindingsQuery)
     flt = FindingFilter(
@@ -241,15 +219,10 @@ async def list_findings(call: Call) -> Answer:
         since=q.since,
         delivered_to=call.principal.name if call.principal.role is Role.PLATFORM else None,
     )
-    before = decode_cursor(q.cursor) if q.cursor is not None else None
-    page = await call.context.services.findings.page(flt, limit=q.limit, before_id=before)
+    page = await call.context.services.findings.page(flt, limit=q.limit, before_id=decode_cursor(q.cursor))
     cursor = encode_cursor(page.next_before) if page.next_before is not None else None
-    headers: dict[str, str] = {}
-    if cursor is not None:
-        query = {k: v for k, v in call.request.query.items() if k != "cursor"}
-        link = URL(call.request.path).with_query({**query, "cursor": cursor})
-        headers["Link"] = f'<{link}>; rel="next"'
-    return Answer(FindingsPage(findings=[FindingOut.of(v) for v in page.findings], next_cursor=cursor), headers=headers)
+    findings = [FindingOut.of(v) for v in page.findings]
+    return Answer(FindingsPage(findings=findings, next_cursor=cursor), headers=next_link(call, cursor))
 
 
 async def get_finding(call: Call) -> FindingDetailOut:

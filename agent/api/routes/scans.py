@@ -13,10 +13,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
-from yarl import URL
 
+from agent.api.paging import decode_cursor, next_link, split_page
 from agent.api.problems import FieldError, Problem
-from agent.api.routes.findings import decode_cursor, encode_cursor
 from agent.api.routing import READERS, Answer, Call, Route
 from agent.api.schemas import Body, Out, Page
 from agent.model.access import Role
@@ -35,13 +34,6 @@ def invalid_field(exc: Invalid) -> Problem:
     found = _FIELD.match(exc.message)
     errors = [FieldError(field=found.group(1), message=exc.message[found.end() :])] if found else []
     return Problem(422, exc.message, errors=errors)
-
-
-def next_link(call: Call, cursor: str) -> dict[str, str]:
-    """The Link header of the next page: this request's query with the new cursor."""
-    query = {k: v for k, v in call.request.query.items() if k != "cursor"}
-    link = URL(call.request.path).with_query({**query, "cursor": cursor})
-    return {"Link": f'<{link}>; rel="next"'}
 
 
 class ScanIn(Body):
@@ -138,13 +130,9 @@ async def get_scan(call: Call) -> ScanOut:
 
 async def list_scans(call: Call) -> Answer:
     q = call.query(Page)
-    before = decode_cursor(q.cursor) if q.cursor is not None else None
-    # One more than asked: whether a next page exists, without a count.
-    rows = await call.context.services.jobs.page(q.limit + 1, before_id=before)
-    page, more = rows[: q.limit], len(rows) > q.limit
-    cursor = encode_cursor(page[-1].id) if more else None
-    headers = next_link(call, cursor) if cursor is not None else {}
-    return Answer(ScansPage(scans=[ScanOut.of(r) for r in page], next_cursor=cursor), headers=headers)
+    rows = await call.context.services.jobs.page(q.limit + 1, before_id=decode_cursor(q.cursor))
+    page, cursor = split_page(rows, q.limit, lambda r: r.id)
+    return Answer(ScansPage(scans=[ScanOut.of(r) for r in page], next_cursor=cursor), headers=next_link(call, cursor))
 
 
 async def cancel_scan(call: Call) -> Answer:
