@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.store import Store
+from tests.integration.store.conftest import Databases
 from tests.support.gateway import FixtureGateway
+from tests.support.postgres import connect_admin, postgres_url
 
 REPO = Path(__file__).resolve().parents[1]
 # Copied from the workplace's shared fixtures (see tests/fixtures/NOTICE), so a clone alone passes.
@@ -17,6 +20,19 @@ MEDIA_FIXTURES = FIXTURES / "media"
 def pytest_configure(config: pytest.Config) -> None:
     if not FIXTURES.is_dir():
         pytest.exit(f"the test fixtures are not at {FIXTURES}", returncode=2)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A real, empty store on each dialect (PostgreSQL: a fresh schema per test); a module or
+    folder with a `store` fixture of its own keeps that one."""
+    dbs = Databases(dialect=request.param, tmp_path=tmp_path)
+    if request.param == "postgresql":
+        dbs.admin = await connect_admin(postgres_url())
+    try:
+        yield await (await dbs.new())()
+    finally:
+        await dbs.cleanup()
 
 
 @pytest.fixture

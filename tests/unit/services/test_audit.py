@@ -3,28 +3,12 @@ and filtered by principal; the CLI's entries name the login that ran the command
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from agent.model.access import AuditEntry, Role
 from agent.services import Invalid
 from agent.services.audit import AuditService, cli_entry
 from agent.store import Store
-from tests.integration.store.conftest import Databases
-from tests.support.postgres import connect_admin, postgres_url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    dbs = Databases(dialect=request.param, tmp_path=tmp_path)
-    if request.param == "postgresql":
-        dbs.admin = await connect_admin(postgres_url())
-    try:
-        yield await (await dbs.new())()
-    finally:
-        await dbs.cleanup()
 
 
 async def test_entries_come_back_newest_first_paged_and_by_principal(store: Store) -> None:

@@ -5,9 +5,8 @@ leaves the database alone."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,6 @@ from agent.model.access import Principal, Role, TokenRow
 from agent.services import Invalid, NotFound
 from agent.services.tokens import TOUCH_INTERVAL_S, TokensService
 from agent.store import Store
-from tests.integration.store.conftest import Databases
-from tests.support.postgres import connect_admin, postgres_url
 
 
 class Clock:
@@ -47,17 +44,6 @@ class CountingTokens:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    dbs = Databases(dialect=request.param, tmp_path=tmp_path)
-    if request.param == "postgresql":
-        dbs.admin = await connect_admin(postgres_url())
-    try:
-        yield await (await dbs.new())()
-    finally:
-        await dbs.cleanup()
 
 
 def counted(store: Store) -> CountingTokens:
