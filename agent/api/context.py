@@ -18,7 +18,6 @@ from agent.model.access import AuditEntry, Principal
 
 if TYPE_CHECKING:
     from agent.config import Settings
-    from agent.lists.catalog import ListCatalog
     from agent.services import Services
     from agent.services.matching import MatchService
 
@@ -47,11 +46,9 @@ class ApiContext:
     services: Services
     auth: Authenticator
     audit: AuditSink
-    # POST /v1/match and /v1/hash, over the agent's current catalog and media pool.
-    matcher: MatchService | None = None
-    # The agent's current catalog (GET /v1/lists reads entry counts from it); None: the
-    # store's list versions are all that is known.
-    catalog: Callable[[], ListCatalog] | None = None
+    # POST /v1/match and /v1/hash, over the agent's current catalog and media pool; GET
+    # /v1/lists reads the entry counts of that catalog from it too.
+    matcher: MatchService
     # Tells the agent's scan runner a scan was queued (POST /v1/scans), so it need not wait
     # for its next poll; None: another agent's runner finds the job at its poll.
     wake_scans: Callable[[], None] | None = None

@@ -95,7 +95,6 @@ async def serve_api(agent: DaemonAgent, settings: Settings, sock: socket.socket)
         services.tokens,
         services.audit,
         matcher=MatchService(lambda: agent.catalog, media, settings),
-        catalog=lambda: agent.catalog,
         wake_scans=getattr(agent, "wake_scans", None),
     )
     app = build_app(context)

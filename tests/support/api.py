@@ -200,9 +200,7 @@ async def api_server(
     audit = services.audit
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     matcher = MatchService(catalog or ListCatalog.empty, media, settings)
-    context = ApiContext(
-        settings, services, tokens, audit, matcher=matcher, catalog=catalog, wake_scans=wake_scans, **extra
-    )
+    context = ApiContext(settings, services, tokens, audit, matcher=matcher, wake_scans=wake_scans, **extra)
     runner = web.AppRunner(build_app(context, routes), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

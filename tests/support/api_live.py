@@ -29,10 +29,12 @@ from agent.alerts.signing import new_secret
 from agent.api.app import build_app
 from agent.api.context import ApiContext
 from agent.config import AlertSettings, Settings
+from agent.lists.catalog import ListCatalog
 from agent.model.access import Role
 from agent.model.signals import SignalType
 from agent.model.status import ItemState
 from agent.services import Services
+from agent.services.matching import MatchService
 from agent.store import FindingRow, ItemRow, LocationRow, NewEvent, Store, SubscriptionRow
 from tests.support.api import api_settings
 
@@ -172,7 +174,8 @@ class LiveApi:
         services = Services(self.settings, store)
         self.token = (await services.tokens.add(self.role, self.principal)).token
         await seed(store, self.principal)
-        context = ApiContext(self.settings, services, services.tokens, services.audit)
+        matcher = MatchService(ListCatalog.empty, None, self.settings)
+        context = ApiContext(self.settings, services, services.tokens, services.audit, matcher)
         runner = web.AppRunner(build_app(context), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -37,9 +37,7 @@ class ListsOut(Out):
     lists: list[ListOut]
 
 
-def _by_type(catalog: ListCatalog | None) -> dict[str, dict[str, int]]:
-    if catalog is None:
-        return {}
+def _by_type(catalog: ListCatalog) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for hash_list in catalog.index.lists:
         counts = Counter(e.signal_type.value for e in hash_list.live_entries())
@@ -47,16 +45,14 @@ def _by_type(catalog: ListCatalog | None) -> dict[str, dict[str, int]]:
     return out
 
 
-def _problem_lines(catalog: ListCatalog | None, source: str) -> list[str]:
-    if catalog is None:
-        return []
+def _problem_lines(catalog: ListCatalog, source: str) -> list[str]:
     return [str(p) for p in catalog.problems if p.source == source][:MAX_PROBLEM_LINES]
 
 
 async def list_lists(call: Call) -> ListsOut:
-    catalog = call.context.catalog() if call.context.catalog else None
+    catalog = call.context.matcher.catalog()
     by_type = _by_type(catalog)
-    loaded = {s.name for s in catalog.summaries} if catalog else set()
+    loaded = {s.name for s in catalog.summaries}
     out = [
         ListOut(
             name=v.name,

@@ -19,11 +19,10 @@ from agent.api.problems import FieldError, Problem
 from agent.api.routes.scans import invalid_field
 from agent.api.routing import Call, Route
 from agent.api.schemas import Body, Out, Query
-from agent.lists.catalog import ListCatalog
 from agent.model.access import Role
 from agent.model.finding import Finding
 from agent.services import Invalid
-from agent.services.matching import HashedUpload, MatchResult, MatchService, SignalQuery, UploadTooLarge
+from agent.services.matching import HashedUpload, MatchResult, SignalQuery, UploadTooLarge
 
 MATCHERS = frozenset({Role.ADMIN, Role.INVESTIGATOR, Role.PLATFORM})
 # One request's signals: a platform batching a few uploads' hashes. Bigger batches are more
@@ -136,19 +135,11 @@ class HashOut(Out):
         )
 
 
-def _matcher(call: Call) -> MatchService:
-    ctx = call.context
-    if ctx.matcher is not None:
-        return ctx.matcher
-    # An app served without the agent's matcher (no media pool): its catalog, or no lists.
-    return MatchService(ctx.catalog or ListCatalog.empty, None, ctx.settings)
-
-
 async def match_signals(call: Call) -> MatchesOut:
     body = call.body(MatchIn)
     queries = [SignalQuery(s.type, s.value, s.quality) for s in body.signals]
     try:
-        results = await _matcher(call).match(queries)
+        results = await call.context.matcher.match(queries)
     except Invalid as exc:
         raise invalid_field(exc) from None
     return MatchesOut(matches=[MatchOut.of_result(r) for r in results])
@@ -187,7 +178,7 @@ async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
 
 
 async def hash_upload(call: Call) -> HashOut:
-    matcher = _matcher(call)
+    matcher = call.context.matcher
     limit = call.context.settings.api.max_upload_bytes
     declared = call.request.content_length
     if declared is not None and declared > limit + _FRAMING:
