@@ -202,6 +202,28 @@ class ApiSettings(_Section):
     token_cache_s: float = Field(default=5.0, ge=0)
 
 
+class ConsoleSettings(_Section):
+    """The investigators' web console (agent.console), served under /ui/ by the API's server."""
+
+    enabled: bool = True
+    # A session ends after this long without a request, and in any case this long after login.
+    session_idle_s: float = Field(default=30 * 60.0, gt=0)
+    session_max_s: float = Field(default=12 * 3600.0, gt=0)
+    # Always mark the session cookie Secure (behind a TLS proxy the agent sees plain http and
+    # cannot tell; it is marked Secure on its own whenever the request came over https).
+    secure_cookie: bool = False
+    # Previews are blurred and greyscale until clicked, unless a reviewer turns that off for
+    # themselves; a preview is fetched through verified retrieval, never larger than this.
+    blur_previews: bool = True
+    preview_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    # Failed logins from one address: this many per minute on average, bursts of login_burst.
+    login_per_min: float = Field(default=10.0, gt=0)
+    login_burst: int = Field(default=10, ge=1)
+    # Queue priority, per list, per label: a finding weighs the largest weight of its labels
+    # (list name "*" applies to every list); heavier findings come first within a match kind.
+    label_weights: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
 class TargetSettings(_Section):
     url: str
     interval_s: int | None = Field(default=None, ge=1)
@@ -219,6 +241,7 @@ class Settings(_Section):
     arweave: ArweaveSettings = Field(default_factory=ArweaveSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     # Watch targets declared in the file; more are added with `dweb-agent targets add`.
     targets: list[TargetSettings] = Field(default_factory=list)
 

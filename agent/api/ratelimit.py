@@ -7,7 +7,7 @@ token are refused before they reach a bucket (401)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from agent.api.problems import Problem
@@ -27,9 +27,9 @@ class RateLimiter:
         self._rate = rate_per_s
         self._burst = float(burst)
         self._clock = clock
-        self._buckets: dict[int, _Bucket] = {}
+        self._buckets: dict[Hashable, _Bucket] = {}
 
-    def take(self, token_id: int) -> float | None:
+    def take(self, token_id: Hashable) -> float | None:
         """Spend one request of `token_id`'s bucket: None when allowed, otherwise the seconds
         until one is available again."""
         now = self._clock()
@@ -47,7 +47,13 @@ class RateLimiter:
             return None
         return (1.0 - bucket.tokens) / self._rate
 
-    def check(self, token_id: int) -> None:
+    def refund(self, key: Hashable) -> None:
+        """Give one request back to `key`'s bucket (the console's login: only failures count)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(self._burst, bucket.tokens + 1.0)
+
+    def check(self, token_id: Hashable) -> None:
         """take(), refused as a 429 problem with Retry-After in whole seconds (at least 1)."""
         wait = self.take(token_id)
         if wait is not None:

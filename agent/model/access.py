@@ -70,3 +70,22 @@ class AuditRow:
     resource: str | None
     remote: str | None
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A console login as the store keeps it: whose token, the form token every POST must
+    carry, when it began and when it was last used (the idle limit counts from there)."""
+
+    id_hash: str
+    principal: Principal
+    csrf: str
+    created_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """A reviewer's own console settings."""
+
+    blur_previews: bool

@@ -98,6 +98,10 @@ async def serve_api(agent: DaemonAgent, settings: Settings, sock: socket.socket)
         wake_scans=getattr(agent, "wake_scans", None),
     )
     app = build_app(context)
+    if settings.console.enabled:
+        from agent.console import mount_console
+
+        mount_console(app, context)
 
     async def flush_tokens(_app: web.Application) -> None:
         # Tokens' last use, batched in memory, is written before the agent closes the store.

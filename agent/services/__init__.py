@@ -19,9 +19,11 @@ from agent.services.findings import FindingsService
 from agent.services.lists import ListsService
 from agent.services.scan_jobs import ScanJobRequest, ScanJobsService
 from agent.services.scans import ScansService
+from agent.services.sessions import SessionsService
 from agent.services.status import StatusService
 from agent.services.targets import TargetsService
 from agent.services.tokens import TokensService
+from agent.services.transparency import TransparencyService
 from agent.services.webhooks import WebhooksService
 
 if TYPE_CHECKING:
@@ -38,10 +40,12 @@ __all__ = [
     "ScanJobsService",
     "ScansService",
     "ServiceError",
+    "SessionsService",
     "Services",
     "StatusService",
     "TargetsService",
     "TokensService",
+    "TransparencyService",
     "WebhooksService",
 ]
 
@@ -53,7 +57,7 @@ class Services:
         self.settings = settings
         self.store = store
         self.targets = TargetsService(store, settings.schedule.default_interval_s, settings)
-        self.findings = FindingsService(store)
+        self.findings = FindingsService(store, settings.console.label_weights)
         self.lists = ListsService(store, settings)
         self.webhooks = WebhooksService(store, settings, self.lists)
         self.status = StatusService(store, settings)
@@ -61,6 +65,8 @@ class Services:
         self.jobs = ScanJobsService(store, settings)
         self.tokens = TokensService(store, settings.api.token_cache_s)
         self.audit = AuditService(store)
+        self.sessions = SessionsService(store, self.tokens, settings.console)
+        self.transparency = TransparencyService(store)
 
     @classmethod
     @asynccontextmanager

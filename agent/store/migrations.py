@@ -34,6 +34,8 @@ from agent.store.errors import SchemaTooNew
 from agent.store.schema import (
     api_tokens,
     audit_log,
+    console_preferences,
+    console_sessions,
     content_status,
     deliveries,
     delivery_attempts,
@@ -167,11 +169,16 @@ def _v4(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE subscriptions ADD COLUMN owner TEXT"))
 
 
+def _v5(conn: sa.Connection) -> None:
+    _create(conn, console_sessions, console_preferences)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "targets, scans, items, locations, findings, lists, job slots", _v1),
     Migration(2, "alerts: subscriptions, events, deliveries, reviews, retractions, content status", _v2),
     Migration(3, "denylist entry ids: <list>:<rule hash> instead of the list file's path and line", _v3),
     Migration(4, "api: tokens, audit log, queued scans, subscription owners", _v4),
+    Migration(5, "console: sessions, reviewers' preferences", _v5),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

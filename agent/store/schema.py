@@ -368,3 +368,29 @@ scan_jobs = sa.Table(
     sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="status"),
     sa.Index(None, "status", "created_at"),
 )
+
+
+# --------------------------------------------------------------- console (migration 5)
+
+# A console login: the cookie holds a random session id; the store keeps only its SHA-256.
+# Deleting (or revoking) the token ends its sessions: the row is checked on every request.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id_hash", sa.Text, primary_key=True),
+    sa.Column("token_id", sa.Integer, sa.ForeignKey("api_tokens.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Index(None, "token_id"),
+    sa.Index(None, "last_seen_at"),
+)
+
+# A reviewer's own settings, by principal (the token's name, so a rotated token keeps them).
+console_preferences = sa.Table(
+    "console_preferences",
+    metadata,
+    sa.Column("principal", sa.Text, primary_key=True),
+    sa.Column("blur_previews", sa.Boolean, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -4,9 +4,11 @@
 `store.targets`, `store.scans`, `store.items` (with locations and directories),
 `store.findings`, `store.views` (findings as analysts read them), `store.lists`,
 `store.slots`, `store.subscriptions`, `store.outbox` (events and deliveries),
-`store.reviews` (with retractions and suppressions), `store.content`, and for
+`store.reviews` (with retractions and suppressions), `store.content`,
+`store.reports` (the transparency report's aggregates), and for
 the HTTP API `store.tokens` (tokens by the hash of their secret), `store.audit`
-(the audit log) and `store.jobs` (scans queued through the API).
+(the audit log) and `store.jobs` (scans queued through the API), and for the
+console `store.sessions` (logins by the hash of their id, reviewers' preferences).
 
 Multi-node work: periodic jobs are claimed once per slot (`slots.claim`, a
 unique row); outbox deliveries and queued scans are leased with FOR UPDATE
@@ -28,8 +30,10 @@ from agent.store.items import ItemRepository
 from agent.store.jobs import ScanJobRepository
 from agent.store.lists import ListRepository
 from agent.store.outbox import OutboxRepository
+from agent.store.reports import ReportRepository
 from agent.store.reviews import ReviewRepository
 from agent.store.scans import ScanRepository
+from agent.store.sessions import SessionRepository
 from agent.store.slots import SlotRepository
 from agent.store.subscriptions import SubscriptionRepository
 from agent.store.targets import TargetRepository
@@ -53,10 +57,12 @@ class Store:
         self.subscriptions = SubscriptionRepository(engine)
         self.outbox = OutboxRepository(engine)
         self.reviews = ReviewRepository(engine)
+        self.reports = ReportRepository(engine)
         self.content = ContentRepository(engine)
         self.tokens = TokenRepository(engine)
         self.audit = AuditRepository(engine)
         self.jobs = ScanJobRepository(engine)
+        self.sessions = SessionRepository(engine)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None) -> Store:

@@ -190,8 +190,10 @@ async def api_server(
     routes: Sequence[Route] | None = None,
     media: MediaHasher | None = None,
     wake_scans: Callable[[], None] | None = None,
+    console: bool = False,
 ) -> AsyncIterator[ApiServer]:
-    """The API over `store` on 127.0.0.1:<free port>, for the block's life. /v1/match and
+    """The API over `store` on 127.0.0.1:<free port>, for the block's life (with the console
+    under /ui/ when `console`). /v1/match and
     /v1/hash match against `catalog` (default: no lists) and hash with `media` (None: digests only)."""
     settings = settings or api_settings()
     services = Services(settings, store)
@@ -201,7 +203,12 @@ async def api_server(
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     matcher = MatchService(catalog or ListCatalog.empty, media, settings)
     context = ApiContext(settings, services, tokens, audit, matcher=matcher, wake_scans=wake_scans, **extra)
-    runner = web.AppRunner(build_app(context, routes), access_log=None)
+    app = build_app(context, routes)
+    if console:  # the investigators' console under /ui/, as `dweb-agent run` mounts it
+        from agent.console import mount_console
+
+        mount_console(app, context)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
