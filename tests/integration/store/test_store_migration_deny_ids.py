@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from agent.lists.denylist.ids import deny_entry_id
 from agent.model.status import ItemState
 from agent.store import ItemRow
+from agent.store.migrations import LATEST_VERSION
 from agent.store.schema import findings, schema_migrations, suppressions
 from tests.integration.store.conftest import StoreOpener
 
@@ -51,7 +52,7 @@ async def test_old_denylist_ids_and_their_suppressions_move_to_the_new_ids(open_
     await store.close()
 
     upgraded = await open_store()
-    assert await upgraded.schema_version() == 4  # migration 4 came after; 3 ran again
+    assert await upgraded.schema_version() == LATEST_VERSION  # later migrations came after; 3 ran again
     new = deny_entry_id("my", RULE)
     async with upgraded._engine.connect() as conn:
         ids = sorted(

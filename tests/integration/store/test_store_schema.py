@@ -36,6 +36,8 @@ EXPECTED_TABLES = {
     "api_tokens",
     "audit_log",
     "scan_jobs",
+    "console_sessions",
+    "console_preferences",
 }
 
 
@@ -45,7 +47,7 @@ def _reflect(conn: sa.Connection) -> dict[str, set[str]]:
 
 
 async def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
-    assert await store.schema_version() == LATEST_VERSION == 4
+    assert await store.schema_version() == LATEST_VERSION == 5
     async with store._engine.connect() as conn:
         tables = await conn.run_sync(_reflect)
     assert set(tables) == EXPECTED_TABLES

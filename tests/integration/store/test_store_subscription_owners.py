@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from agent.model.access import Role
 from agent.store import Store
+from agent.store.migrations import LATEST_VERSION
 from agent.store.schema import schema_migrations
 from tests.integration.store.conftest import Databases, StoreOpener
 
@@ -43,15 +44,15 @@ def _reflect_shape(inspector: sa.Inspector) -> dict[str, Any]:
 async def _as_version_3(store: Store) -> None:
     """Turn a migrated database back into what migration 3 left."""
     async with store._engine.begin() as conn:
-        for table in ("scan_jobs", "audit_log", "api_tokens"):
+        for table in ("console_preferences", "console_sessions", "scan_jobs", "audit_log", "api_tokens"):
             await conn.execute(sa.text(f"DROP TABLE {table}"))
         await conn.execute(sa.text("ALTER TABLE subscriptions DROP COLUMN owner"))
-        await conn.execute(sa.delete(schema_migrations).where(schema_migrations.c.version == 4))
+        await conn.execute(sa.delete(schema_migrations).where(schema_migrations.c.version >= 4))
 
 
 async def test_a_version_3_database_keeps_its_subscriptions_and_matches_a_fresh_one(databases: Databases) -> None:
     """Upgrading from 3 keeps a CLI-made subscription (owner NULL) and ends in the same
-    schema, column for column and index for index, as a database created at version 4."""
+    schema, column for column and index for index, as a database created at the latest version."""
     open_old = await databases.new()
     old = await open_old()
     await _as_version_3(old)
@@ -67,7 +68,7 @@ async def test_a_version_3_database_keeps_its_subscriptions_and_matches_a_fresh_
     await old.close()
 
     upgraded = await open_old()
-    assert await upgraded.schema_version() == 4
+    assert await upgraded.schema_version() == LATEST_VERSION
     (kept,) = await upgraded.subscriptions.all()
     assert (kept.url, kept.secret, kept.labels, kept.owner) == (
         "https://cli.example/hook",
