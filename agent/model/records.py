@@ -5,8 +5,11 @@ columns, a new dialect) without touching the code that reads these."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from agent.model.finding import Finding, MatchedOn
@@ -253,6 +256,22 @@ class DeliveryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryAttemptView:
+    """One attempt at sending a webhook delivery, with the event it carried and where
+    the delivery stands now."""
+
+    attempt: int  # 1 for a delivery's first attempt
+    at: datetime
+    http_status: int | None  # None: no answer (a refused connection, a timeout)
+    error: str | None
+    duration_ms: int
+    event_id: str
+    event_type: str
+    delivery_id: int
+    delivery_status: DeliveryStatus
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryJob:
     """A leased delivery with what sending it needs."""
 
@@ -328,6 +347,77 @@ class FindingFilter:
     # Only findings whose finding.created event has a delivery (any status) to a
     # subscription owned by this principal.
     delivered_to: str | None = None
+    # By the item's takedown tracking (its content status); an item never checked has
+    # no state, so any value here leaves its findings out.
+    content: ContentState | None = None
+
+
+class FindingOrder(StrEnum):
+    """The order a findings page is in: NEWEST recorded first (behind an id cursor), or
+    PRIORITY: exact and denylist matches before perceptual ones, then by label weight
+    (heaviest first), then closest match first, then newest (paged by offset)."""
+
+    NEWEST = "newest"
+    PRIORITY = "priority"
+
+
+# The list name of weights that apply to every list.
+ALL_LISTS = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelWeight:
+    """How much one label weighs in the priority queue, on one list or on every list (ALL_LISTS)."""
+
+    list_name: str
+    label: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class LabelWeights:
+    """The queue's label weights: a finding weighs the largest weight of its labels, each
+    label weighing what its own list gives it, or else what ALL_LISTS gives it; a finding
+    none of whose labels is weighted weighs 0. Labels are matched exactly, as stored."""
+
+    entries: tuple[LabelWeight, ...] = ()
+
+    @classmethod
+    def from_config(cls, by_list: Mapping[str, Mapping[str, float]]) -> LabelWeights:
+        """From `[console.label_weights]` (list name or "*" -> label -> weight); ValueError
+        for a weight that is not a finite number (NaN has no place in an order)."""
+        entries: list[LabelWeight] = []
+        for list_name, labels in by_list.items():
+            for label, weight in labels.items():
+                if not math.isfinite(weight):
+                    raise ValueError(f"console.label_weights.{list_name}.{label}: {weight} is not a finite number")
+                entries.append(LabelWeight(list_name, label, float(weight)))
+        return cls(tuple(entries))
+
+    def overridden(self, entry: LabelWeight) -> tuple[str, ...]:
+        """The lists whose own weight for `entry`'s label replaces this ALL_LISTS one (none
+        for a list's own entry)."""
+        if entry.list_name != ALL_LISTS:
+            return ()
+        return tuple(sorted({e.list_name for e in self.entries if e.label == entry.label and e.list_name != ALL_LISTS}))
+
+    def of(self, list_name: str, labels: Iterable[str]) -> float:
+        """What a finding of `list_name` with `labels` weighs."""
+        own = {e.label: e.weight for e in self.entries if e.list_name == list_name}
+        every = {e.label: e.weight for e in self.entries if e.list_name == ALL_LISTS}
+        weights = [own[label] if label in own else every[label] for label in labels if label in own or label in every]
+        return max(weights, default=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class FindingFacets:
+    """What the findings can be filtered by: the distinct list names and labels among them,
+    sorted; `more_lists` / `more_labels`: there are more than the bound kept."""
+
+    lists: tuple[str, ...]
+    labels: tuple[str, ...]
+    more_lists: bool = False
+    more_labels: bool = False
 
 
 @dataclass(frozen=True, slots=True)

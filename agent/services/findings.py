@@ -8,17 +8,25 @@ for a review that was not recorded)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from agent.model.records import FindingOrder, LabelWeights
 from agent.model.status import RetractionReason, Verdict
 from agent.model.time import utcnow
 from agent.services.errors import Invalid, NotFound
 
 if TYPE_CHECKING:
     from agent.model.access import Principal
-    from agent.model.records import AuditedReview, FindingDetail, FindingFilter, FindingView, ReviewRow
+    from agent.model.records import (
+        AuditedReview,
+        FindingDetail,
+        FindingFacets,
+        FindingFilter,
+        FindingView,
+        ReviewRow,
+    )
     from agent.store import Store
 
 # The most findings one page holds (the API's `limit`).
@@ -27,10 +35,12 @@ MAX_PAGE = 500
 
 @dataclass(frozen=True, slots=True)
 class FindingPage:
-    """One page, newest first; `next_before` is the cursor of the next page (None: the last)."""
+    """One page. Newest first: `next_before` is the cursor of the next page; in priority
+    order: `next_offset` is where the next page starts. None: this is the last page."""
 
     findings: list[FindingView]
     next_before: int | None
+    next_offset: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +71,11 @@ def finding_links(view: FindingView, gateways: Sequence[str]) -> list[str]:
 
 
 class FindingsService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, label_weights: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        """`label_weights`: `[console.label_weights]`, the priority order's weights (list
+        name or "*" -> label -> weight); ValueError for one that is not a finite number."""
         self._store = store
+        self._weights = LabelWeights.from_config(label_weights or {})
 
     async def latest(self, *, limit: int = 100, list_name: str | None = None) -> list[FindingView]:
         """Newest first, each with where it was seen, its latest review and its retraction."""
@@ -74,19 +87,48 @@ class FindingsService:
             raise NotFound(f"no finding {finding_id}")
         return detail
 
-    async def page(self, flt: FindingFilter, *, limit: int = 50, before_id: int | None = None) -> FindingPage:
-        """The findings `flt` selects, newest first, older than `before_id` (the cursor)."""
+    async def page(
+        self,
+        flt: FindingFilter,
+        *,
+        limit: int = 50,
+        before_id: int | None = None,
+        order: FindingOrder = FindingOrder.NEWEST,
+        offset: int = 0,
+    ) -> FindingPage:
+        """The findings `flt` selects: newest first, older than `before_id` (the cursor); or
+        in the review queue's priority order (`FindingOrder`, by the configured label
+        weights), from `offset`."""
         if not 1 <= limit <= MAX_PAGE:
             raise Invalid(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+        if offset < 0:
+            raise Invalid(f"offset must not be negative, not {offset}", field="offset")
+        if order is FindingOrder.PRIORITY and before_id is not None:
+            # The cursor is an id, and ids are not in priority order: it would skip findings.
+            raise Invalid("a cursor pages findings newest first only; the priority order pages by offset")
         # One more than asked says whether another page follows, without a count.
-        views = list(await self._store.views.page(flt, limit=limit + 1, before_id=before_id))
+        views = list(
+            await self._store.views.page(
+                flt, limit=limit + 1, before_id=before_id, order=order, offset=offset, weights=self._weights
+            )
+        )
         more = len(views) > limit
         views = views[:limit]
+        if order is FindingOrder.PRIORITY:
+            return FindingPage(views, None, offset + len(views) if more else None)
         last = views[-1].finding.id if views else None
         return FindingPage(views, last if more else None)
 
     async def count(self, flt: FindingFilter) -> int:
         return await self._store.views.count(flt)
+
+    def weight(self, view: FindingView) -> float:
+        """What a finding weighs in the priority order (the configured label weights)."""
+        return self._weights.of(view.finding.list_name, view.finding.labels)
+
+    async def facets(self) -> FindingFacets:
+        """The list names and labels the findings can be filtered by (at most 500 of each)."""
+        return await self._store.views.facets()
 
     async def show_for(self, finding_id: int, principal: Principal) -> FindingDetail:
         """`show`, as `principal` may see it: a platform sees only the findings delivered to

@@ -1,4 +1,5 @@
-"""Webhook subscriptions: add (validated), list, remove, rotate, enable, test, replay.
+"""Webhook subscriptions: add (validated), list, remove, rotate, enable, test, replay, and
+their recent delivery attempts.
 
 What is refused is refused here, so every front door refuses the same: a URL the SSRF guard
 blocks, an unknown event type, a list name nothing configures or synced (a subscription that
@@ -26,8 +27,12 @@ if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
 
     from agent.config import Settings
-    from agent.model.records import DeliveryRow, SubscriptionRow
+    from agent.model.records import DeliveryAttemptView, DeliveryRow, SubscriptionRow
     from agent.store import Store
+
+
+# The most delivery attempts one `attempts` call lists.
+MAX_ATTEMPTS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,16 @@ class WebhooksService:
         if sub is None or (visible_to is not None and sub.owner != visible_to):
             raise NotFound(f"no subscription {subscription_id}")
         return sub
+
+    async def attempts(
+        self, subscription_id: int, *, visible_to: str | None = None, limit: int = 50
+    ) -> list[DeliveryAttemptView]:
+        """The subscription's latest delivery attempts, newest first (when, the receiver's
+        HTTP status, how long it took, what was sent); NotFound as `get`."""
+        if not 1 <= limit <= MAX_ATTEMPTS:
+            raise Invalid(f"limit must be between 1 and {MAX_ATTEMPTS}, not {limit}", field="limit")
+        await self.get(subscription_id, visible_to=visible_to)
+        return list(await self._store.outbox.attempts_of(subscription_id, limit=limit))
 
     async def remove(self, subscription_id: int, *, visible_to: str | None = None) -> None:
         """Remove a subscription and its pending deliveries."""

@@ -15,7 +15,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent.model.records import DeliveryJob, DeliveryRow, EventRow, FindingRow, LocationRow, NewEvent, SubscriptionRow
+from agent.model.records import (
+    DeliveryAttemptView,
+    DeliveryJob,
+    DeliveryRow,
+    EventRow,
+    FindingRow,
+    LocationRow,
+    NewEvent,
+    SubscriptionRow,
+)
 from agent.model.status import AttemptOutcome, DeliveryStatus
 from agent.model.time import utcnow
 from agent.store.engine import Engine, chunks
@@ -274,6 +283,38 @@ class OutboxRepository:
             query = query.where(events.c.type == event_type)
         async with self._db.read() as conn:
             return [event_from_row(r) for r in (await conn.execute(query)).mappings()]
+
+    async def attempts_of(self, subscription_id: int, *, limit: int = 50) -> list[DeliveryAttemptView]:
+        """The latest `limit` attempts at the subscription's deliveries, newest first, each
+        with the event it carried and its delivery's status now."""
+        query = (
+            sa.select(
+                delivery_attempts,
+                deliveries.c.event_id,
+                deliveries.c.status.label("delivery_status"),
+                events.c.type.label("event_type"),
+            )
+            .join(deliveries, deliveries.c.id == delivery_attempts.c.delivery_id)
+            .join(events, events.c.id == deliveries.c.event_id)
+            .where(deliveries.c.subscription_id == subscription_id)
+            .order_by(delivery_attempts.c.at.desc(), delivery_attempts.c.id.desc())
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            return [
+                DeliveryAttemptView(
+                    attempt=int(r["attempt"]),
+                    at=r["at"],
+                    http_status=r["status"],
+                    error=r["error"],
+                    duration_ms=int(r["duration_ms"]),
+                    event_id=r["event_id"],
+                    event_type=r["event_type"],
+                    delivery_id=int(r["delivery_id"]),
+                    delivery_status=DeliveryStatus(r["delivery_status"]),
+                )
+                for r in (await conn.execute(query)).mappings()
+            ]
 
     async def deliveries_of(self, event_id: str | None = None, subscription_id: int | None = None) -> list[DeliveryRow]:
         query = sa.select(deliveries).order_by(deliveries.c.id)

@@ -1,5 +1,6 @@
 """Read models for analysts: findings with their item, provenance, review and
-retraction; and everything known about one finding. Reads across aggregates,
+retraction, newest first or in the review queue's priority order; what they can
+be filtered by; and everything known about one finding. Reads across aggregates,
 each in one read transaction with a few batched queries."""
 
 from __future__ import annotations
@@ -11,16 +12,22 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agent.model.finding import DenyBasis
 from agent.model.records import (
+    ALL_LISTS,
     DeliveryReport,
     FindingDetail,
+    FindingFacets,
     FindingFilter,
+    FindingOrder,
     FindingView,
+    LabelWeights,
     PlacedLocation,
     Provenance,
     RetractionRow,
     ReviewRow,
 )
+from agent.model.signals import EXACT_TYPES, SignalType
 from agent.model.status import ProvenanceSource, ReviewState
 from agent.store.content import content_from_row
 from agent.store.engine import DialectName, Engine, chunks
@@ -44,6 +51,13 @@ from agent.store.schema import (
 
 _CONTENT_EVENTS = ("content.unavailable", "content.available")
 _NOWHERE = Provenance(None, None, None, None, None, ProvenanceSource.NONE)
+# The priority queue's first tier: matches that say "these are the listed bytes" (or the
+# denylisted CID or path) outright, before any perceptual likeness.
+_EXACT_TIER = tuple(sorted({*(t.value for t in EXACT_TYPES), *(b.value for b in DenyBasis)}))
+# The most list names (and labels) `facets` offers to filter by.
+MAX_FACETS = 500
+# Every finding weighs the same: the priority order is by kind and closeness only.
+NO_WEIGHTS = LabelWeights()
 
 
 def _alerted_provenance(payload: dict[str, Any]) -> Provenance:
@@ -110,6 +124,35 @@ def _has_label(label: str, dialect: DialectName) -> sa.ColumnElement[bool]:
     return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == label))
 
 
+def _label_weight(weights: LabelWeights, dialect: DialectName) -> sa.ColumnElement[float]:
+    """What a finding weighs (`LabelWeights.of`) as one SQL expression, so the order, the
+    paging and the counts stay in the database: the entries heaviest first in one CASE,
+    so the first that applies to the finding is its largest. Names and weights are bound
+    parameters; a label is matched whole (`_has_label`)."""
+    whens: list[tuple[sa.ColumnElement[bool], sa.ColumnElement[float]]] = []
+    for entry in sorted(weights.entries, key=lambda e: e.weight, reverse=True):
+        scope: sa.ColumnElement[bool]
+        if entry.list_name == ALL_LISTS:
+            # A list's own weight for the label replaces the every-list one.
+            overridden = weights.overridden(entry)
+            scope = findings.c.list_name.not_in(overridden) if overridden else sa.true()
+        else:
+            scope = findings.c.list_name == entry.list_name
+        whens.append((sa.and_(scope, _has_label(entry.label, dialect)), sa.literal(entry.weight, sa.Float)))
+    if not whens:
+        return sa.literal(0.0, sa.Float)
+    return sa.case(*whens, else_=sa.literal(0.0, sa.Float))
+
+
+def _priority_order(weights: LabelWeights, dialect: DialectName) -> tuple[sa.ColumnElement[Any], ...]:
+    tier = sa.case((findings.c.signal_type.in_(_EXACT_TIER), 0), else_=1)
+    # vPDQ's distance is the share of the video's frames that matched (100: all): closer is higher.
+    closeness = sa.case(
+        (findings.c.signal_type == SignalType.VPDQ.value, 100.0 - findings.c.distance), else_=findings.c.distance
+    )
+    return (tier.asc(), _label_weight(weights, dialect).desc(), closeness.asc(), findings.c.id.desc())
+
+
 def _latest_verdict() -> sa.ScalarSelect[Any]:
     return (
         sa.select(reviews.c.verdict)
@@ -142,6 +185,14 @@ def _filter_clauses(flt: FindingFilter, dialect: DialectName) -> list[sa.ColumnE
         where.append(findings.c.created_at >= flt.since)
     if flt.delivered_to is not None:
         where.append(delivered_to_clause(flt.delivered_to))
+    if flt.content is not None:
+        where.append(
+            sa.exists(
+                sa.select(sa.literal(1)).where(
+                    content_status.c.item_key == findings.c.item_key, content_status.c.state == flt.content.value
+                )
+            )
+        )
     return where
 
 
@@ -153,9 +204,14 @@ async def _finding_views(
     finding_id: int | None = None,
     where: Sequence[sa.ColumnElement[bool]] = (),
     by_id: bool = False,
+    order_by: Sequence[sa.ColumnElement[Any]] = (),
+    offset: int = 0,
 ) -> list[FindingView]:
-    # by_id: the order a cursor (`before_id`) pages in; otherwise by when recorded.
-    order = (findings.c.id.desc(),) if by_id else (findings.c.created_at.desc(), findings.c.id.desc())
+    # by_id: the order a cursor (`before_id`) pages in; otherwise by when recorded, unless `order_by` says.
+    if order_by:
+        order = tuple(order_by)
+    else:
+        order = (findings.c.id.desc(),) if by_id else (findings.c.created_at.desc(), findings.c.id.desc())
     query = (
         sa.select(
             findings,
@@ -167,6 +223,7 @@ async def _finding_views(
         .where(*where)
         .order_by(*order)
         .limit(limit)
+        .offset(offset or None)
     )
     if list_name is not None:
         query = query.where(findings.c.list_name == list_name)
@@ -211,21 +268,64 @@ class FindingViewRepository:
         async with self._db.read() as conn:
             return await _finding_views(conn, limit=limit, list_name=list_name)
 
-    async def page(self, flt: FindingFilter, *, limit: int, before_id: int | None = None) -> list[FindingView]:
-        """The findings `flt` selects, newest (highest id) first, as `recent` shows them;
-        `before_id` is the cursor: only findings older than that one, so a page never
-        shifts when findings are recorded meanwhile."""
+    async def page(
+        self,
+        flt: FindingFilter,
+        *,
+        limit: int,
+        before_id: int | None = None,
+        order: FindingOrder = FindingOrder.NEWEST,
+        offset: int = 0,
+        weights: LabelWeights = NO_WEIGHTS,
+    ) -> list[FindingView]:
+        """The findings `flt` selects, as `recent` shows them.
+
+        NEWEST: newest (highest id) first; `before_id` is the cursor: only findings older
+        than that one, so a page never shifts when findings are recorded meanwhile.
+
+        PRIORITY: exact hash and denylist matches, then perceptual ones; within each, the
+        heaviest by `weights` first, then the closest match, then the newest; paged by
+        `offset` (after skipping that many). Not by a cursor: a cursor here would have to
+        carry the finding's weight, which is computed from the configuration and so can
+        change between two pages, and compare floats across dialects; an offset stays
+        right as long as the order does (a finding recorded meanwhile can show one again)."""
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, not {offset}")
         where = _filter_clauses(flt, self._db.dialect)
         if before_id is not None:
             where.append(findings.c.id < before_id)
+        order_by = _priority_order(weights, self._db.dialect) if order is FindingOrder.PRIORITY else ()
         async with self._db.read() as conn:
-            return await _finding_views(conn, limit=limit, where=where, by_id=True)
+            return await _finding_views(conn, limit=limit, where=where, by_id=True, order_by=order_by, offset=offset)
 
     async def count(self, flt: FindingFilter) -> int:
         """How many findings `flt` selects."""
         query = sa.select(sa.func.count()).select_from(findings).where(*_filter_clauses(flt, self._db.dialect))
         async with self._db.read() as conn:
             return int(await conn.scalar(query) or 0)
+
+    async def facets(self, *, limit: int = MAX_FACETS) -> FindingFacets:
+        """The distinct list names and labels among all findings, sorted, at most `limit` each."""
+        names = sa.select(findings.c.list_name).distinct().order_by(findings.c.list_name).limit(limit + 1)
+        # The function reads each row's labels: a lateral join (SQLite's table-valued functions
+        # see the tables left of them without the keyword, which it does not know).
+        if self._db.dialect == "postgresql":
+            array = sa.cast(findings.c.labels, pg.JSONB)
+            each = sa.func.jsonb_array_elements_text(array).table_valued("value").lateral()
+        else:
+            each = sa.func.json_each(findings.c.labels).table_valued("value")
+        labelled = sa.select(each.c.value).select_from(findings.join(each, sa.true()))
+        labels = labelled.distinct().order_by(each.c.value).limit(limit + 1)
+        async with self._db.read() as conn:
+            found_lists = [str(r[0]) for r in (await conn.execute(names)).all()]
+            found_labels = [str(r[0]) for r in (await conn.execute(labels)).all()]
+        # Sorted again here: the two dialects collate text differently.
+        return FindingFacets(
+            lists=tuple(sorted(found_lists[:limit])),
+            labels=tuple(sorted(found_labels[:limit])),
+            more_lists=len(found_lists) > limit,
+            more_labels=len(found_labels) > limit,
+        )
 
     async def detail(self, finding_id: int) -> FindingDetail | None:
         """Everything known about one finding, read in one transaction."""
