@@ -4,17 +4,13 @@ agent's catalog adds: entries by signal type and the first problems of each list
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 
 from pydantic import Field
 
 from agent.api.routing import READERS, Call, Route
 from agent.api.schemas import Out
-from agent.lists.catalog import ListCatalog
-
-# A list's problems shown inline; `problems` counts them all.
-MAX_PROBLEM_LINES = 20
+from agent.services.lists import MAX_PROBLEM_LINES
 
 
 class ListOut(Out):
@@ -37,35 +33,22 @@ class ListsOut(Out):
     lists: list[ListOut]
 
 
-def _by_type(catalog: ListCatalog) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for hash_list in catalog.index.lists:
-        counts = Counter(e.signal_type.value for e in hash_list.live_entries())
-        out[hash_list.name] = dict(sorted(counts.items()))
-    return out
-
-
-def _problem_lines(catalog: ListCatalog, source: str) -> list[str]:
-    return [str(p) for p in catalog.problems if p.source == source][:MAX_PROBLEM_LINES]
-
-
 async def list_lists(call: Call) -> ListsOut:
-    catalog = call.context.matcher.catalog()
-    by_type = _by_type(catalog)
-    loaded = {s.name for s in catalog.summaries}
+    # Assembled by the service, so the console's lists page says what this route says.
+    overviews = await call.context.services.lists.overview(call.context.matcher.catalog())
     out = [
         ListOut(
-            name=v.name,
-            source=v.source,
-            version=v.content_hash,
-            loaded_at=v.loaded_at,
-            entries=v.entries,
-            deny_rules=v.deny_rules,
-            problems=v.problems,
-            entries_by_type=by_type.get(v.name, {}) if v.name in loaded else None,
-            problem_lines=_problem_lines(catalog, v.source),
+            name=o.version.name,
+            source=o.version.source,
+            version=o.version.content_hash,
+            loaded_at=o.version.loaded_at,
+            entries=o.version.entries,
+            deny_rules=o.version.deny_rules,
+            problems=o.version.problems,
+            entries_by_type=dict(o.entries_by_type) if o.entries_by_type is not None else None,
+            problem_lines=list(o.problem_lines),
         )
-        for v in await call.context.services.lists.versions()
+        for o in overviews
     ]
     return ListsOut(lists=out)
 
