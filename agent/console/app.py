@@ -12,7 +12,7 @@ import jinja2
 from aiohttp import web
 
 from agent.api.context import ApiContext
-from agent.console.routing import PageEndpoint
+from agent.console.routing import PageEndpoint, console_errors
 from agent.console.security import secure_headers
 
 _HERE = Path(__file__).resolve().parent
@@ -47,7 +47,7 @@ def build_console(context: ApiContext) -> web.Application:
     from agent.console.pages import PAGES
     from agent.console.pages.login import LoginPages
 
-    app = web.Application()
+    app = web.Application(middlewares=[console_errors(context)])
     filters: dict[str, Callable[..., str]] = {"when": when, "duration": duration}
     aiohttp_jinja2.setup(
         app,

@@ -16,6 +16,8 @@ from urllib.parse import quote
 import aiohttp_jinja2
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler as RequestHandler
+from aiohttp.typedefs import Middleware
 from multidict import MultiDict, MultiDictProxy
 
 from agent.api.context import ApiContext
@@ -131,6 +133,61 @@ def error_page(request: web.Request, session: ConsoleSession | None, status: int
     return aiohttp_jinja2.render_template("error.html", request, context, status=status)
 
 
+def login_redirect(request: web.Request) -> web.HTTPSeeOther:
+    """To the login form, which comes back here (path and raw query) once logged in."""
+    return web.HTTPSeeOther(f"{UI}/login?next={quote(request.path_qs, safe='/')}")
+
+
+async def read_form(request: web.Request) -> MultiDict[str]:
+    """A posted form's text fields, read to at most MAX_FORM_BYTES however it is sent (a
+    chunked body declares no length): Refused 413 beyond that, 415 for anything but a form."""
+    too_large = Refused(413, f"the form is larger than {MAX_FORM_BYTES} bytes")
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        raise too_large
+    if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise Refused(415, "send the page's form")
+    try:
+        raw = await request.clone(client_max_size=MAX_FORM_BYTES).post()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    return MultiDict((k, v) for k, v in raw.items() if isinstance(v, str))
+
+
+_HTTP_MESSAGES = {
+    404: "there is no such page in the console",
+    405: "this page is not used that way (a form posts, a link gets)",
+}
+
+
+def console_errors(context: ApiContext) -> Middleware:
+    """The console's own answer to what no page's pipeline answered: the router's 404 and
+    405 (an unknown page, a wrong method), a static file not found, the login and logout
+    handlers' refusals, a bug. Without it they would reach the API's edge and leave as JSON
+    problems. Logged out, an unknown page goes to the login form, as every page does."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: RequestHandler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Refused as exc:
+            status, message = exc.status, exc.message
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            status, message = exc.status, _HTTP_MESSAGES.get(exc.status, exc.reason)
+        except Exception as exc:
+            # The method and path only: the request's headers carry the session cookie.
+            log.exception("console request failed", method=request.method, path=request.path, error=type(exc).__name__)
+            status, message = 500, "the console could not answer this request (the agent's log says why)"
+        session = await context.services.sessions.resolve(request.cookies.get(SESSION_COOKIE))
+        static = request.path.startswith(f"{UI}/static/")
+        if session is None and request.method == "GET" and status in (404, 405) and not static:
+            raise login_redirect(request)
+        return error_page(request, session, status, message)
+
+    return middleware
+
+
 class PageEndpoint:
     """One page's pipeline (see the module docstring)."""
 
@@ -143,7 +200,7 @@ class PageEndpoint:
         session = await ctx.services.sessions.resolve(request.cookies.get(SESSION_COOKIE))
         if session is None:
             if request.method == "GET":
-                raise web.HTTPSeeOther(f"{UI}/login?next={quote(request.path_qs, safe='/')}")
+                raise login_redirect(request)
             return error_page(request, None, 401, "your session has ended: log in again, then repeat this")
         form: MultiDictProxy[str] = MultiDictProxy(MultiDict())
         response: web.StreamResponse
@@ -173,12 +230,7 @@ class PageEndpoint:
     async def _checked_form(self, request: web.Request, session: ConsoleSession) -> MultiDictProxy[str]:
         if not same_origin(request):
             raise Refused(403, "this form was sent from another site; it is refused")
-        if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-            raise Refused(413, f"the form is larger than {MAX_FORM_BYTES} bytes")
-        if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            raise Refused(415, "send the page's form")
-        raw = await request.post()
-        form = MultiDict((k, v) for k, v in raw.items() if isinstance(v, str))
+        form = await read_form(request)
         if not self.context.services.sessions.csrf_ok(session, form.get("csrf")):
             raise Refused(403, "the form's security token is missing or out of date: reload the page and try again")
         return MultiDictProxy(form)

@@ -43,4 +43,6 @@ def same_origin(request: web.Request) -> bool:
     if site is not None and site != "same-origin":
         return False
     origin = request.headers.get("Origin")
-    return origin is None or origin == f"{request.scheme}://{request.host}"
+    # Behind a TLS proxy (see [console] secure_cookie) the agent sees http while the page was
+    # https: the https origin of this very host is still this site.
+    return origin is None or origin in (f"{request.scheme}://{request.host}", f"https://{request.host}")

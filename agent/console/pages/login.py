@@ -7,16 +7,17 @@ the origin check of every POST applies. Failed logins are rate-limited per addre
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from agent.api.context import ApiContext
 from agent.api.ratelimit import RateLimiter
-from agent.console.routing import SESSION_COOKIE, UI, page_globals
+from agent.console.routing import SESSION_COOKIE, UI, Refused, page_globals, read_form
 from agent.console.security import same_origin
 from agent.model.access import AuditEntry
 from agent.services.errors import Invalid
@@ -24,15 +25,21 @@ from agent.services.errors import Invalid
 LOGIN_COOKIE = "dweb_login"
 _LOGIN_COOKIE_S = 3600
 _MAX_TOKEN = 512
+# A console path as the pipeline sends it (path and raw query, percent-encoded): printable
+# ASCII without spaces. Browsers drop tabs and newlines from a URL and read a backslash as
+# a slash, so a value with any of them could mean another place than it seems to.
+_NEXT = re.compile(rf"{UI}/[\x21-\x5b\x5d-\x7e]{{0,2000}}")
 
 
 def safe_next(value: str | None) -> str:
-    """Where to go after login: a console path only (never another site, never //host)."""
-    if not value or not value.startswith(f"{UI}/") or value.startswith("//") or "\\" in value:
-        return f"{UI}/findings"
+    """Where to go after login: a console path only. Never another site, never a path
+    whose dot segments (`..`, `%2e%2e`) a browser would resolve to outside /ui/."""
+    home = f"{UI}/findings"
+    if not value or not _NEXT.fullmatch(value):
+        return home
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return f"{UI}/findings"
+    if parts.scheme or parts.netloc or any(seg in (".", "..") for seg in unquote(parts.path).split("/")):
+        return home
     return value
 
 
@@ -70,9 +77,9 @@ class LoginPages:
         remote = self.context.remote_of(request) or "unknown"
         if not same_origin(request):
             return self._render(request, {"next": f"{UI}/findings", "error": "refused: sent from another site"}, 403)
-        form = await request.post()
+        form = await read_form(request)
         nonce, sent = request.cookies.get(LOGIN_COOKIE, ""), form.get("login_nonce")
-        target = safe_next(form.get("next") if isinstance(form.get("next"), str) else None)  # type: ignore[arg-type]
+        target = safe_next(form.get("next"))
         if not nonce or not isinstance(sent, str) or not hmac.compare_digest(nonce.encode(), sent.encode()):
             error = "the login form had expired: it is fresh now, enter the token again"
             return self._render(request, {"next": target, "error": error}, 403)
@@ -116,10 +123,8 @@ class LoginPages:
         sessions = self.context.services.sessions
         session = await sessions.resolve(request.cookies.get(SESSION_COOKIE))
         if session is not None:
-            form = await request.post()
-            sent = form.get("csrf")
-            if not same_origin(request) or not sessions.csrf_ok(session, sent if isinstance(sent, str) else None):
-                raise web.HTTPForbidden(text="refused: log out from the console's own button")
+            if not same_origin(request) or not sessions.csrf_ok(session, (await read_form(request)).get("csrf")):
+                raise Refused(403, "refused: log out with the console's own button")
             await sessions.logout(request.cookies.get(SESSION_COOKIE))
         response = web.HTTPSeeOther(f"{UI}/login")
         response.del_cookie(SESSION_COOKIE, path=f"{UI}/")
