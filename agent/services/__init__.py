@@ -17,6 +17,7 @@ from agent.services.audit import AuditService
 from agent.services.errors import Invalid, NotFound, ServiceError
 from agent.services.findings import FindingsService
 from agent.services.lists import ListsService
+from agent.services.preview import PreviewService
 from agent.services.scan_jobs import ScanJobRequest, ScanJobsService
 from agent.services.scans import ScansService
 from agent.services.sessions import SessionsService
@@ -36,6 +37,7 @@ __all__ = [
     "Invalid",
     "ListsService",
     "NotFound",
+    "PreviewService",
     "ScanJobRequest",
     "ScanJobsService",
     "ScansService",
@@ -67,6 +69,8 @@ class Services:
         self.audit = AuditService(store)
         self.sessions = SessionsService(store, self.tokens, settings.console)
         self.transparency = TransparencyService(store)
+        # The console's previews: fetched when asked, never stored.
+        self.preview = PreviewService(settings)
 
     @classmethod
     @asynccontextmanager
