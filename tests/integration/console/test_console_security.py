@@ -543,6 +543,31 @@ async def test_a_session_id_never_appears_in_a_url_or_the_log(
     assert sid not in out.headers.get("Location", "")
 
 
+async def test_a_bug_behind_a_page_answers_a_bare_500_page_logged_without_the_session(
+    store: Store, log_stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error in a handler gives the console's 500 page (HTML, with the headers)
+    that says nothing of the error; the log names the path and the error type only."""
+    async with (
+        api_server(store, console=True) as api,
+        ConsoleUser.login(api.url, await api.token(Role.VIEWER)) as user,
+    ):
+
+        async def broken(_period: object) -> None:
+            raise RuntimeError("internal state /var/lib/secret")
+
+        monkeypatch.setattr(api.services.transparency, "report", broken)
+        answer = await raw(user.session, "GET", api.url + "/ui/report")
+        sid = session_id(user)
+    assert answer.status == 500 and answer.headers["Content-Type"].startswith("text/html")
+    assert_secure_headers(answer, "500 page")
+    assert "could not answer this request" in answer.text
+    assert "secret" not in answer.text and "RuntimeError" not in answer.text
+    logged = log_stream.getvalue()
+    assert "console request failed" in logged and "/ui/report" in logged
+    assert sid not in logged
+
+
 @pytest.mark.parametrize("chunked", [False, True])
 async def test_a_form_larger_than_the_limit_is_refused_with_413(store: Store, chunked: bool) -> None:
     """A form over MAX_FORM_BYTES is a 413 page and changes nothing, whether it declares its
