@@ -51,7 +51,7 @@ class ScanIn(Body):
     lists: list[str] = Field(
         default_factory=list,
         max_length=MAX_LISTS,
-        description="http(s) list URLs to match against instead of the agent's lists; each passes the SSRF guard",
+        description="http(s) list URLs matched beside the agent's own lists; each passes the SSRF guard",
     )
     mode: Literal["car", "raw"] = Field(default="car", description="retrieval mode, as `dweb-agent scan --mode`")
 
