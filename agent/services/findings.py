@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agent.model.records import FindingOrder, LabelWeights
-from agent.model.status import RetractionReason, Verdict
+from agent.model.status import ContentState, RetractionReason, Verdict
 from agent.model.time import utcnow
 from agent.services.errors import Invalid, NotFound
 
@@ -118,6 +118,10 @@ class FindingsService:
             return FindingPage(views, None, offset + len(views) if more else None)
         last = views[-1].finding.id if views else None
         return FindingPage(views, last if more else None)
+
+    async def content_states(self, item_keys: Sequence[str]) -> dict[str, ContentState]:
+        """Each item's content state, for those takedown tracking has checked (one query for a page)."""
+        return await self._store.content.states(list(item_keys))
 
     async def count(self, flt: FindingFilter) -> int:
         return await self._store.views.count(flt)

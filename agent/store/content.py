@@ -52,6 +52,16 @@ class ContentRepository:
                 for r in (await conn.execute(query)).mappings()
             ]
 
+    async def states(self, item_keys: list[str]) -> dict[str, ContentState]:
+        """The content state of each of `item_keys` that takedown tracking has checked."""
+        if not item_keys:
+            return {}
+        query = sa.select(content_status.c.item_key, content_status.c.state).where(
+            content_status.c.item_key.in_(sorted(set(item_keys)))
+        )
+        async with self._db.read() as conn:
+            return {r["item_key"]: ContentState(r["state"]) for r in (await conn.execute(query)).mappings()}
+
     async def set_state(
         self, item_key: str, state: str, *, first_alert_at: datetime, detail: dict[str, Any], follow_up: FollowUp | None
     ) -> tuple[ContentState | None, ContentState]:

@@ -213,16 +213,10 @@ class QueueRow:
 
 
 async def _content_states(view: View, views: Sequence[FindingView]) -> dict[str, ContentState | None]:
-    """Each page item's content state. No service reads these for a page of findings, so
-    each item's finding is shown in full, once per item (a page holds few items)."""
-    states: dict[str, ContentState | None] = {}
-    for v in views:
-        key = v.finding.item_key
-        if key in states or v.finding.id is None:
-            continue
-        detail = await view.context.services.findings.show(v.finding.id)
-        states[key] = detail.content.state if detail.content is not None else None
-    return states
+    """Each page item's content state (None: takedown tracking has not checked it yet)."""
+    keys = [v.finding.item_key for v in views]
+    known = await view.context.services.findings.content_states(keys)
+    return {key: known.get(key) for key in keys}
 
 
 async def queue_page(view: View) -> web.StreamResponse:
