@@ -328,6 +328,38 @@ async def test_the_review_flow_works_from_the_keyboard_alone_with_visible_focus_
     assert detail["retraction"] is not None
 
 
+async def test_every_page_an_admin_opens_names_every_control_keeps_document_order_and_shows_names_as_text(
+    world: ConsoleWorld, browser: GuardedBrowser
+) -> None:
+    """An admin sees every page and every button (webhooks, target removal, deliveries): on each
+    one every control has an accessible name, no element jumps the tab order, and the hostile
+    names a scan brought in are text, nothing injected."""
+    dag = world.new_dag()
+    finding_id = int((await world.finding_by_scan(dag))["id"])
+    scans = (await world.api("GET", "/v1/scans?limit=1"))[1]["scans"]
+    page = await browser.new_page()
+    await world.login(page, world.admin)
+    for path in (
+        "findings",
+        f"findings/{finding_id}",
+        "scans",
+        f"scans/{scans[0]['id']}",
+        "targets",
+        "webhooks",
+        f"webhooks/{world.subscription_id}",
+        "lists",
+        "report",
+        "settings",
+    ):
+        response = await page.goto(world.agent.ui_url + path)
+        assert response is not None and response.status == 200, path
+        assert await _unnamed_controls(page) == [], path
+        assert await page.evaluate(POSITIVE_TABINDEX) == [], path
+        await _assert_nothing_injected(page)
+    await page.goto(f"{world.agent.ui_url}findings/{finding_id}")
+    await expect(page.locator("main")).to_contain_text(world.receiver.url("/hook"))  # its deliveries
+
+
 async def test_a_viewer_sees_the_finding_without_review_or_scan_forms_and_a_forged_review_is_refused(
     world: ConsoleWorld, browser: GuardedBrowser
 ) -> None:
