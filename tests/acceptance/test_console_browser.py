@@ -490,10 +490,8 @@ async def test_screenshots_of_the_queue_a_veiled_finding_and_a_scan_report(
 
     await _open_finding(page, world, finding_id)
     await expect(page.locator(f"#preview-{finding_id}")).to_have_class(re.compile(r"\bveiled\b"))
-    # The veiled preview down to the review form's buttons: what a reviewer decides with.
-    await page.locator("form .row-actions").evaluate(
-        "(el) => { el.scrollIntoView({ block: 'end' }); scrollBy(0, 16); }"
-    )
+    # The top of the page: why it matched and where it is, what a reviewer reads first.
+    await page.evaluate("scrollTo(0, 0)")
     shots.append(await screenshot(page, into / "console-finding.png"))
 
     await page.goto(f"{world.agent.ui_url}scans/{scan['id']}")
