@@ -21,7 +21,7 @@ from agent.api.openapi import openapi_document
 from agent.api.problems import Problem, from_service_error, problem_response, problems_middleware
 from agent.api.ratelimit import RateLimiter
 from agent.api.routing import Answer, Call, Reply, Route
-from agent.model.access import AuditEntry, Principal
+from agent.model.access import Principal
 from agent.services.errors import ServiceError
 
 log = structlog.get_logger(__name__)
@@ -72,23 +72,9 @@ class _Endpoint:
             return response
         # Recorded before the answer leaves: a caller that was told its change happened can
         # count on the trail holding it (a mutating call is rare beside reads; the wait is one insert).
-        await self._audit(request, principal, response.status, resource or route.audit_resource(request))
+        action = f"{route.method} {route.path}"
+        await ctx.record_call(request, principal, action, response.status, resource or route.audit_resource(request))
         return response
-
-    async def _audit(self, request: web.Request, principal: Principal, status: int, resource: str | None) -> None:
-        entry = AuditEntry(
-            action=f"{self.route.method} {self.route.path}",
-            status=status,
-            principal=principal.name,
-            token_id=principal.token_id,
-            role=principal.role,
-            resource=resource,
-            remote=self.context.remote_of(request),
-        )
-        try:
-            await self.context.audit.record(entry)
-        except Exception as exc:  # noqa: BLE001  (the change is made; a lost entry is logged loudly, the answer still sent)
-            log.error("api audit entry not recorded", action=entry.action, status=status, error=type(exc).__name__)
 
 
 def build_app(context: ApiContext, routes: Sequence[Route] | None = None) -> web.Application:

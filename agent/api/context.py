@@ -12,9 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+import structlog
 from aiohttp import web
 
 from agent.model.access import AuditEntry, Principal
+
+log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:
     from agent.config import Settings
@@ -55,6 +58,25 @@ class ApiContext:
     # Monotonic seconds: the rate limiter's clock, injectable so tests need no sleeps.
     clock: Callable[[], float] = time.monotonic
     remote_of: Callable[[web.Request], str | None] = field(default=peer_address)
+
+    async def record_call(
+        self, request: web.Request, principal: Principal, action: str, status: int, resource: str | None
+    ) -> None:
+        """Keep one mutating call (the API's or the console's) in the audit trail. A lost
+        entry is logged loudly and not raised: the change it records is already made."""
+        entry = AuditEntry(
+            action=action,
+            status=status,
+            principal=principal.name,
+            token_id=principal.token_id,
+            role=principal.role,
+            resource=resource,
+            remote=self.remote_of(request),
+        )
+        try:
+            await self.audit.record(entry)
+        except Exception as exc:  # noqa: BLE001  (see the docstring)
+            log.error("audit entry not recorded", action=action, status=status, error=type(exc).__name__)
 
 
 API_CONTEXT: web.AppKey[ApiContext] = web.AppKey("api_context", ApiContext)

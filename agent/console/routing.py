@@ -22,7 +22,7 @@ from multidict import MultiDict, MultiDictProxy
 
 from agent.api.context import ApiContext
 from agent.console.security import same_origin
-from agent.model.access import AuditEntry, ConsoleSession, Principal, Role
+from agent.model.access import ConsoleSession, Principal, Role
 from agent.services.errors import Invalid, NotFound, ServiceError
 
 log = structlog.get_logger(__name__)
@@ -222,7 +222,8 @@ class PageEndpoint:
         except ServiceError as exc:
             response = error_page(request, session, 400, exc.message)
         if request.method == "POST":
-            await self._audit(request, session.principal, response.status)
+            resource = page.resource.format_map(dict(request.match_info)) if page.resource else None
+            await ctx.record_call(request, session.principal, f"POST {UI}{page.path}", response.status, resource)
         if isinstance(response, web.HTTPException):
             raise response
         return response
@@ -234,19 +235,3 @@ class PageEndpoint:
         if not self.context.services.sessions.csrf_ok(session, form.get("csrf")):
             raise Refused(403, "the form's security token is missing or out of date: reload the page and try again")
         return MultiDictProxy(form)
-
-    async def _audit(self, request: web.Request, principal: Principal, status: int) -> None:
-        resource = self.page.resource.format_map(dict(request.match_info)) if self.page.resource else None
-        entry = AuditEntry(
-            action=f"POST {UI}{self.page.path}",
-            status=status,
-            principal=principal.name,
-            token_id=principal.token_id,
-            role=principal.role,
-            resource=resource,
-            remote=self.context.remote_of(request),
-        )
-        try:
-            await self.context.audit.record(entry)
-        except Exception as exc:  # noqa: BLE001  (as in the API: the change is made; a lost entry is logged loudly)
-            log.error("console audit entry not recorded", action=entry.action, status=status, error=type(exc).__name__)

