@@ -19,7 +19,6 @@ from agent.api.context import ApiContext
 from agent.api.ratelimit import RateLimiter
 from agent.console.routing import SESSION_COOKIE, UI, Refused, page_globals, read_form
 from agent.console.security import same_origin
-from agent.model.access import AuditEntry
 from agent.services.errors import Invalid
 
 LOGIN_COOKIE = "dweb_login"
@@ -97,16 +96,7 @@ class LoginPages:
         # A good login gives back what the failure bucket spent on it.
         self.failures.refund(remote)
         principal = made.session.principal
-        await self.context.audit.record(
-            AuditEntry(
-                action=f"POST {UI}/login",
-                status=303,
-                principal=principal.name,
-                token_id=principal.token_id,
-                role=principal.role,
-                remote=self.context.remote_of(request),
-            )
-        )
+        await self.context.record_call(request, principal, f"POST {UI}/login", 303, None)
         response = web.HTTPSeeOther(target)
         response.set_cookie(
             SESSION_COOKIE,
@@ -126,6 +116,7 @@ class LoginPages:
             if not same_origin(request) or not sessions.csrf_ok(session, (await read_form(request)).get("csrf")):
                 raise Refused(403, "refused: log out with the console's own button")
             await sessions.logout(request.cookies.get(SESSION_COOKIE))
+            await self.context.record_call(request, session.principal, f"POST {UI}/logout", 303, None)
         response = web.HTTPSeeOther(f"{UI}/login")
         response.del_cookie(SESSION_COOKIE, path=f"{UI}/")
         raise response

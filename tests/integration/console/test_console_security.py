@@ -307,16 +307,19 @@ async def test_an_idle_session_ends_and_a_used_one_lives_until_its_ceiling(store
 
 
 async def test_logout_ends_the_session_on_the_server(store: Store) -> None:
-    """After logging out, the old cookie (replayed by another client) opens nothing; a
-    logout without the form's token is refused (403, as a page) and ends nothing."""
+    """After logging out, the old cookie (replayed by another client) opens nothing and the
+    logout is in the audit trail; a logout without the form's token is refused (403, as a
+    page) and ends nothing."""
     async with api_server(store, console=True) as api:
-        async with ConsoleUser.login(api.url, await api.token(Role.INVESTIGATOR)) as user:
+        async with ConsoleUser.login(api.url, await api.token(Role.INVESTIGATOR, "ivan")) as user:
             old = session_id(user)
             refused = await raw(user.session, "POST", api.url + "/ui/logout", {"csrf": "wrong"}, {"Origin": api.url})
             assert refused.status == 403 and refused.headers["Content-Type"].startswith("text/html")
             assert (await user.get("/ui/settings")).status == 200
             out = await user.post("/ui/logout", {})
             assert out.url == api.url + "/ui/login"
+            trail = [(e.action, e.principal) for e in await api.services.audit.recent(limit=10)]
+            assert ("POST /ui/logout", "ivan") in trail and ("POST /ui/login", "ivan") in trail
         async with aiohttp.ClientSession() as replay:
             answer = await raw(replay, "GET", api.url + "/ui/settings", headers={"Cookie": f"{SESSION_COOKIE}={old}"})
             posted = await raw(
