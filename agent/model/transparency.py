@@ -14,7 +14,7 @@ Definitions (every count is over the half-open period [since, until), in UTC):
   `entry_deleted` (the list entry it matched was deleted upstream). Both reasons are always
   present, zero included.
 - Time to removal: the items (content, counted once however many findings it has) with a
-  finding in the period whose availability is tracked. `removed`: those now unavailable;
+  finding in the period, not retracted as a false positive, whose availability is tracked. `removed`: those now unavailable;
   each one's time to removal is when it became unavailable (`changed_at`) minus its first
   alert (`first_alert_at`), in seconds. `still_available`: those still available. Items never
   checked are in neither. The median and the 90th percentile are by the nearest-rank method:

@@ -158,9 +158,19 @@ class ReportRepository:
         return tuple(RetractionCount(reason, by_reason.get(reason, 0)) for reason in RetractionReason)
 
     async def _removal(self, conn: AsyncConnection, period: Period) -> RemovalTimes:
+        # A finding withdrawn as a false positive accused nothing: the content's removal, if it
+        # happened, is no takedown to report (an item counts when one finding still stands).
+        false_positive = sa.exists(
+            sa.select(sa.literal(1)).where(
+                retractions.c.finding_id == findings.c.id,
+                retractions.c.reason == RetractionReason.FALSE_POSITIVE.value,
+            )
+        )
         found_in_period = sa.exists(
             sa.select(sa.literal(1)).where(
-                findings.c.item_key == content_status.c.item_key, _in_period(findings.c.created_at, period)
+                findings.c.item_key == content_status.c.item_key,
+                _in_period(findings.c.created_at, period),
+                ~false_positive,
             )
         )
         states = (

@@ -62,7 +62,8 @@ async def test_findings_are_counted_by_list_and_each_label_and_by_their_latest_r
 async def test_time_to_removal_is_the_nearest_rank_median_and_90th_percentile_per_item(store: Store) -> None:
     """Ten removals in one period give the 5th and 9th shortest as median and p90, exact to the
     microsecond; an item with two findings counts once, available items count as still up,
-    items never checked and items found in another period are left out."""
+    items never checked, items whose every finding is a false positive and items found in
+    another period are left out."""
     # Durations in microseconds, not in key order, the first alerts straddling a second
     # boundary: a sort to the millisecond would pick other values.
     micros = [900, 100, 500, 300, 700, 200, 800, 400, 1000, 600]
@@ -79,13 +80,22 @@ async def test_time_to_removal_is_the_nearest_rank_median_and_90th_percentile_pe
         await dated_finding(store, key, T0 + timedelta(days=22))
         await store.content.set_state(key, "available", first_alert_at=T0, detail={}, follow_up=None)
     await dated_finding(store, "never-checked", T0 + timedelta(days=23))
+    # Every finding of it a false positive: its removal is no takedown.
+    wrong = await dated_finding(store, "false-alarm", T0 + timedelta(days=24))
+    await store.reviews.review(wrong, "false_positive", note=None, reviewer="r1")
+    await removed_after(store, "false-alarm", T0 + timedelta(days=24), timedelta(seconds=5))
+    # One finding a false positive, the other standing: it counts (its duration, 2 days, the longest).
+    doubted = await dated_finding(store, "half-wrong", T0 + timedelta(days=25), entry="tcap:a")
+    await dated_finding(store, "half-wrong", T0 + timedelta(days=25), entry="tcap:b")
+    await store.reviews.review(doubted, "false_positive", note=None, reviewer="r1")
+    await removed_after(store, "half-wrong", T0 + timedelta(days=25), timedelta(days=2))
     await dated_finding(store, "february", T0 - timedelta(days=3))
     await removed_after(store, "february", T0 - timedelta(days=3), timedelta(seconds=1))
 
     removal = (await TransparencyService(store).report(MARCH)).removal
 
-    # Eleven sorted durations: 100..1000 µs and 1 day; nearest rank 6 and 10.
-    assert removal == RemovalTimes(removed=11, still_available=2, median_s=0.0006, p90_s=0.001)
+    # Twelve sorted durations: 100..1000 µs, 1 day, 2 days; nearest rank 6 and 11.
+    assert removal == RemovalTimes(removed=12, still_available=2, median_s=0.0006, p90_s=86400.0)
 
 
 async def test_removal_percentiles_over_ten_durations_from_seconds_to_days(store: Store) -> None:
@@ -113,7 +123,8 @@ async def test_the_period_includes_its_start_and_excludes_its_end(store: Store) 
     await store.reviews.review(at_until, "false_positive", note=None, reviewer=None)
     await date_retractions(store, [at_since], T0)
     await date_retractions(store, [at_until], until)
-    await removed_after(store, "until", until, timedelta(seconds=1))
+    await dated_finding(store, "until-gone", until, labels=["x"])
+    await removed_after(store, "until-gone", until, timedelta(seconds=1))
 
     march = await TransparencyService(store).report(MARCH)
     april = await TransparencyService(store).report(Period(until, until + timedelta(days=30)))
@@ -122,7 +133,7 @@ async def test_the_period_includes_its_start_and_excludes_its_end(store: Store) 
     assert march.reviews == ReviewCounts(confirmed=0, false_positive=1, unreviewed=1)
     assert march.retractions[0] == RetractionCount(RetractionReason.FALSE_POSITIVE, 1)
     assert march.removal.removed == 0
-    assert april.findings_total == 1 and april.removal.removed == 1 and april.removal.median_s == 1.0
+    assert april.findings_total == 2 and april.removal.removed == 1 and april.removal.median_s == 1.0
     assert april.retractions[0] == RetractionCount(RetractionReason.FALSE_POSITIVE, 1)
 
 
