@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "DWEB_AGENT_"
 # The shipped defaults travel inside the package (an installed wheel has no
@@ -101,6 +101,12 @@ class TcapSettings(_Section):
     # The token itself, or (better) the name of an environment variable holding it.
     token: str = Field(default="", repr=False)
     token_env: str = ""
+    # Or log in with a username and password (each itself or an environment variable's name):
+    # the agent fetches the JWT from token-auth/tcap/ on the API's host and renews it as it expires.
+    username: str = ""
+    username_env: str = ""
+    password: str = Field(default="", repr=False)
+    password_env: str = ""
     # The TCAP API takes `Authorization: Bearer <JWT>` and resumes from `after=<checkpoint>`.
     auth_scheme: str = "Bearer"
     checkpoint_param: str = "after"
@@ -108,8 +114,26 @@ class TcapSettings(_Section):
     # mid-pull, as Meta's client does); "next": follow the API's next links.
     paging: str = Field(default="checkpoint", pattern="^(checkpoint|next)$")
 
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> TcapSettings:
+        has_token = bool(self.token or self.token_env)
+        has_login = bool((self.username or self.username_env) and (self.password or self.password_env))
+        if has_token == has_login:
+            which = "both" if has_token else "neither"
+            raise ValueError(
+                f"[[lists.tcap]] {self.name!r}: set either token/token_env or username(_env) and "
+                f"password(_env), not {which}"
+            )
+        return self
+
     def secret(self) -> str:
         return os.environ.get(self.token_env, "") if self.token_env else self.token
+
+    def login_username(self) -> str:
+        return os.environ.get(self.username_env, "") if self.username_env else self.username
+
+    def login_password(self) -> str:
+        return os.environ.get(self.password_env, "") if self.password_env else self.password
 
 
 class ListSettings(_Section):

@@ -51,7 +51,8 @@ from agent.lists.sync_state import (
     TcapSourceConfig,
     content_hash,
 )
-from agent.lists.tcap_client import ListSyncError, TcapClient, diff_entries, display_url
+from agent.lists.tcap_auth import TcapLogin, login_url_for
+from agent.lists.tcap_client import ListSyncError, TcapClient, TokenSource, diff_entries, display_url
 
 __all__ = [
     "ListSyncer",
@@ -88,6 +89,8 @@ class ListSyncer:
             max_bytes=max_bytes, max_line_length=DEFAULT_LIMITS.max_line_length, max_entries=DEFAULT_LIMITS.max_entries
         )
         self._tcap_page_limit = tcap_page_limit
+        # One login per TCAP source, kept across refreshes so its JWT is re-used until it expires.
+        self._tcap_logins: dict[str, TcapLogin] = {}
         self._versions: dict[str, LoadedVersion] = {}
         self._previous_hash: dict[str, str | None] = {}
         self._catalog = ListCatalog.empty()
@@ -260,9 +263,18 @@ class ListSyncer:
             raise ListSyncError(f"{display_url(src.source)}: not a TCAP source")
         if self._http is None:
             raise ListSyncError(f"{display_url(src.source)}: a TCAP list needs an HTTP session")
+        token: str | TokenSource = config.token
+        if not config.token:
+            if not (config.username and config.password):
+                raise ListSyncError(f"{display_url(config.url)}: TCAP needs a token or a username and password")
+            login = self._tcap_logins.get(src.name)
+            if login is None:
+                login = TcapLogin(self._http, login_url_for(config.url), config.username, config.password)
+                self._tcap_logins[src.name] = login
+            token = login
         client = TcapClient(
             config.url,
-            config.token,
+            token,
             self._http,
             page_limit=self._tcap_page_limit,
             max_page_bytes=self._limits.max_bytes,

@@ -40,6 +40,9 @@ class TcapSourceConfig:
     auth_scheme: str = "Bearer"
     paging: Paging = "next"
     params: tuple[tuple[str, str], ...] = (("order", "asc"),)
+    # Without a token: log in with these (agent.lists.tcap_auth) and renew the JWT as it expires.
+    username: str = ""
+    password: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if self.url.startswith("tcap+"):

@@ -14,8 +14,9 @@ contributed to Meta's python-threatexchange,
 - Auth is a JWT obtained from `POST token-auth/tcap/` with a username and
   password, sent as `Authorization: Bearer <token>`.
 
-This client takes the token as given (obtaining and renewing it is the
-caller's business), pages either by following `next` or by keyset
+This client takes a fixed token or a TokenSource (agent.lists.tcap_auth's
+login, which obtains and renews the JWT; a refused token is invalidated and
+the page retried once with a fresh one), pages either by following `next` or by keyset
 (`after=<checkpoint of the previous page>`), applies each page with
 `apply_tcap_page` and returns the new list with what it added and removed.
 
@@ -29,7 +30,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import aiohttp
@@ -57,6 +58,26 @@ _NOT_A_PAGE = ("not valid JSON", "no results array")
 class ListSyncError(Exception):
     """A list source could not be brought up to date. The previous version of
     the list (and its checkpoint) stays in use; the message is safe to log."""
+
+
+class TokenSource(Protocol):
+    """Hands out the bearer token; told when the server refused one."""
+
+    async def token(self) -> str: ...
+
+    def invalidate(self, token: str) -> None: ...
+
+
+class _FixedToken:
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def token(self) -> str:
+        return self._token
+
+    def invalidate(self, token: str) -> None:
+        # A configured token cannot be renewed; the refusal is reported as it is.
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +132,7 @@ class TcapClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | TokenSource,
         session: aiohttp.ClientSession,
         *,
         page_limit: int = DEFAULT_PAGE_LIMIT,
@@ -135,11 +156,14 @@ class TcapClient:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {display_url(base_url)}")
         self._base_url = base_url
-        self._token = token
+        self._tokens: TokenSource = _FixedToken(token) if isinstance(token, str) else token
+        self._renewable = not isinstance(token, str)
+        # Every token this client sent, for redaction: a renewed one replaces, not erases, the old.
+        self._sent: set[str] = {token} if isinstance(token, str) else set()
+        self._auth_scheme = auth_scheme
         self._session = session
         self._page_limit = page_limit
         self._limits = ParseLimits(max_bytes=max_page_bytes)
-        self._auth = f"{auth_scheme} {token}" if auth_scheme else token
         self._checkpoint_param = checkpoint_param
         self._params = dict(params) if params is not None else {"order": "asc"}
         self._paging: Paging = paging
@@ -158,7 +182,9 @@ class TcapClient:
     def _redact(self, text: str) -> str:
         # Belt and braces: our messages never interpolate the token, but a
         # server can echo request data back into an error body or URL.
-        return text.replace(self._token, "[redacted]")
+        for token in self._sent:
+            text = text.replace(token, "[redacted]")
+        return text
 
     def _url_with(self, checkpoint: str | None) -> str:
         parts = urlsplit(self._base_url)
@@ -239,14 +265,25 @@ class TcapClient:
         return TcapPull(hash_list, new_checkpoint, added, removed, pages, complete, problems.result())
 
     async def _get(self, url: str) -> bytes:
-        headers = {"Authorization": self._auth, "Accept": "application/json"}
         shown = display_url(url)
-        for attempt in range(self._max_retries + 1):
+        relogged = False
+        attempt = 0
+        while attempt <= self._max_retries:
+            token = await self._tokens.token()
+            self._sent.add(token)
+            auth = f"{self._auth_scheme} {token}" if self._auth_scheme else token
+            headers = {"Authorization": auth, "Accept": "application/json"}
             try:
                 # No redirects: a redirect could carry the Authorization header
                 # to a host we did not choose.
                 async with self._session.get(url, headers=headers, allow_redirects=False) as response:
                     status = response.status
+                    if status in (401, 403) and self._renewable and not relogged:
+                        # Revoked or expired early: log in again once and retry this page.
+                        self._tokens.invalidate(token)
+                        relogged = True
+                        log.info("tcap.token_refused", source=self.label, status=status)
+                        continue
                     if status in (401, 403):
                         raise ListSyncError(f"TCAP refused the token ({status})")
                     if status == 429:
@@ -276,6 +313,7 @@ class TcapClient:
             # Only a 429 gets here; wait outside the `async with` so the
             # connection goes back to the pool meanwhile.
             await self._sleep(delay)
+            attempt += 1
         raise ListSyncError(f"{self.label}: gave up")  # pragma: no cover - the loop returns or raises
 
     async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:

@@ -62,6 +62,8 @@ def list_syncer(settings: Settings, store: Store, http: aiohttp.ClientSession) -
             name=t.name,
             url=t.url,
             token=t.secret(),
+            username=t.login_username(),
+            password=t.login_password(),
             checkpoint_param=t.checkpoint_param,
             auth_scheme=t.auth_scheme,
             paging="next" if t.paging == "next" else "checkpoint",

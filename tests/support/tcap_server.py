@@ -8,6 +8,14 @@ the checkpoint of its last record (as the real API does); a knob keeps it to
 the last page only. Deleting a record marks it `deleted: true` and moves it to
 the end of the change feed, so a pull from a checkpoint sees the deletion.
 
+Login as the real API does (Meta's python-threatexchange TAT client): `POST
+/token-auth/tcap/` with a form-encoded username and password answers
+`{"user", "token"}`, the token a JWT-shaped string whose `exp` comes from the
+server's injectable clock. Issued tokens are accepted until they expire or are
+revoked (401, as the real API answers); logins are counted, and the login
+answer can be replaced (huge, not JSON, no token); a knob revokes every token
+when a given page is asked for.
+
 Knobs: rate limit once (429 with Retry-After), fail with 500 (always, or at one
 offset so a pull breaks mid-way), send `next` links on another host, answer
 200 with HTML. Every
@@ -15,6 +23,11 @@ request is logged."""
 
 from __future__ import annotations
 
+import base64
+import json
+import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -22,6 +35,11 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 PATH = "/api/hash-list/v2/all"
+LOGIN_PATH = "/token-auth/tcap/"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,15 @@ class TcapServer:
     fail_500_at_offset: int | None = None  # 500 for the page at this offset only
     next_host: str | None = None  # advertise `next` links on this host instead
     serve_html: bool = False  # answer 200 with an HTML page (a captive portal, a broken proxy)
+    username: str = "tcap-analyst"
+    password: str = "pw-Zq8#tcap-secret"
+    token_lifetime_s: float = 3600.0
+    clock: Callable[[], float] = time.time
+    revoke_at_offset: int | None = None  # revoke every token when this page is first asked for
+    login_answer: bytes | None = None  # replaces the login's JSON answer (status 200)
+    logins: int = 0  # successful logins
+    login_forms: list[dict[str, str]] = field(default_factory=list)
+    issued: dict[str, float] = field(default_factory=dict)  # token -> exp
     requests: list[TcapRequest] = field(default_factory=list)
     records: dict[int, dict[str, Any]] = field(default_factory=dict)
     url: str = ""
@@ -85,6 +112,7 @@ class TcapServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get(PATH, self._handle)
+        app.router.add_post(LOGIN_PATH, self._login)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -96,11 +124,46 @@ class TcapServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def revoke_all(self) -> None:
+        """Every issued token stops being accepted (a password change, a server-side logout)."""
+        self.issued.clear()
+
+    def issue(self, exp: float | None) -> str:
+        """A JWT-shaped token (unsigned: the client must not rely on the signature) accepted until `exp`."""
+        claims: dict[str, Any] = {"user_id": 7, "jti": secrets.token_hex(8)}
+        if exp is not None:
+            claims["exp"] = int(exp)
+        header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        token = f"{header}.{_b64(json.dumps(claims).encode())}.{_b64(secrets.token_bytes(16))}"
+        self.issued[token] = exp if exp is not None else float("inf")
+        return token
+
+    async def _login(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        self.login_forms.append(form)
+        if form.get("username") != self.username or form.get("password") != self.password:
+            return web.json_response({"non_field_errors": ["Unable to log in with provided credentials."]}, status=400)
+        self.logins += 1
+        if self.login_answer is not None:
+            return web.Response(body=self.login_answer, content_type="application/json")
+        token = self.issue(self.clock() + self.token_lifetime_s)
+        return web.json_response({"user": {"username": self.username}, "token": token})
+
+    def _authorized(self, header: str | None) -> bool:
+        if header == f"{self.auth_scheme} {self.token}":
+            return True
+        scheme, _, token = (header or "").partition(" ")
+        exp = self.issued.get(token)
+        return scheme == "Bearer" and exp is not None and self.clock() < exp
+
     def _log(self, request: web.Request, authorized: bool, status: int) -> None:
         self.requests.append(TcapRequest(dict(request.query), authorized, status))
 
     async def _handle(self, request: web.Request) -> web.Response:
-        authorized = request.headers.get("Authorization") == f"{self.auth_scheme} {self.token}"
+        if self.revoke_at_offset is not None and request.query.get("offset") == str(self.revoke_at_offset):
+            self.revoke_at_offset = None
+            self.revoke_all()
+        authorized = self._authorized(request.headers.get("Authorization"))
         if not authorized:
             self._log(request, False, 401)
             return web.json_response({"detail": "Given token not valid for any token type"}, status=401)
