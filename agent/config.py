@@ -59,6 +59,9 @@ class GatewaySettings(_Section):
     response_deadline_s: float = Field(default=600.0, gt=0)
     min_bytes_per_s: float = Field(default=1024.0, ge=0)
     throughput_grace_s: float = Field(default=30.0, ge=0)
+    # A gateway caught serving a wrong block is not asked by any node sharing the store for this
+    # long; 0: each scan distrusts its liars only for itself.
+    distrust_liar_s: float = Field(default=86400.0, ge=0)
 
 
 class LimitSettings(_Section):

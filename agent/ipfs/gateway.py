@@ -3,7 +3,8 @@
 Spec: https://specs.ipfs.tech/http-gateways/trustless-gateway/ . Every block
 is hashed before it is used. A gateway caught serving bytes that do not match
 their CID is marked bad and never asked again by this pool; its bytes are
-discarded.
+discarded. Whoever builds the pool may pass liars other pools caught
+(`distrusted`): those are never asked either, and learn of new ones (`on_liar`).
 
 The parts, by job: one gateway and the raw-block GET (agent.ipfs.trustless),
 the time and throughput bounds of one response (agent.ipfs.meter), a walk over
@@ -15,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 import structlog
@@ -41,6 +44,7 @@ from agent.ipfs.trustless import TrustlessGateway
 from agent.net.backoff import Backoff
 
 __all__ = [
+    "DistrustNote",
     "GatewayHealth",
     "GatewayPool",
     "Lie",
@@ -93,6 +97,20 @@ class Lie:
     cid: str
 
 
+@dataclass(frozen=True)
+class DistrustNote:
+    """Why a pool never asks a gateway: `node` saw it serve a block not matching `cid`."""
+
+    until: datetime
+    cid: str
+    node: str
+
+    @property
+    def text(self) -> str:
+        until = self.until.isoformat()
+        return f"distrusted until {until}: served a wrong block of {self.cid}, seen by node {self.node}"
+
+
 @dataclass
 class GatewayPool:
     """Several gateways with failover and health scores; a BlockSource for the DAG walker."""
@@ -111,6 +129,10 @@ class GatewayPool:
     # Health kept across scans (agent.ipfs.health); None: this pool remembers only itself.
     book: GatewayHealthBook | None = None
     lies: list[Lie] = field(default_factory=list)
+    # Liars other pools caught (by URL): never asked by this one, reported untrusted with the note.
+    distrusted: Mapping[str, DistrustNote] = field(default_factory=dict)
+    # Told of each liar this pool catches (url, cid), so others can distrust it too.
+    on_liar: Callable[[str, str], None] | None = None
 
     def __post_init__(self) -> None:
         if not self.gateways:
@@ -119,6 +141,10 @@ class GatewayPool:
             h = self.health.setdefault(gw.url, GatewayHealth(gw.url, i))
             if self.book is not None:
                 self.book.seed(h)
+            note = self.distrusted.get(gw.url)
+            if note is not None:
+                h.bad = h.excluded = True
+                h.last_error = note.text
 
     def _remember(self, h: GatewayHealth) -> None:
         if self.book is not None:
@@ -147,6 +173,7 @@ class GatewayPool:
                 "excluded": h.excluded,
                 "bytes_received": received.get(h.url, 0),
                 "last_error": h.last_error,
+                "distrusted": note.text if (note := self.distrusted.get(h.url)) is not None else None,
             }
             for h in self.health.values()
         ]
@@ -159,6 +186,8 @@ class GatewayPool:
         self._remember(h)
         self.lies.append(Lie(url, cid))
         log.warning("gateway.lied", gateway=url, cid=cid)
+        if self.on_liar is not None:
+            self.on_liar(url, cid)
 
     def mark_flooder(self, url: str, detail: str) -> None:
         """A stream full of blocks nobody asked for is deliberate: the gateway is not asked again."""

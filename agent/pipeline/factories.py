@@ -3,10 +3,12 @@ thresholds and the loaded catalog, and the gateway pool of a CID target."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import aiohttp
 
 from agent.config import Settings
-from agent.ipfs.gateway import GatewayPool, RetrievalMode
+from agent.ipfs.gateway import DistrustNote, GatewayPool, RetrievalMode
 from agent.ipfs.trustless import TrustlessGateway
 from agent.lists.catalog import ListCatalog, Thresholds, load_catalog
 from agent.media import MediaHasher, MediaLimits
@@ -56,8 +58,16 @@ async def load_scan_catalog(settings: Settings, extra_sources: list[str] | None 
         )
 
 
-def gateway_pool(settings: Settings, urls: list[str], http: aiohttp.ClientSession, mode: RetrievalMode) -> GatewayPool:
-    """The trustless gateways a CID target is fetched from, with the [gateways] and [limits] bounds."""
+def gateway_pool(
+    settings: Settings,
+    urls: list[str],
+    http: aiohttp.ClientSession,
+    mode: RetrievalMode,
+    *,
+    distrusted: Mapping[str, DistrustNote] | None = None,
+) -> GatewayPool:
+    """The trustless gateways a CID target is fetched from, with the [gateways] and [limits] bounds;
+    `distrusted`: liars other scans caught, never asked."""
     g, limits = settings.gateways, settings.limits
     return GatewayPool(
         [
@@ -77,4 +87,5 @@ def gateway_pool(settings: Settings, urls: list[str], http: aiohttp.ClientSessio
         max_buffered_bytes=limits.max_buffered_bytes,
         max_unrequested_bytes=limits.max_unrequested_bytes,
         max_retry_after_s=g.max_retry_after_s,
+        distrusted=dict(distrusted or {}),
     )

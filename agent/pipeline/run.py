@@ -103,11 +103,16 @@ class ScanRun:
                 target = await resolve_named(target, urls, http, self.settings.dnslink)
             if target.cid is None:
                 raise TargetError(f"{target.text}: names no file, CAR or CID to scan")
-            pool = gateway_pool(self.settings, urls, http, self.scanner.mode)
+            trust = self.scanner.trust
+            distrusted = await trust.distrusted() if trust is not None else {}
+            pool = gateway_pool(self.settings, urls, http, self.scanner.mode, distrusted=distrusted)
             try:
                 await self.scan_dag(pool, target.cid, target.path)
             finally:
                 self.report.gateways = pool.report()
+                if trust is not None and pool.lies:
+                    # Written at the end: within this scan the pool already shuns a liar.
+                    await trust.record(pool.lies)
 
     async def scan_dag(self, source: BlockSource, root: CID, path: tuple[str, ...]) -> None:
         walker = DagWalker(

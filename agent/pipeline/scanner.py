@@ -20,6 +20,7 @@ from agent.model.report import ItemReport, ItemSource, ItemStatus, ScanReport
 from agent.model.target import Target, TargetError
 from agent.model.time import iso_utc, utcnow
 from agent.pipeline.factories import media_hasher
+from agent.pipeline.gateway_trust import GatewayTrust
 from agent.pipeline.hooks import ItemCallback, ScanHooks
 from agent.pipeline.run import ScanRun
 from agent.sources.targets import parse_target
@@ -43,6 +44,7 @@ class Scanner:
         media: MediaHasher | None = None,
         hash_media: bool = True,
         hooks: ScanHooks | None = None,
+        trust: GatewayTrust | None = None,
     ) -> None:
         self.settings = settings
         self.gateways = list(gateways) if gateways else []
@@ -54,6 +56,8 @@ class Scanner:
         self._media = media
         self._hash_media = hash_media
         self.hooks = hooks
+        # Liars shared with other scans through the store; None (a one-off scan): this scan's own only.
+        self.trust = trust
 
     async def scan_source(self, source: BlockSource, root: CID, label: str) -> ScanReport:
         """Scan a DAG from a caller-supplied block source (a Kubo node, a local store)."""

@@ -28,6 +28,7 @@ from agent.model.time import utcnow
 from agent.net.guard import NetGuard
 from agent.net.http import Purpose, client_session
 from agent.pipeline import Scanner, media_hasher
+from agent.pipeline.gateway_trust import GatewayTrust
 from agent.runtime.health import HealthState, HealthStatus
 from agent.runtime.metrics import Metrics
 from agent.runtime.polls import PollResult, TargetPoller
@@ -218,8 +219,17 @@ class Agent:
     def scanner(self, target: TargetRow | None) -> Scanner:
         # The catalog current now: a list refresh swaps it for scans started later.
         return Scanner(
-            self.settings, catalog=self.catalog, media=self.media, http=self.http, hooks=self.recorder(target)
+            self.settings,
+            catalog=self.catalog,
+            media=self.media,
+            http=self.http,
+            hooks=self.recorder(target),
+            trust=self.gateway_trust(),
         )
+
+    def gateway_trust(self) -> GatewayTrust:
+        """Liars this node's scans share with every node's through the store."""
+        return GatewayTrust(self.store, self.node, self.settings.gateways.distrust_liar_s)
 
     def job_scanner(
         self,
@@ -240,6 +250,7 @@ class Agent:
             catalog=catalog,
             media=self.media,
             hooks=self.recorder(None),
+            trust=self.gateway_trust(),
         )
 
     def wake_scans(self) -> None:

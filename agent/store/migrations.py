@@ -41,6 +41,7 @@ from agent.store.schema import (
     delivery_attempts,
     events,
     findings,
+    gateway_marks,
     item_locations,
     items,
     job_slots,
@@ -173,12 +174,17 @@ def _v5(conn: sa.Connection) -> None:
     _create(conn, console_sessions, console_preferences)
 
 
+def _v6(conn: sa.Connection) -> None:
+    _create(conn, gateway_marks)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "targets, scans, items, locations, findings, lists, job slots", _v1),
     Migration(2, "alerts: subscriptions, events, deliveries, reviews, retractions, content status", _v2),
     Migration(3, "denylist entry ids: <list>:<rule hash> instead of the list file's path and line", _v3),
     Migration(4, "api: tokens, audit log, queued scans, subscription owners", _v4),
     Migration(5, "console: sessions, reviewers' preferences", _v5),
+    Migration(6, "gateways: liars distrusted by every node", _v6),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

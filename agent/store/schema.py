@@ -394,3 +394,15 @@ console_preferences = sa.Table(
     sa.Column("blur_previews", sa.Boolean, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# A gateway one node caught serving a wrong block, distrusted by every node until `until`.
+gateway_marks = sa.Table(
+    "gateway_marks",
+    metadata,
+    sa.Column("url", sa.Text, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("cid", sa.Text, nullable=False),
+    sa.Column("node", sa.Text, nullable=False),
+    sa.Column("marked_at", UTCDateTime, nullable=False),
+    sa.Column("until", UTCDateTime, nullable=False),
+)

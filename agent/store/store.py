@@ -8,7 +8,8 @@
 `store.reports` (the transparency report's aggregates), and for
 the HTTP API `store.tokens` (tokens by the hash of their secret), `store.audit`
 (the audit log) and `store.jobs` (scans queued through the API), and for the
-console `store.sessions` (logins by the hash of their id, reviewers' preferences).
+console `store.sessions` (logins by the hash of their id, reviewers' preferences), and
+`store.gateways` (liars one node caught, distrusted by every node).
 
 Multi-node work: periodic jobs are claimed once per slot (`slots.claim`, a
 unique row); outbox deliveries and queued scans are leased with FOR UPDATE
@@ -26,6 +27,7 @@ from agent.store.audit import AuditRepository
 from agent.store.content import ContentRepository
 from agent.store.engine import DialectName, Engine, create_engine
 from agent.store.findings import FindingRepository
+from agent.store.gateways import GatewayMarkRepository
 from agent.store.items import ItemRepository
 from agent.store.jobs import ScanJobRepository
 from agent.store.lists import ListRepository
@@ -63,6 +65,7 @@ class Store:
         self.audit = AuditRepository(engine)
         self.jobs = ScanJobRepository(engine)
         self.sessions = SessionRepository(engine)
+        self.gateways = GatewayMarkRepository(engine)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None) -> Store:

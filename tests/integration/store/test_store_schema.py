@@ -38,6 +38,7 @@ EXPECTED_TABLES = {
     "scan_jobs",
     "console_sessions",
     "console_preferences",
+    "gateway_marks",
 }
 
 
@@ -47,7 +48,7 @@ def _reflect(conn: sa.Connection) -> dict[str, set[str]]:
 
 
 async def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
-    assert await store.schema_version() == LATEST_VERSION == 5
+    assert await store.schema_version() == LATEST_VERSION == 6
     async with store._engine.connect() as conn:
         tables = await conn.run_sync(_reflect)
     assert set(tables) == EXPECTED_TABLES
