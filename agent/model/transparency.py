@@ -14,12 +14,13 @@ Definitions (every count is over the half-open period [since, until), in UTC):
   `entry_deleted` (the list entry it matched was deleted upstream). Both reasons are always
   present, zero included.
 - Time to removal: the items (content, counted once however many findings it has) with a
-  finding in the period, not retracted as a false positive, whose availability is tracked. `removed`: those now unavailable;
-  each one's time to removal is when it became unavailable (`changed_at`) minus its first
-  alert (`first_alert_at`), in seconds. `still_available`: those still available. Items never
-  checked are in neither. The median and the 90th percentile are by the nearest-rank method:
-  the value at rank ceil(p/100 * n) of the n durations sorted ascending, so each is a
-  duration that was actually observed; both are None when nothing was removed.
+  finding in the period, not retracted as a false positive, whose availability is tracked.
+  `removed`: those now unavailable; each one's time to removal is when it became
+  unavailable (`changed_at`) minus its first alert (`first_alert_at`), in seconds.
+  `still_available`: those still available. Items never checked are in neither. The median
+  and the 90th percentile are by the nearest-rank method: the value at rank ceil(p/100 * n)
+  of the n durations sorted ascending, so each is a duration that was actually observed;
+  both are None when nothing was removed.
 
 JSON (`to_json`, version 1): `version`, `period` {`since`, `until`}, `generated_at`,
 `findings` {`total`, `by_list_label`: [{`list`, `label`, `findings`}]}, `reviews`

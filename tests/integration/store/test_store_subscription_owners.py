@@ -44,7 +44,8 @@ def _reflect_shape(inspector: sa.Inspector) -> dict[str, Any]:
 async def _as_version_3(store: Store) -> None:
     """Turn a migrated database back into what migration 3 left."""
     async with store._engine.begin() as conn:
-        for table in ("gateway_marks", "console_preferences", "console_sessions", "scan_jobs", "audit_log", "api_tokens"):
+        later = ("gateway_marks", "console_preferences", "console_sessions", "scan_jobs", "audit_log", "api_tokens")
+        for table in later:
             await conn.execute(sa.text(f"DROP TABLE {table}"))
         await conn.execute(sa.text("ALTER TABLE subscriptions DROP COLUMN owner"))
         await conn.execute(sa.delete(schema_migrations).where(schema_migrations.c.version >= 4))
