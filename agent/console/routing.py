@@ -8,8 +8,9 @@ the answer leaves. Service errors become an HTML page with the service's own sen
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -118,13 +119,9 @@ class Page:
     handler: Handler
     roles: frozenset[Role]
     resource: str | None = None
-    # Extra aiohttp route patterns, e.g. a form's other submit buttons (rarely needed).
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def aiohttp_path(self) -> str:
-        import re
-
         return re.sub(r"\{(\w+)\}", lambda m: "{" + m.group(1) + r":\d{1,16}}", self.path)
 
 

@@ -4,7 +4,7 @@ Spec: https://specs.ipfs.tech/http-gateways/trustless-gateway/ . Every block
 is hashed before it is used. A gateway caught serving bytes that do not match
 their CID is marked bad and never asked again by this pool; its bytes are
 discarded. Whoever builds the pool may pass liars other pools caught
-(`distrusted`): those are never asked either, and learn of new ones (`on_liar`).
+(`distrusted`): those are never asked either; the liars this pool catches are in `lies`.
 
 The parts, by job: one gateway and the raw-block GET (agent.ipfs.trustless),
 the time and throughput bounds of one response (agent.ipfs.meter), a walk over
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -131,8 +131,6 @@ class GatewayPool:
     lies: list[Lie] = field(default_factory=list)
     # Liars other pools caught (by URL): never asked by this one, reported untrusted with the note.
     distrusted: Mapping[str, DistrustNote] = field(default_factory=dict)
-    # Told of each liar this pool catches (url, cid), so others can distrust it too.
-    on_liar: Callable[[str, str], None] | None = None
 
     def __post_init__(self) -> None:
         if not self.gateways:
@@ -186,8 +184,6 @@ class GatewayPool:
         self._remember(h)
         self.lies.append(Lie(url, cid))
         log.warning("gateway.lied", gateway=url, cid=cid)
-        if self.on_liar is not None:
-            self.on_liar(url, cid)
 
     def mark_flooder(self, url: str, detail: str) -> None:
         """A stream full of blocks nobody asked for is deliberate: the gateway is not asked again."""
